@@ -1,0 +1,5 @@
+/**
+ * @packageDocumentation
+ * Link-state routing for the overlay: reliable flooding, Dijkstra, disjoint paths, multicast and anycast groups, sans-IO.
+ */
+export {};

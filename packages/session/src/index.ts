@@ -1,0 +1,5 @@
+/**
+ * @packageDocumentation
+ * End-to-end reliable streams and datagrams over the overlay, sans-IO.
+ */
+export {};
