@@ -1,5 +1,10 @@
 import { WireError, WireErrorCode } from "./errors.ts";
 
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+/** The largest buffer a Writer grows to (a frame is at most 16 + 65,535 + 18 bytes; this leaves room). */
+const MAX_WRITER_CAPACITY = 1 << 24;
+
 /**
  * Appends big-endian fields to a growable buffer. One Writer is reused for many messages
  * (`reset()`), so encoding allocates only the final copy, or nothing with `view()`.
@@ -10,6 +15,11 @@ export class Writer {
   #pos = 0;
 
   constructor(initialCapacity = 2048) {
+    if (!Number.isInteger(initialCapacity) || initialCapacity < 0 || initialCapacity > MAX_WRITER_CAPACITY) {
+      throw new RangeError(
+        `Writer capacity must be an integer in [0, ${MAX_WRITER_CAPACITY}], got ${initialCapacity}`,
+      );
+    }
     this.#buf = new Uint8Array(initialCapacity);
     this.#dv = new DataView(this.#buf.buffer);
   }
@@ -26,7 +36,14 @@ export class Writer {
   #ensure(n: number): void {
     const need = this.#pos + n;
     if (need <= this.#buf.length) return;
-    let cap = this.#buf.length * 2;
+    if (need > MAX_WRITER_CAPACITY) {
+      throw new WireError(
+        WireErrorCode.FieldOutOfRange,
+        `message would need ${need} bytes, more than the writer limit ${MAX_WRITER_CAPACITY}`,
+      );
+    }
+    // max(64, ...): a writer created with capacity 0 must still grow (0 * 2 stays 0).
+    let cap = Math.max(64, this.#buf.length * 2);
     while (cap < need) cap *= 2;
     const nb = new Uint8Array(cap);
     nb.set(this.#buf.subarray(0, this.#pos));
@@ -53,16 +70,24 @@ export class Writer {
   u16(v: number): this {
     Writer.#range("u16", v, 0xffff);
     this.#ensure(2);
-    this.#dv.setUint16(this.#pos, v);
-    this.#pos += 2;
+    const b = this.#buf;
+    const p = this.#pos;
+    b[p] = v >>> 8;
+    b[p + 1] = v;
+    this.#pos = p + 2;
     return this;
   }
 
   u32(v: number): this {
     Writer.#range("u32", v, 0xffffffff);
     this.#ensure(4);
-    this.#dv.setUint32(this.#pos, v);
-    this.#pos += 4;
+    const b = this.#buf;
+    const p = this.#pos;
+    b[p] = v >>> 24;
+    b[p + 1] = v >>> 16;
+    b[p + 2] = v >>> 8;
+    b[p + 3] = v;
+    this.#pos = p + 4;
     return this;
   }
 
@@ -86,6 +111,7 @@ export class Writer {
   }
 
   bytes(b: Uint8Array): this {
+    if (!(b instanceof Uint8Array)) throw new TypeError(`Writer.bytes expects a Uint8Array, got ${typeof b}`);
     this.#ensure(b.length);
     this.#buf.set(b, this.#pos);
     this.#pos += b.length;
@@ -100,7 +126,8 @@ export class Writer {
 
   /** A UTF-8 string behind a u8 length (at most 255 bytes). */
   str8(s: string): this {
-    const b = new TextEncoder().encode(s);
+    if (typeof s !== "string") throw new TypeError(`Writer.str8 expects a string, got ${typeof s}`);
+    const b = utf8Encoder.encode(s);
     if (b.length > 0xff) throw new WireError(WireErrorCode.FieldOutOfRange, `string longer than 255 bytes`);
     this.u8(b.length);
     return this.bytes(b);
@@ -109,7 +136,21 @@ export class Writer {
   /** Overwrites a u16 at an earlier position (for length fields written after their body). */
   patchU16(at: number, v: number): void {
     Writer.#range("u16", v, 0xffff);
+    this.#checkPatch(at, 2);
     this.#dv.setUint16(at, v);
+  }
+
+  /** Overwrites a u8 at an earlier position (for example a flags byte). */
+  patchU8(at: number, v: number): void {
+    Writer.#range("u8", v, 0xff);
+    this.#checkPatch(at, 1);
+    this.#buf[at] = v;
+  }
+
+  #checkPatch(at: number, n: number): void {
+    if (!Number.isInteger(at) || at < 0 || at + n > this.#pos) {
+      throw new RangeError(`patch of ${n} bytes at ${at} is outside the ${this.#pos} bytes written`);
+    }
   }
 
   /** A view of the bytes written so far; valid until the next write or reset. */
@@ -126,21 +167,38 @@ export class Writer {
 /** Reads big-endian fields from a byte range, throwing WireError(truncated) past the end. */
 export class Reader {
   #bytes: Uint8Array;
-  #dv: DataView;
+  /** Created on first use (f64 only), so integer-only decoding allocates no DataView. */
+  #dv: DataView | undefined;
   #pos: number;
   #end: number;
 
   constructor(bytes: Uint8Array, start = 0, end = bytes.length) {
+    Reader.#checkRange(bytes, start, end);
     this.#bytes = bytes;
-    this.#dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.#dv = undefined;
     this.#pos = start;
     this.#end = end;
   }
 
+  static #checkRange(bytes: Uint8Array, start: number, end: number): void {
+    if (!(bytes instanceof Uint8Array))
+      throw new TypeError(`Reader expects a Uint8Array, got ${typeof bytes}`);
+    if (
+      !Number.isInteger(start) ||
+      !Number.isInteger(end) ||
+      start < 0 ||
+      start > end ||
+      end > bytes.length
+    ) {
+      throw new RangeError(`Reader range [${start}, ${end}) is not within 0..${bytes.length}`);
+    }
+  }
+
   /** Points the reader at new bytes (so one Reader can be reused). */
   reset(bytes: Uint8Array, start = 0, end = bytes.length): this {
+    Reader.#checkRange(bytes, start, end);
     this.#bytes = bytes;
-    this.#dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.#dv = undefined;
     this.#pos = start;
     this.#end = end;
     return this;
@@ -155,6 +213,10 @@ export class Reader {
   }
 
   #need(n: number, what: string): void {
+    if (!(n >= 0) || !Number.isInteger(n)) {
+      // A length computed from peer data went negative or fractional: bad input, not a crash.
+      throw new WireError(WireErrorCode.FieldOutOfRange, `bad ${what} length ${n}`, this.#pos);
+    }
     if (this.#pos + n > this.#end) {
       throw new WireError(
         WireErrorCode.Truncated,
@@ -164,6 +226,14 @@ export class Reader {
     }
   }
 
+  #u32at(p: number): number {
+    const b = this.#bytes;
+    return (
+      (b[p] as number) * 0x1000000 +
+      (((b[p + 1] as number) << 16) | ((b[p + 2] as number) << 8) | (b[p + 3] as number))
+    );
+  }
+
   u8(): number {
     this.#need(1, "u8");
     return this.#bytes[this.#pos++] as number;
@@ -171,22 +241,24 @@ export class Reader {
 
   u16(): number {
     this.#need(2, "u16");
-    const v = this.#dv.getUint16(this.#pos);
-    this.#pos += 2;
+    const b = this.#bytes;
+    const p = this.#pos;
+    const v = ((b[p] as number) << 8) | (b[p + 1] as number);
+    this.#pos = p + 2;
     return v;
   }
 
   u32(): number {
     this.#need(4, "u32");
-    const v = this.#dv.getUint32(this.#pos);
+    const v = this.#u32at(this.#pos);
     this.#pos += 4;
     return v;
   }
 
   u64(): number {
     this.#need(8, "u64");
-    const hi = this.#dv.getUint32(this.#pos);
-    const lo = this.#dv.getUint32(this.#pos + 4);
+    const hi = this.#u32at(this.#pos);
+    const lo = this.#u32at(this.#pos + 4);
     if (hi > 0x1fffff) throw new WireError(WireErrorCode.FieldOutOfRange, "u64 above 2^53-1", this.#pos);
     this.#pos += 8;
     return hi * 0x100000000 + lo;
@@ -194,6 +266,8 @@ export class Reader {
 
   f64(): number {
     this.#need(8, "f64");
+    const b = this.#bytes;
+    this.#dv ??= new DataView(b.buffer, b.byteOffset, b.byteLength);
     const v = this.#dv.getFloat64(this.#pos);
     if (!Number.isFinite(v)) throw new WireError(WireErrorCode.FieldOutOfRange, "f64 not finite", this.#pos);
     this.#pos += 8;
@@ -215,7 +289,7 @@ export class Reader {
   str8(): string {
     const b = this.bytes(this.u8());
     try {
-      return new TextDecoder("utf-8", { fatal: true }).decode(b);
+      return utf8Decoder.decode(b);
     } catch {
       throw new WireError(WireErrorCode.FieldOutOfRange, "string is not valid UTF-8", this.#pos - b.length);
     }

@@ -17,8 +17,8 @@ export class WireError extends SpinesError {
   override readonly code: WireErrorCode;
   /** Byte offset in the datagram where the problem was found, when known. */
   readonly offset: number | undefined;
-  constructor(code: WireErrorCode, message: string, offset?: number) {
-    super(code, offset === undefined ? message : `${message} (at byte ${offset})`);
+  constructor(code: WireErrorCode, message: string, offset?: number, options?: { cause?: unknown }) {
+    super(code, offset === undefined ? message : `${message} (at byte ${offset})`, options);
     this.name = "WireError";
     this.code = code;
     this.offset = offset;

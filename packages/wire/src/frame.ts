@@ -42,8 +42,12 @@ export interface Frame<M extends Message = Message> extends FrameSource {
 export const registry = new Registry<Message>(allMessageSpecs);
 
 const shared = new Writer(4096);
+let sharedBusy = false;
 
 function writeFrame(w: Writer, src: FrameSource, msg: Message, auth?: AuthTrailer): void {
+  if (typeof src !== "object" || src === null)
+    throw new TypeError("encode: src must be an object { sender, incarnation }");
+  if (typeof msg !== "object" || msg === null) throw new TypeError("encode: msg must be a message object");
   const spec = registry.byTag(msg._tag);
   if (spec === undefined)
     throw new WireError(WireErrorCode.UnknownType, `no wire type for message ${msg._tag}`);
@@ -73,11 +77,27 @@ function writeFrame(w: Writer, src: FrameSource, msg: Message, auth?: AuthTraile
   }
 }
 
-/** Encodes one frame into a fresh Uint8Array. */
+/**
+ * Encodes one frame into a fresh Uint8Array. Throws WireError (field out of range, unknown type) for a
+ * message that cannot be encoded. `auth` writes a given trailer verbatim and sets the Auth flag
+ * (for tests and vectors); to sign a frame, encode it without `auth` and call `sign` or `signInto`.
+ */
 export function encode(src: FrameSource, msg: Message, auth?: AuthTrailer): Uint8Array {
-  shared.reset();
-  writeFrame(shared, src, msg, auth);
-  return shared.finish();
+  // A message codec that itself calls encode (a frame inside a frame) must not clobber the shared
+  // writer of the outer call: nested calls get their own.
+  if (sharedBusy) {
+    const w = new Writer(256);
+    writeFrame(w, src, msg, auth);
+    return w.finish();
+  }
+  sharedBusy = true;
+  try {
+    shared.reset();
+    writeFrame(shared, src, msg, auth);
+    return shared.finish();
+  } finally {
+    sharedBusy = false;
+  }
 }
 
 /**
@@ -96,11 +116,32 @@ export interface FrameHeader extends FrameSource {
   readonly bodyLength: number;
 }
 
-const sharedReader = new Reader(new Uint8Array(0));
+function u16at(b: Uint8Array, i: number): number {
+  return ((b[i] as number) << 8) | (b[i + 1] as number);
+}
 
-/** Reads and checks the 16-byte header and the total length, without decoding the body. */
+function u32at(b: Uint8Array, i: number): number {
+  return (
+    (b[i] as number) * 0x1000000 +
+    (((b[i + 1] as number) << 16) | ((b[i + 2] as number) << 8) | (b[i + 3] as number))
+  );
+}
+
+function checkBytes(bytes: unknown, fn: string): asserts bytes is Uint8Array {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError(`${fn} expects a Uint8Array, got ${bytes === null ? "null" : typeof bytes}`);
+  }
+}
+
+/**
+ * Reads and checks the 16-byte header and the total length, without decoding the body. The checks,
+ * in order: at least 16 bytes (truncated), magic (bad magic), version (unsupported version), flags
+ * and reserved byte (field out of range), then the datagram length against 16 + body length
+ * (+ 18 with the Auth flag): shorter is truncated, longer is a length mismatch. The type byte is
+ * not looked up here. Throws TypeError if `bytes` is not a Uint8Array, WireError for bad content.
+ */
 export function decodeHeader(bytes: Uint8Array): FrameHeader {
-  const r = sharedReader.reset(bytes);
+  checkBytes(bytes, "decodeHeader");
   if (bytes.length < HEADER_BYTES) {
     throw new WireError(
       WireErrorCode.Truncated,
@@ -108,22 +149,22 @@ export function decodeHeader(bytes: Uint8Array): FrameHeader {
       0,
     );
   }
-  const magic = r.u16();
+  const magic = u16at(bytes, 0);
   if (magic !== MAGIC) throw new WireError(WireErrorCode.BadMagic, `bad magic 0x${magic.toString(16)}`, 0);
-  const version = r.u8();
+  const version = bytes[2] as number;
   if (version !== VERSION)
     throw new WireError(WireErrorCode.UnsupportedVersion, `unsupported version ${version}`, 2);
-  const type = r.u8();
-  const flags = r.u8();
+  const type = bytes[3] as number;
+  const flags = bytes[4] as number;
   if ((flags & ~KNOWN_FLAGS) !== 0) {
     throw new WireError(WireErrorCode.FieldOutOfRange, `unknown flag bits 0x${flags.toString(16)}`, 4);
   }
-  const reserved = r.u8();
+  const reserved = bytes[5] as number;
   if (reserved !== 0)
     throw new WireError(WireErrorCode.FieldOutOfRange, `reserved byte is ${reserved}, must be 0`, 5);
-  const bodyLength = r.u16();
-  const sender = r.u32();
-  const incarnation = r.u32();
+  const bodyLength = u16at(bytes, 6);
+  const sender = u32at(bytes, 8);
+  const incarnation = u32at(bytes, 12);
   const expected = HEADER_BYTES + bodyLength + (flags & FrameFlag.Auth ? AUTH_TRAILER_BYTES : 0);
   if (bytes.length < expected) {
     throw new WireError(
@@ -142,8 +183,7 @@ export function decodeHeader(bytes: Uint8Array): FrameHeader {
   return { type, flags, bodyLength, sender, incarnation };
 }
 
-/** Decodes one datagram. Throws WireError, and nothing else, for any malformed input. */
-export function decode(bytes: Uint8Array): Frame {
+function decodeChecked(bytes: Uint8Array): Frame {
   const h = decodeHeader(bytes);
   const spec = registry.byType(h.type);
   if (spec === undefined)
@@ -155,13 +195,14 @@ export function decode(bytes: Uint8Array): Frame {
     msg = spec.decode(r);
   } catch (e) {
     if (e instanceof WireError) throw e;
-    throw new WireError(WireErrorCode.FieldOutOfRange, `${spec.tag}: ${(e as Error).message}`);
+    throw new WireError(WireErrorCode.FieldOutOfRange, `${spec.tag} decoder threw ${describe(e)}`, r.offset, {
+      cause: e,
+    });
   }
   r.end(spec.tag);
   if (h.flags & FrameFlag.Auth) {
-    const t = new Reader(bytes, bodyEnd, bytes.length);
-    const keyId = t.u16();
-    const mac = t.bytes(AUTH_MAC_BYTES);
+    const keyId = u16at(bytes, bodyEnd);
+    const mac = bytes.subarray(bodyEnd + 2, bodyEnd + 2 + AUTH_MAC_BYTES);
     return {
       type: h.type,
       flags: h.flags,
@@ -172,4 +213,28 @@ export function decode(bytes: Uint8Array): Frame {
     };
   }
   return { type: h.type, flags: h.flags, sender: h.sender, incarnation: h.incarnation, msg };
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
+
+/**
+ * Decodes one datagram. Throws WireError, and nothing else, for any Uint8Array (a non-WireError
+ * escaping a message decoder is a bug; it is wrapped as a field-out-of-range WireError with the
+ * original as `cause`). Throws TypeError only if `bytes` is not a Uint8Array.
+ *
+ * The message's byte fields (for example a Datagram payload) and `auth.mac` are views into `bytes`,
+ * not copies: copy them before reusing the receive buffer.
+ */
+export function decode(bytes: Uint8Array): Frame {
+  checkBytes(bytes, "decode");
+  try {
+    return decodeChecked(bytes);
+  } catch (e) {
+    if (e instanceof WireError) throw e;
+    throw new WireError(WireErrorCode.FieldOutOfRange, `decode failed: ${describe(e)}`, undefined, {
+      cause: e,
+    });
+  }
 }

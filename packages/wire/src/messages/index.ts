@@ -12,7 +12,13 @@ import { type RoutingMessage, routingMessages } from "./routing.ts";
 import { type SessionMessage, sessionMessages } from "./session.ts";
 import { type VipMessage, vipMessages } from "./vip.ts";
 
-export type Message = DataMessage | LinkMessage | RoutingMessage | SessionMessage | MembershipMessage | VipMessage;
+export type Message =
+  | DataMessage
+  | LinkMessage
+  | RoutingMessage
+  | SessionMessage
+  | MembershipMessage
+  | VipMessage;
 
 export const allMessageSpecs: readonly MessageSpec<Tagged>[] = [
   ...dataMessages,

@@ -1,0 +1,459 @@
+/**
+ * The daemon side of the client protocol: accepts Unix (and optionally localhost TCP) connections,
+ * decodes frames, and maps client handles onto the SessionService.
+ */
+import { createServer, type Server, type Socket } from "node:net";
+import { type Logger, type NodeId, RateLimitedLog } from "@spines-ts/primitives";
+import {
+  CLIENT_MAGIC,
+  CLIENT_PROTOCOL_VERSION,
+  ClientErrorCode,
+  ClientProtocolError,
+  ClosedReason,
+  CloseHow,
+  closedFrame,
+  errorFrame,
+  FrameBuilder,
+  FrameDecoder,
+  FrameReader,
+  type LinkType,
+  MAX_DATAGRAM_BYTES,
+  Op,
+} from "./client-protocol.ts";
+import type { DatagramSocket, Listener, SessionService, StreamSession, StreamSink } from "./sessions.ts";
+import { closeServer, listenTcp, listenUnix } from "./unix-socket.ts";
+
+export interface ClientServerOptions {
+  readonly self: NodeId;
+  readonly service: SessionService;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly maxClients: number;
+  readonly maxFrameBytes: number;
+  readonly maxHandlesPerClient: number;
+  readonly clientQueueBytes: number;
+}
+
+export interface ClientServerStats {
+  connections: number;
+  connectionsTotal: number;
+  refused: number;
+  protocolErrors: number;
+  framesIn: number;
+  framesOut: number;
+  datagramsDroppedSlowClient: number;
+}
+
+type Handle =
+  | { kind: "listener"; l: Listener }
+  | { kind: "stream"; s: StreamSession }
+  | { kind: "dgram"; d: DatagramSocket }
+  | { kind: "pending" };
+
+function validLink(v: number): v is LinkType {
+  return v === 0 || v === 1 || v === 2;
+}
+
+class ClientConnection {
+  readonly #sock: Socket;
+  readonly #srv: ClientServer;
+  readonly #decoder: FrameDecoder;
+  readonly #handles = new Map<number, Handle>();
+  #nextHandle = 1;
+  #hello = false;
+  #pauses = 0;
+  #closed = false;
+
+  constructor(sock: Socket, srv: ClientServer) {
+    this.#sock = sock;
+    this.#srv = srv;
+    this.#decoder = new FrameDecoder(srv.opts.maxFrameBytes);
+    sock.on("data", (chunk: Buffer) => this.#onData(chunk));
+    sock.on("error", () => {});
+    sock.on("close", () => this.#teardown());
+  }
+
+  get writable(): boolean {
+    return !this.#closed && this.#sock.writableLength < this.#srv.opts.clientQueueBytes;
+  }
+
+  /** Calls `fn` once the client accepts more data; never, if the connection closes first. */
+  whenWritable(fn: () => void): void {
+    if (this.#closed) return;
+    if (this.writable) fn();
+    else this.#sock.once("drain", () => this.whenWritable(fn));
+  }
+
+  write(frame: Uint8Array): void {
+    if (this.#closed) return;
+    this.#srv.stats.framesOut++;
+    this.#sock.write(frame);
+  }
+
+  #pause(): void {
+    if (this.#pauses++ === 0) this.#sock.pause();
+  }
+
+  #resume(): void {
+    if (--this.#pauses === 0 && !this.#closed) this.#sock.resume();
+  }
+
+  #onData(chunk: Buffer): void {
+    let frames: Uint8Array[];
+    try {
+      frames = this.#decoder.push(chunk);
+    } catch (e) {
+      // The framing is lost: report and hang up.
+      this.#srv.stats.protocolErrors++;
+      const err = e as ClientProtocolError;
+      this.write(errorFrame(0, err.code ?? ClientErrorCode.BadFrame, err.message));
+      this.#sock.end();
+      this.#teardown();
+      return;
+    }
+    for (const f of frames) {
+      if (this.#closed) return;
+      this.#srv.stats.framesIn++;
+      this.#onFrame(f);
+    }
+  }
+
+  #onFrame(frame: Uint8Array): void {
+    const r = new FrameReader(frame);
+    let req = 0;
+    try {
+      const op = r.u8();
+      if (!this.#hello) {
+        if (op !== Op.Hello) {
+          throw new ClientProtocolError(ClientErrorCode.HelloRequired, "the first frame must be HELLO");
+        }
+        const magic = r.u32();
+        const version = r.u8();
+        if (magic !== CLIENT_MAGIC)
+          throw new ClientProtocolError(ClientErrorCode.BadFrame, "bad HELLO magic");
+        if (version !== CLIENT_PROTOCOL_VERSION) {
+          throw new ClientProtocolError(
+            ClientErrorCode.VersionMismatch,
+            `client protocol version ${version} not supported (this daemon speaks ${CLIENT_PROTOCOL_VERSION})`,
+          );
+        }
+        this.#hello = true;
+        this.write(
+          new FrameBuilder(Op.HelloOk)
+            .u8(CLIENT_PROTOCOL_VERSION)
+            .u32(this.#srv.opts.self)
+            .u32(this.#srv.opts.maxFrameBytes)
+            .finish(),
+        );
+        return;
+      }
+      switch (op) {
+        case Op.Ping: {
+          req = r.u32();
+          r.end();
+          this.#ok(req);
+          return;
+        }
+        case Op.Listen: {
+          req = r.u32();
+          const port = r.u16();
+          const link = r.u8();
+          const backlog = r.u16();
+          r.end();
+          if (!validLink(link))
+            throw new ClientProtocolError(ClientErrorCode.BadArgument, `link type ${link} unknown`);
+          const h = this.#newHandle();
+          const l = this.#srv.opts.service.listen(port, link, backlog === 0 ? 16 : backlog);
+          this.#handles.set(h, { kind: "listener", l });
+          this.#ok(req, (b) => b.u32(h).u16(l.port));
+          return;
+        }
+        case Op.Accept: {
+          req = r.u32();
+          const lh = r.u32();
+          r.end();
+          const h = this.#handles.get(lh);
+          if (h?.kind !== "listener")
+            throw new ClientProtocolError(ClientErrorCode.BadHandle, `handle ${lh} is not a listener`);
+          const reqId = req;
+          h.l.accept().then(
+            (s) => {
+              if (this.#closed) {
+                s.reset();
+                return;
+              }
+              let nh: number;
+              try {
+                nh = this.#newHandle();
+              } catch (e) {
+                s.reset();
+                this.#fail(reqId, e);
+                return;
+              }
+              this.#handles.set(nh, { kind: "stream", s });
+              this.#ok(reqId, (b) => b.u32(nh).u32(s.remoteNode).u16(s.remotePort).u16(s.localPort));
+              s.attach(this.#sink(nh));
+            },
+            (e) => this.#fail(reqId, e),
+          );
+          return;
+        }
+        case Op.Connect: {
+          req = r.u32();
+          const node = r.u32();
+          const port = r.u16();
+          const link = r.u8();
+          r.end();
+          if (!validLink(link))
+            throw new ClientProtocolError(ClientErrorCode.BadArgument, `link type ${link} unknown`);
+          if (port === 0)
+            throw new ClientProtocolError(ClientErrorCode.BadArgument, "cannot connect to port 0");
+          const nh = this.#newHandle();
+          this.#handles.set(nh, { kind: "pending" }); // reserved until the connect completes
+          const reqId = req;
+          this.#srv.opts.service.connect(node, port, link).then(
+            (s) => {
+              if (this.#closed) {
+                s.reset();
+                return;
+              }
+              this.#handles.set(nh, { kind: "stream", s });
+              this.#ok(reqId, (b) => b.u32(nh).u16(s.localPort));
+              s.attach(this.#sink(nh));
+            },
+            (e) => {
+              this.#handles.delete(nh);
+              this.#fail(reqId, e);
+            },
+          );
+          return;
+        }
+        case Op.OpenDatagram: {
+          req = r.u32();
+          const port = r.u16();
+          const link = r.u8();
+          r.end();
+          if (!validLink(link))
+            throw new ClientProtocolError(ClientErrorCode.BadArgument, `link type ${link} unknown`);
+          const h = this.#newHandle();
+          const d = this.#srv.opts.service.openDatagram(port, link, (srcNode, srcPort, data) => {
+            if (!this.writable) {
+              this.#srv.stats.datagramsDroppedSlowClient++;
+              return;
+            }
+            this.write(
+              new FrameBuilder(Op.Datagram, 10 + data.length)
+                .u32(h)
+                .u32(srcNode)
+                .u16(srcPort)
+                .bytes(data)
+                .finish(),
+            );
+          });
+          this.#handles.set(h, { kind: "dgram", d });
+          this.#ok(req, (b) => b.u32(h).u16(d.port));
+          return;
+        }
+        case Op.Send: {
+          const hid = r.u32();
+          const data = r.rest();
+          const h = this.#handles.get(hid);
+          if (h?.kind !== "stream")
+            throw new ClientProtocolError(ClientErrorCode.BadHandle, `handle ${hid} is not a session`);
+          if (data.length === 0) return;
+          if (!h.s.write(data)) {
+            this.#pause();
+            h.s.whenWritable(() => this.#resume());
+          }
+          return;
+        }
+        case Op.SendTo: {
+          const hid = r.u32();
+          const node = r.u32();
+          const port = r.u16();
+          const data = r.rest();
+          const h = this.#handles.get(hid);
+          if (h?.kind !== "dgram") {
+            throw new ClientProtocolError(
+              ClientErrorCode.BadHandle,
+              `handle ${hid} is not a datagram socket`,
+            );
+          }
+          if (data.length > MAX_DATAGRAM_BYTES) {
+            throw new ClientProtocolError(
+              ClientErrorCode.TooLarge,
+              `datagram of ${data.length} bytes (max ${MAX_DATAGRAM_BYTES})`,
+            );
+          }
+          h.d.sendTo(node, port, data);
+          return;
+        }
+        case Op.Close: {
+          req = r.u32();
+          const hid = r.u32();
+          const how = r.u8();
+          r.end();
+          const h = this.#handles.get(hid);
+          if (h === undefined) throw new ClientProtocolError(ClientErrorCode.BadHandle, `no handle ${hid}`);
+          if (how > 2) throw new ClientProtocolError(ClientErrorCode.BadArgument, `close how=${how} unknown`);
+          if (h.kind === "stream") {
+            if (how === CloseHow.Reset) {
+              this.#handles.delete(hid);
+              h.s.reset();
+            } else h.s.shutdown();
+          } else {
+            this.#handles.delete(hid);
+            if (h.kind === "listener") h.l.close();
+            else if (h.kind === "dgram") h.d.close();
+          }
+          this.#ok(req);
+          return;
+        }
+        default:
+          throw new ClientProtocolError(ClientErrorCode.UnknownOp, `unknown op 0x${op.toString(16)}`);
+      }
+    } catch (e) {
+      this.#srv.stats.protocolErrors++;
+      this.#fail(req, e);
+    }
+  }
+
+  #newHandle(): number {
+    if (this.#handles.size >= this.#srv.opts.maxHandlesPerClient) {
+      throw new ClientProtocolError(
+        ClientErrorCode.Limit,
+        `at most ${this.#srv.opts.maxHandlesPerClient} handles`,
+      );
+    }
+    while (this.#handles.has(this.#nextHandle) || this.#nextHandle === 0) {
+      this.#nextHandle = (this.#nextHandle + 1) >>> 0;
+    }
+    const h = this.#nextHandle;
+    this.#nextHandle = (this.#nextHandle + 1) >>> 0;
+    return h;
+  }
+
+  #sink(h: number): StreamSink {
+    const conn = this;
+    return {
+      data: (bytes) => {
+        // Every frame stays within maxFrameBytes, in both directions.
+        const max = this.#srv.opts.maxFrameBytes - 5;
+        for (let off = 0; off < bytes.length; off += max) {
+          const part = bytes.subarray(off, Math.min(bytes.length, off + max));
+          this.write(new FrameBuilder(Op.Data, 4 + part.length).u32(h).bytes(part).finish());
+        }
+        return this.writable;
+      },
+      end: () => this.write(new FrameBuilder(Op.End).u32(h).finish()),
+      closed: (reason, code, message) => {
+        if (this.#handles.get(h)?.kind === "stream") this.#handles.delete(h);
+        this.write(closedFrame(h, reason, code, message));
+      },
+      get writable() {
+        return conn.writable;
+      },
+      whenWritable: (fn) => this.whenWritable(fn),
+    };
+  }
+
+  #ok(req: number, body?: (b: FrameBuilder) => FrameBuilder): void {
+    const b = new FrameBuilder(Op.Ok).u32(req);
+    this.write((body ? body(b) : b).finish());
+  }
+
+  #fail(req: number, e: unknown): void {
+    const code =
+      typeof (e as { code?: unknown }).code === "string" ? (e as { code: string }).code : "ERR_INTERNAL";
+    const message = e instanceof Error ? e.message : String(e);
+    if (code === "ERR_INTERNAL") {
+      this.#srv.rl.debug(this.#srv.opts.now(), "client-internal", { err: message }, "client request failed");
+    }
+    this.write(errorFrame(req, code, message));
+  }
+
+  /** The daemon is going away: tell the client, then hang up. */
+  shutdown(): void {
+    for (const [h, x] of this.#handles) {
+      if (x.kind === "stream")
+        this.write(
+          closedFrame(h, ClosedReason.Aborted, ClientErrorCode.ShuttingDown, "daemon shutting down"),
+        );
+    }
+    this.#sock.end();
+    // A client that does not read its end of the connection must not hold the daemon up.
+    setTimeout(() => this.#sock.destroy(), 500).unref();
+    this.#teardown();
+  }
+
+  #teardown(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#srv.connections.delete(this);
+    this.#srv.stats.connections = this.#srv.connections.size;
+    for (const h of this.#handles.values()) {
+      try {
+        if (h.kind === "stream") h.s.close();
+        else if (h.kind === "listener") h.l.close();
+        else if (h.kind === "dgram") h.d.close();
+      } catch {
+        // already closed
+      }
+    }
+    this.#handles.clear();
+  }
+}
+
+export class ClientServer {
+  readonly opts: ClientServerOptions;
+  readonly stats: ClientServerStats = {
+    connections: 0,
+    connectionsTotal: 0,
+    refused: 0,
+    protocolErrors: 0,
+    framesIn: 0,
+    framesOut: 0,
+    datagramsDroppedSlowClient: 0,
+  };
+  readonly connections = new Set<ClientConnection>();
+  readonly rl: RateLimitedLog;
+  readonly #servers: { server: Server; path?: string }[] = [];
+
+  constructor(opts: ClientServerOptions) {
+    this.opts = opts;
+    this.rl = new RateLimitedLog(opts.log, 1000, 5);
+  }
+
+  #server(): Server {
+    return createServer((sock) => {
+      if (this.connections.size >= this.opts.maxClients) {
+        this.stats.refused++;
+        sock.end(errorFrame(0, ClientErrorCode.Limit, `at most ${this.opts.maxClients} clients`));
+        return;
+      }
+      this.stats.connectionsTotal++;
+      this.connections.add(new ClientConnection(sock, this));
+      this.stats.connections = this.connections.size;
+    });
+  }
+
+  async listenUnix(path: string): Promise<void> {
+    const server = this.#server();
+    await listenUnix(server, path, 0o600);
+    this.#servers.push({ server, path });
+  }
+
+  /** Returns the bound port. */
+  async listenTcp(host: string, port: number): Promise<number> {
+    const server = this.#server();
+    const p = await listenTcp(server, host, port);
+    this.#servers.push({ server });
+    return p;
+  }
+
+  async close(): Promise<void> {
+    for (const c of [...this.connections]) c.shutdown();
+    await Promise.all(this.#servers.map((s) => closeServer(s.server, s.path)));
+    this.#servers.length = 0;
+  }
+}

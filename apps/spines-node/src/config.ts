@@ -1,0 +1,605 @@
+import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { type LinkConfig, resolveLinkConfig } from "@spines-ts/link-arq";
+import { ConfigError, type NodeId } from "@spines-ts/primitives";
+import { Metric } from "@spines-ts/routing";
+import { resolveSessionConfig, type SessionConfig } from "@spines-ts/session";
+import { LineCounter, parseDocument } from "yaml";
+import {
+  AddressSyntaxError,
+  defaultNodeId,
+  type Endpoint,
+  formatEndpoint,
+  isNodeId,
+  parseEndpoint,
+  parseNodeId,
+} from "./address.ts";
+import { checkEmulation, type EmulationParams } from "./emulation-params.ts";
+import { neighborsFromSpinesConf, parseSpinesConf } from "./spines-conf.ts";
+
+export const VERSION = "0.0.0";
+/** Spines' base port. spines-node uses one UDP port per node, by default this one. */
+export const DEFAULT_PORT = 8100;
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface NeighborConfig {
+  readonly id: NodeId;
+  readonly endpoint: Endpoint;
+  /** Configured cost (from spines.conf edges or the config file); routing may use it. */
+  readonly cost?: number;
+  readonly emulation?: EmulationParams;
+}
+
+/** The daemon's resolved configuration: every field set, every value checked. */
+export interface DaemonConfig {
+  readonly id: NodeId;
+  readonly listen: Endpoint;
+  readonly neighbors: readonly NeighborConfig[];
+  readonly logLevel: LogLevel;
+  /** Unix control socket path. */
+  readonly control: string;
+  /** Unix socket for clients; undefined turns it off. */
+  readonly clientSocket: string | undefined;
+  /** Optional localhost TCP listener for clients. */
+  readonly clientTcp: Endpoint | undefined;
+  /** Optional Prometheus endpoint (loopback only). */
+  readonly metrics: Endpoint | undefined;
+  /** The config file this came from, for SIGHUP reloads. */
+  readonly configFile: string | undefined;
+  readonly limits: Limits;
+  /** Link tunables (link-arq `LinkConfig`), checked at load time. */
+  readonly link: Partial<LinkConfig>;
+  /** Session tunables (session `SessionConfig`), checked at load time. */
+  readonly session: Partial<SessionConfig>;
+  /** Routing metric (Spines `-w`): hops, latency, loss or explat. */
+  readonly metric: Metric;
+}
+
+export interface Limits {
+  /** Concurrent client connections. */
+  readonly maxClients: number;
+  /** Concurrent control connections. */
+  readonly maxControlConnections: number;
+  /** Largest client-protocol frame in bytes. */
+  readonly maxClientFrameBytes: number;
+  /** Open handles (listeners, sessions, datagram sockets) per client connection. */
+  readonly maxHandlesPerClient: number;
+  /** Bytes queued towards one client before the daemon stops delivering to it. */
+  readonly clientQueueBytes: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxClients: 256,
+  maxControlConnections: 16,
+  maxClientFrameBytes: 1 << 20,
+  maxHandlesPerClient: 1024,
+  clientQueueBytes: 4 << 20,
+};
+
+/** What the command line says; every field optional, merged over the config file. */
+export interface CliOptions {
+  id?: NodeId;
+  listen?: Endpoint;
+  neighbors: NeighborConfig[];
+  config?: string;
+  logLevel?: LogLevel;
+  control?: string;
+  clientSocket?: string | false;
+  clientTcp?: Endpoint;
+  metrics?: Endpoint;
+  help: boolean;
+  version: boolean;
+}
+
+export const HELP = `Usage: spines-node [options]
+
+Run one node of a spines-ts overlay: hop-by-hop reliable UDP links to the
+configured neighbours, link-state routing, and end-to-end sessions for local
+clients.
+
+Options:
+  -i, --id ID                node id: 1..4294967294 or a dotted IPv4 address
+                             (default: derived from --listen, as Spines does)
+  -l, --listen ADDR:PORT     UDP address to listen on; IPv6 as [ADDR]:PORT
+                             (default: 0.0.0.0:${DEFAULT_PORT})
+  -n, --neighbor [ID@]ADDR:PORT
+                             a neighbour; repeat for each (ID defaults as for --id)
+  -c, --config FILE          YAML or JSON configuration file (see below)
+      --log-level LEVEL      trace|debug|info|warn|error|fatal|silent (default: info)
+      --control PATH         control socket, mode 0600
+                             (default: $TMPDIR/spines-node-PORT.ctl)
+      --client-socket PATH   client socket (default: $TMPDIR/spines-node-PORT.sock);
+                             "none" turns it off
+      --client-tcp ADDR:PORT also accept clients over TCP (loopback only)
+      --metrics ADDR:PORT    serve Prometheus metrics (loopback only),
+                             e.g. 127.0.0.1:9464
+  -h, --help                 print this help and exit
+  -V, --version              print the version and exit
+
+Flags override the configuration file; --neighbor adds to its neighbours.
+The configuration file holds the same settings (id, listen, neighbors,
+logLevel, control, clientSocket, clientTcp, metrics), per-neighbour link
+emulation, and may import the Hosts and Edges of a classic spines.conf:
+
+  id: 1
+  listen: 10.0.0.1:8100
+  neighbors:
+    - id: 2
+      address: 10.0.0.2:8100
+      emulation: { delayMs: 20, lossPct: 1, bandwidthKbps: 10000 }
+  spinesConf: { file: spines.conf, port: 8100 }
+
+Signals: SIGTERM and SIGINT close sessions and exit 0; SIGHUP re-reads the
+configuration file and applies the log level and link emulation.
+
+Control: newline-delimited JSON on the control socket, e.g.
+  echo '{"cmd":"status"}' | nc -U /tmp/spines-node-8100.ctl
+Client protocol: docs/client-protocol.md.
+`;
+
+const FLAG_ALIASES: Record<string, string> = {
+  "-i": "--id",
+  "-l": "--listen",
+  "-n": "--neighbor",
+  "-c": "--config",
+  "-h": "--help",
+  "-V": "--version",
+  "--neighbour": "--neighbor",
+};
+const VALUE_FLAGS = new Set([
+  "--id",
+  "--listen",
+  "--neighbor",
+  "--config",
+  "--log-level",
+  "--control",
+  "--client-socket",
+  "--client-tcp",
+  "--metrics",
+]);
+const BOOL_FLAGS = new Set(["--help", "--version"]);
+
+const CLI = "command line";
+
+function endpointOr(source: string, key: string, text: string, defaultPort?: number): Endpoint {
+  try {
+    return parseEndpoint(text, defaultPort);
+  } catch (e) {
+    if (e instanceof AddressSyntaxError)
+      throw new ConfigError(source, key, "ADDR:PORT", `${text} (${e.message})`);
+    throw e;
+  }
+}
+
+function loopbackEndpoint(source: string, key: string, text: string): Endpoint {
+  const ep = endpointOr(source, key, text);
+  if (!isLoopback(ep.address))
+    throw new ConfigError(source, key, "a loopback address (127.x.x.x or ::1)", text);
+  return ep;
+}
+
+export function isLoopback(address: string): boolean {
+  return address === "::1" || /^127\./.test(address);
+}
+
+/** `[ID@]ADDR:PORT` */
+function neighborSpec(source: string, key: string, text: string): NeighborConfig {
+  const at = text.indexOf("@");
+  const ep = endpointOr(source, key, at >= 0 ? text.slice(at + 1) : text, DEFAULT_PORT);
+  let id: NodeId | undefined;
+  if (at >= 0) {
+    id = parseNodeId(text.slice(0, at));
+    if (id === undefined) throw new ConfigError(source, key, "ID@ADDR:PORT with ID in 1..4294967294", text);
+  } else {
+    id = defaultNodeId(ep, DEFAULT_PORT);
+  }
+  return { id, endpoint: ep };
+}
+
+function logLevel(source: string, key: string, v: unknown): LogLevel {
+  if (typeof v !== "string" || !(LOG_LEVELS as readonly string[]).includes(v)) {
+    throw new ConfigError(source, key, LOG_LEVELS.join("|"), v);
+  }
+  return v as LogLevel;
+}
+
+/** Parses argv (without node and script). Throws ConfigError naming the flag. */
+export function parseArgs(argv: readonly string[]): CliOptions {
+  const o: CliOptions = { neighbors: [], help: false, version: false };
+  for (let i = 0; i < argv.length; i++) {
+    const raw = argv[i] ?? "";
+    let flag = raw;
+    let value: string | undefined;
+    const eq = raw.indexOf("=");
+    if (raw.startsWith("--") && eq > 0) {
+      flag = raw.slice(0, eq);
+      value = raw.slice(eq + 1);
+    }
+    flag = FLAG_ALIASES[flag] ?? flag;
+    if (BOOL_FLAGS.has(flag)) {
+      if (value !== undefined) throw new ConfigError(CLI, flag, "no value", value);
+      if (flag === "--help") o.help = true;
+      else o.version = true;
+      continue;
+    }
+    if (!VALUE_FLAGS.has(flag)) {
+      throw new ConfigError(
+        CLI,
+        raw,
+        "a known option (see --help)",
+        raw.startsWith("-") ? "unknown option" : "an argument",
+      );
+    }
+    if (value === undefined) {
+      value = argv[i + 1];
+      if (value === undefined) throw new ConfigError(CLI, flag, "a value", "end of arguments");
+      i++;
+    }
+    switch (flag) {
+      case "--id": {
+        const id = parseNodeId(value);
+        if (id === undefined)
+          throw new ConfigError(CLI, flag, "a node id from 1 to 4294967294 or an IPv4 address", value);
+        o.id = id;
+        break;
+      }
+      case "--listen":
+        o.listen = endpointOr(CLI, flag, value, DEFAULT_PORT);
+        break;
+      case "--neighbor":
+        o.neighbors.push(neighborSpec(CLI, flag, value));
+        break;
+      case "--config":
+        o.config = value;
+        break;
+      case "--log-level":
+        o.logLevel = logLevel(CLI, flag, value);
+        break;
+      case "--control":
+        o.control = value;
+        break;
+      case "--client-socket":
+        o.clientSocket = value === "none" ? false : value;
+        break;
+      case "--client-tcp":
+        o.clientTcp = loopbackEndpoint(CLI, flag, value);
+        break;
+      case "--metrics":
+        o.metrics = loopbackEndpoint(CLI, flag, value);
+        break;
+    }
+  }
+  return o;
+}
+
+/** What a config file says, validated but not yet merged. */
+export interface FileConfig {
+  id?: NodeId;
+  listen?: Endpoint;
+  neighbors: NeighborConfig[];
+  logLevel?: LogLevel;
+  control?: string;
+  clientSocket?: string | false;
+  clientTcp?: Endpoint;
+  metrics?: Endpoint;
+  limits: Partial<Limits>;
+  link?: Partial<LinkConfig>;
+  session?: Partial<SessionConfig>;
+  metric?: Metric;
+  /** From `spinesConf`: resolved after the local id is known. */
+  spinesConf?: { file: string; port: number };
+}
+
+const FILE_KEYS = [
+  "id",
+  "listen",
+  "neighbors",
+  "logLevel",
+  "control",
+  "clientSocket",
+  "clientTcp",
+  "metrics",
+  "limits",
+  "spinesConf",
+  "link",
+  "session",
+  "metric",
+] as const;
+const NEIGHBOR_KEYS = ["id", "address", "cost", "emulation"] as const;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): unknown {
+  if (Array.isArray(v)) return "a list";
+  if (isObject(v)) return "a mapping";
+  return v;
+}
+
+/**
+ * Reads and validates a YAML or JSON config file. Every problem is a ConfigError whose source is
+ * `file:line` (when the line is known) and whose key is the dotted path, e.g. `neighbors[1].address`.
+ */
+export function loadConfigFile(path: string): FileConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new ConfigError(path, "(file)", "a readable file", (e as NodeJS.ErrnoException).code ?? String(e));
+  }
+  return parseConfigText(text, path);
+}
+
+export function parseConfigText(text: string, path: string): FileConfig {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const first = doc.errors[0];
+  if (first !== undefined) {
+    const pos = lc.linePos(first.pos[0]);
+    throw new ConfigError(
+      `${path}:${pos.line}:${pos.col}`,
+      "(syntax)",
+      "valid YAML or JSON",
+      first.message.split("\n")[0],
+    );
+  }
+  const where = (segments: (string | number)[]): string => {
+    const node = doc.getIn(segments, true) as { range?: [number, number, number] } | undefined;
+    const at = node?.range?.[0];
+    if (at === undefined) {
+      // Fall back to the parent's line.
+      if (segments.length > 1) return where(segments.slice(0, -1));
+      return path;
+    }
+    return `${path}:${lc.linePos(at).line}`;
+  };
+  const fail = (segments: (string | number)[], expected: string, found: unknown): never => {
+    const key = segments.map((s, i) => (typeof s === "number" ? `[${s}]` : i === 0 ? s : `.${s}`)).join("");
+    throw new ConfigError(where(segments), key, expected, describe(found));
+  };
+  /** A ConfigError from a core's own validation, re-anchored at this file's line and key path. */
+  const rewrap = (e: ConfigError, segments: string[]): never => {
+    const body = e.message.slice(`${e.source}: ${e.key}: `.length);
+    const cut = body.lastIndexOf(", found ");
+    const expected = body.slice("expected ".length, cut < 0 ? undefined : cut);
+    const found = cut < 0 ? "?" : body.slice(cut + ", found ".length);
+    throw new ConfigError(where(segments), segments.join("."), expected, found);
+  };
+  const root: unknown = doc.toJS();
+  const out: FileConfig = { neighbors: [], limits: {} };
+  if (root === null || root === undefined) return out;
+  if (!isObject(root)) return fail([], "a mapping at the top level", root);
+  for (const k of Object.keys(root)) {
+    if (!(FILE_KEYS as readonly string[]).includes(k))
+      fail([k], `one of ${FILE_KEYS.join(", ")}`, "an unknown key");
+  }
+  const str = (k: string, v: unknown): string =>
+    typeof v === "string" && v !== "" ? v : fail([k], "a string", v);
+  const ep = (segs: (string | number)[], v: unknown, defaultPort?: number): Endpoint => {
+    if (typeof v !== "string") return fail(segs, '"ADDR:PORT"', v);
+    try {
+      return parseEndpoint(v, defaultPort);
+    } catch (e) {
+      return fail(segs, '"ADDR:PORT"', `${v} (${(e as Error).message})`);
+    }
+  };
+  const lb = (k: string, v: unknown): Endpoint => {
+    const e = ep([k], v);
+    if (!isLoopback(e.address)) fail([k], "a loopback address (127.x.x.x or ::1)", v);
+    return e;
+  };
+  const idOf = (segs: (string | number)[], v: unknown): NodeId => {
+    if (isNodeId(v)) return v;
+    if (typeof v === "string") {
+      const id = parseNodeId(v);
+      if (id !== undefined) return id;
+    }
+    return fail(segs, "a node id from 1 to 4294967294 or an IPv4 address", v);
+  };
+  if (root.id !== undefined) out.id = idOf(["id"], root.id);
+  if (root.listen !== undefined) out.listen = ep(["listen"], root.listen, DEFAULT_PORT);
+  if (root.logLevel !== undefined) {
+    if (typeof root.logLevel !== "string" || !(LOG_LEVELS as readonly string[]).includes(root.logLevel)) {
+      fail(["logLevel"], LOG_LEVELS.join("|"), root.logLevel);
+    }
+    out.logLevel = root.logLevel as LogLevel;
+  }
+  const base = dirname(resolve(path));
+  if (root.control !== undefined) out.control = resolve(base, str("control", root.control));
+  if (root.clientSocket !== undefined) {
+    out.clientSocket =
+      root.clientSocket === false || root.clientSocket === "none"
+        ? false
+        : resolve(base, str("clientSocket", root.clientSocket));
+  }
+  if (root.clientTcp !== undefined) out.clientTcp = lb("clientTcp", root.clientTcp);
+  if (root.metrics !== undefined) out.metrics = lb("metrics", root.metrics);
+  if (root.neighbors !== undefined) {
+    if (!Array.isArray(root.neighbors)) fail(["neighbors"], "a list", root.neighbors);
+    const seen = new Set<NodeId>();
+    for (const [i, n] of (root.neighbors as unknown[]).entries()) {
+      let nb: NeighborConfig;
+      if (typeof n === "string") {
+        nb = neighborSpec(where(["neighbors", i]), `neighbors[${i}]`, n);
+      } else if (isObject(n)) {
+        for (const k of Object.keys(n)) {
+          if (!(NEIGHBOR_KEYS as readonly string[]).includes(k)) {
+            fail(["neighbors", i, k], `one of ${NEIGHBOR_KEYS.join(", ")}`, "an unknown key");
+          }
+        }
+        if (n.address === undefined) fail(["neighbors", i], 'an "address" key', "none");
+        const endpoint = ep(["neighbors", i, "address"], n.address, DEFAULT_PORT);
+        const id =
+          n.id === undefined ? defaultNodeId(endpoint, DEFAULT_PORT) : idOf(["neighbors", i, "id"], n.id);
+        const entry: { id: NodeId; endpoint: Endpoint; cost?: number; emulation?: EmulationParams } = {
+          id,
+          endpoint,
+        };
+        if (n.cost !== undefined) {
+          if (typeof n.cost !== "number" || !Number.isInteger(n.cost) || n.cost < 1 || n.cost > 32767) {
+            fail(["neighbors", i, "cost"], "an integer from 1 to 32767", n.cost);
+          }
+          entry.cost = n.cost as number;
+        }
+        if (n.emulation !== undefined) {
+          const r = checkEmulation(n.emulation);
+          if (!r.ok) {
+            fail(["neighbors", i, "emulation", ...(r.key === "" ? [] : [r.key])], r.expected, r.found);
+          } else entry.emulation = r.params;
+        }
+        nb = entry;
+      } else {
+        nb = fail(["neighbors", i], '"ID@ADDR:PORT" or a mapping with id and address', n);
+      }
+      if (seen.has(nb.id))
+        fail(["neighbors", i], "each neighbour id once", `a second neighbour with id ${nb.id}`);
+      seen.add(nb.id);
+      out.neighbors.push(nb);
+    }
+  }
+  if (root.limits !== undefined) {
+    if (!isObject(root.limits)) fail(["limits"], "a mapping", root.limits);
+    const lim = root.limits as Record<string, unknown>;
+    for (const [k, v] of Object.entries(lim)) {
+      if (!(k in DEFAULT_LIMITS))
+        fail(["limits", k], `one of ${Object.keys(DEFAULT_LIMITS).join(", ")}`, "an unknown key");
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 1 << 30) {
+        fail(["limits", k], "an integer from 1 to 1073741824", v);
+      }
+      (out.limits as Record<string, number>)[k] = v as number;
+    }
+    if ((out.limits.maxClientFrameBytes ?? DEFAULT_LIMITS.maxClientFrameBytes) < 70_000) {
+      fail(
+        ["limits", "maxClientFrameBytes"],
+        "at least 70000 (a 64 KiB datagram must fit)",
+        out.limits.maxClientFrameBytes,
+      );
+    }
+  }
+  if (root.link !== undefined) {
+    if (!isObject(root.link)) fail(["link"], "a mapping of link settings", root.link);
+    try {
+      resolveLinkConfig(root.link as Partial<LinkConfig>, "link");
+    } catch (e) {
+      if (e instanceof ConfigError) rewrap(e, ["link", ...e.key.split(".")]);
+      throw e;
+    }
+    out.link = root.link as Partial<LinkConfig>;
+  }
+  if (root.session !== undefined) {
+    if (!isObject(root.session)) fail(["session"], "a mapping of session settings", root.session);
+    try {
+      resolveSessionConfig(root.session as Partial<SessionConfig>);
+    } catch (e) {
+      if (e instanceof ConfigError) rewrap(e, ["session", e.key]);
+      throw e;
+    }
+    out.session = root.session as Partial<SessionConfig>;
+  }
+  if (root.metric !== undefined) {
+    const metrics = Object.values(Metric) as string[];
+    if (typeof root.metric !== "string" || !metrics.includes(root.metric))
+      fail(["metric"], metrics.join("|"), root.metric);
+    out.metric = root.metric as Metric;
+  }
+  if (root.spinesConf !== undefined) {
+    const sc = root.spinesConf;
+    let file: string;
+    let port = DEFAULT_PORT;
+    if (typeof sc === "string") file = sc;
+    else if (isObject(sc)) {
+      for (const k of Object.keys(sc)) {
+        if (k !== "file" && k !== "port") fail(["spinesConf", k], "file or port", "an unknown key");
+      }
+      if (typeof sc.file !== "string") return fail(["spinesConf", "file"], "a file name", sc.file);
+      file = sc.file;
+      if (sc.port !== undefined) {
+        if (typeof sc.port !== "number" || !Number.isInteger(sc.port) || sc.port < 1 || sc.port > 65535) {
+          fail(["spinesConf", "port"], "a port from 1 to 65535", sc.port);
+        }
+        port = sc.port as number;
+      }
+    } else return fail(["spinesConf"], "a file name or { file, port }", sc);
+    out.spinesConf = { file: resolve(base, file), port };
+  }
+  return out;
+}
+
+/**
+ * Merges the command line over the config file, fills in defaults, imports spines.conf neighbours,
+ * and checks the whole. `readFile` is injectable for tests.
+ */
+export function resolveConfig(cli: CliOptions, env: { tmpdir?: string } = {}): DaemonConfig {
+  const fileCfg: FileConfig =
+    cli.config !== undefined ? loadConfigFile(cli.config) : { neighbors: [], limits: {} };
+  const src = cli.config ?? CLI;
+  const listen = cli.listen ?? fileCfg.listen ?? { address: "0.0.0.0", port: DEFAULT_PORT };
+  let id = cli.id ?? fileCfg.id;
+  const neighbors = new Map<NodeId, NeighborConfig>();
+  if (fileCfg.spinesConf !== undefined) {
+    const { file, port } = fileCfg.spinesConf;
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (e) {
+      throw new ConfigError(
+        file,
+        "(file)",
+        "a readable spines.conf",
+        (e as NodeJS.ErrnoException).code ?? String(e),
+      );
+    }
+    const conf = parseSpinesConf(text, file);
+    const local = neighborsFromSpinesConf(
+      conf,
+      id !== undefined ? { id } : { address: listen.address },
+      file,
+    );
+    id = local.localId;
+    for (const n of local.neighbors) {
+      neighbors.set(n.id, { id: n.id, endpoint: { address: n.address, port }, cost: n.cost });
+    }
+  }
+  for (const n of fileCfg.neighbors) neighbors.set(n.id, n);
+  for (const n of cli.neighbors) {
+    const prev = neighbors.get(n.id);
+    neighbors.set(n.id, prev === undefined ? n : { ...prev, endpoint: n.endpoint });
+  }
+  id ??= defaultNodeId(listen, DEFAULT_PORT);
+  if (neighbors.has(id))
+    throw new ConfigError(src, "neighbors", `no neighbour with the node's own id ${id}`, id);
+  const v6 = listen.address.includes(":");
+  for (const n of neighbors.values()) {
+    if (!v6 && n.endpoint.address.includes(":")) {
+      throw new ConfigError(
+        src,
+        `neighbors.${n.id}`,
+        "an IPv4 neighbour address when listening on IPv4 (listen on [::] for both)",
+        formatEndpoint(n.endpoint),
+      );
+    }
+  }
+  const dir = env.tmpdir ?? tmpdir();
+  const control = cli.control ?? fileCfg.control ?? join(dir, `spines-node-${listen.port}.ctl`);
+  const cs = cli.clientSocket ?? fileCfg.clientSocket;
+  const clientSocket = cs === false ? undefined : (cs ?? join(dir, `spines-node-${listen.port}.sock`));
+  return {
+    id,
+    listen,
+    neighbors: [...neighbors.values()],
+    logLevel: cli.logLevel ?? fileCfg.logLevel ?? "info",
+    control,
+    clientSocket,
+    clientTcp: cli.clientTcp ?? fileCfg.clientTcp,
+    metrics: cli.metrics ?? fileCfg.metrics,
+    configFile: cli.config,
+    limits: { ...DEFAULT_LIMITS, ...fileCfg.limits },
+    link: fileCfg.link ?? {},
+    session: fileCfg.session ?? {},
+    metric: fileCfg.metric ?? Metric.ExpectedLatency,
+  };
+}

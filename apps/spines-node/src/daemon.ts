@@ -1,0 +1,375 @@
+/**
+ * The spines-node daemon: one UdpHost, the receive-side link emulator, the forwarding plane, the
+ * session service, and the three local interfaces (control, clients, metrics).
+ */
+import type { Logger, NodeId } from "@spines-ts/primitives";
+import { formatEndpoint } from "./address.ts";
+import { ClientServer } from "./client-server.ts";
+import { type DaemonConfig, VERSION } from "./config.ts";
+import { argNumber, ControlError, ControlErrorCode, ControlServer } from "./control.ts";
+import { CoreSessionService } from "./core-sessions.ts";
+import { LinkEmulator } from "./emulation.ts";
+import { checkEmulation, type EmulationParams } from "./emulation-params.ts";
+import { type Metric, MetricsServer } from "./metrics.ts";
+import { OverlayPlane } from "./overlay-plane.ts";
+import { DirectPlane, type ForwardingPlane } from "./plane.ts";
+import { LocalSessionService, type SessionService } from "./sessions.ts";
+import { UdpHost } from "./udp-host.ts";
+
+export interface DaemonOptions {
+  readonly config: DaemonConfig;
+  readonly log: Logger;
+  /** Applies a new log level (SIGHUP, control `log-level`). */
+  readonly setLogLevel?: (level: DaemonConfig["logLevel"]) => void;
+  /**
+   * "overlay" (default): link-arq links, routing and the session core. "direct": no protocol cores,
+   * best-effort datagrams to direct neighbours and sessions between clients of this node only.
+   */
+  readonly plane?: "overlay" | "direct";
+}
+
+type Sessions = SessionService & { readonly stats: Record<string, number> };
+
+export class SpinesDaemon {
+  readonly log: Logger;
+  readonly host: UdpHost;
+  readonly emulator: LinkEmulator;
+  readonly plane: ForwardingPlane;
+  readonly sessions: Sessions;
+  readonly clients: ClientServer;
+  readonly control: ControlServer;
+  #metrics: MetricsServer | undefined;
+  #config: DaemonConfig;
+  readonly #setLogLevel: ((level: DaemonConfig["logLevel"]) => void) | undefined;
+  readonly startedAt: number;
+  #stopping: Promise<void> | undefined;
+  /** Bound ports, for tests and status (useful when 0 was asked for). */
+  readonly bound: { udp: string; clientTcp?: number; metrics?: number } = { udp: "" };
+
+  private constructor(opts: DaemonOptions, host: UdpHost) {
+    this.#config = opts.config;
+    this.log = opts.log;
+    this.#setLogLevel = opts.setLogLevel;
+    this.host = host;
+    this.startedAt = host.clock.now();
+    const neighbors = new Map<NodeId, string>(
+      opts.config.neighbors.map((n) => [n.id, formatEndpoint(n.endpoint)]),
+    );
+    if (opts.plane === "direct") {
+      const local = new LocalSessionService(opts.config.id, {
+        transport: { sendDatagram: (...a) => this.plane.sendDatagram(...a) },
+      });
+      this.sessions = local;
+      this.plane = new DirectPlane(host, neighbors, (src, srcPort, dstPort, data) =>
+        local.deliverDatagram(src, srcPort, dstPort, data),
+      );
+    } else {
+      const plane = new OverlayPlane(host, {
+        neighbors: [...neighbors].map(([id, endpoint]) => ({ id, endpoint })),
+        log: this.log.child({ part: "overlay" }),
+        link: opts.config.link,
+        metric: opts.config.metric,
+      });
+      const svc = new CoreSessionService(host, plane, plane.driver.incarnation, opts.config.session);
+      plane.deliverLocal = (payload) => svc.deliver(payload);
+      plane.onWritable = () => svc.wake();
+      this.plane = plane;
+      this.sessions = svc;
+    }
+    this.emulator = new LinkEmulator(host, (from, data) => this.plane.receive(from, data));
+    for (const n of opts.config.neighbors) if (n.emulation) this.emulator.set(n.id, n.emulation);
+    host.attach({
+      receive: (from, data) => this.emulator.receive(from, data),
+      stop: () => this.plane.stop?.(),
+    });
+    const lim = opts.config.limits;
+    this.clients = new ClientServer({
+      self: opts.config.id,
+      service: this.sessions,
+      log: this.log.child({ part: "clients" }),
+      now: () => host.clock.now(),
+      maxClients: lim.maxClients,
+      maxFrameBytes: lim.maxClientFrameBytes,
+      maxHandlesPerClient: lim.maxHandlesPerClient,
+      clientQueueBytes: lim.clientQueueBytes,
+    });
+    this.control = new ControlServer({
+      commands: this.#commands(),
+      log: this.log.child({ part: "control" }),
+      maxConnections: lim.maxControlConnections,
+    });
+  }
+
+  get config(): DaemonConfig {
+    return this.#config;
+  }
+
+  static async start(opts: DaemonOptions): Promise<SpinesDaemon> {
+    const cfg = opts.config;
+    const host = await UdpHost.open({
+      id: cfg.id,
+      listen: cfg.listen,
+      peers: cfg.neighbors.map((n) => [n.id, n.endpoint] as const),
+      log: opts.log.child({ part: "udp" }),
+    });
+    const d = new SpinesDaemon(opts, host);
+    try {
+      d.bound.udp = formatEndpoint(host.address());
+      if (cfg.clientSocket !== undefined) await d.clients.listenUnix(cfg.clientSocket);
+      if (cfg.clientTcp !== undefined) {
+        d.bound.clientTcp = await d.clients.listenTcp(cfg.clientTcp.address, cfg.clientTcp.port);
+      }
+      if (cfg.metrics !== undefined) {
+        d.#metrics = new MetricsServer(() => d.metrics());
+        d.bound.metrics = await d.#metrics.listen(cfg.metrics.address, cfg.metrics.port);
+      }
+      // The control socket last: when it answers, everything else is up (tests wait on it).
+      await d.control.listen(cfg.control);
+    } catch (e) {
+      await d.stop();
+      throw e;
+    }
+    d.log.info(
+      {
+        id: cfg.id,
+        udp: d.bound.udp,
+        neighbors: cfg.neighbors.length,
+        control: cfg.control,
+        clients: cfg.clientSocket,
+      },
+      "spines-node ready",
+    );
+    return d;
+  }
+
+  /** Applies what can change without a restart: log level and link emulation. */
+  reload(next: DaemonConfig): { applied: string[]; needsRestart: string[] } {
+    const applied: string[] = [];
+    const needsRestart: string[] = [];
+    const cur = this.#config;
+    if (next.logLevel !== cur.logLevel) {
+      this.#setLogLevel?.(next.logLevel);
+      applied.push("logLevel");
+    }
+    const known = new Set(cur.neighbors.map((n) => n.id));
+    for (const n of next.neighbors) {
+      if (!known.has(n.id)) {
+        needsRestart.push(`neighbors.${n.id}`);
+        continue;
+      }
+      const before = JSON.stringify(this.emulator.get(n.id) ?? {});
+      this.emulator.set(n.id, n.emulation);
+      if (JSON.stringify(this.emulator.get(n.id) ?? {}) !== before)
+        applied.push(`neighbors.${n.id}.emulation`);
+    }
+    const nextIds = new Set(next.neighbors.map((n) => n.id));
+    for (const id of known) if (!nextIds.has(id)) needsRestart.push(`neighbors.${id}`);
+    for (const n of next.neighbors) {
+      const prev = cur.neighbors.find((x) => x.id === n.id);
+      if (prev && JSON.stringify(prev.endpoint) !== JSON.stringify(n.endpoint))
+        needsRestart.push(`neighbors.${n.id}.address`);
+    }
+    for (const k of [
+      "id",
+      "listen",
+      "control",
+      "clientSocket",
+      "clientTcp",
+      "metrics",
+      "link",
+      "session",
+      "metric",
+      "limits",
+    ] as const) {
+      if (JSON.stringify(next[k]) !== JSON.stringify(cur[k])) needsRestart.push(k);
+    }
+    this.#config = {
+      ...cur,
+      logLevel: next.logLevel,
+      neighbors: cur.neighbors.map((n) => next.neighbors.find((x) => x.id === n.id) ?? n),
+    };
+    this.log.info({ applied, needsRestart }, "configuration reloaded");
+    return { applied, needsRestart };
+  }
+
+  status(): Record<string, unknown> {
+    const now = this.host.clock.now();
+    return {
+      id: this.#config.id,
+      version: VERSION,
+      pid: process.pid,
+      uptimeMs: Math.round(now - this.startedAt),
+      udp: this.bound.udp,
+      neighbors: this.#config.neighbors.length,
+      clients: this.clients.stats.connections,
+      sessions: this.sessions.sessions().length,
+      logLevel: this.#config.logLevel,
+      counters: {
+        ...this.host.stats,
+        ...this.plane.counters,
+        decodeErrorsByCode: Object.fromEntries(this.plane.decodeErrorsByCode),
+        emulation: Object.fromEntries(this.emulator.links().map((id) => [id, this.emulator.stats(id)])),
+        datagrams: this.sessions.stats,
+        clientProtocol: this.clients.stats,
+        control: this.control.stats,
+      },
+    };
+  }
+
+  #commands(): Record<string, (args: Record<string, unknown>) => unknown> {
+    const neighborArg = (args: Record<string, unknown>): NodeId => {
+      const id = argNumber(args, "neighbor", { min: 1, max: 0xfffffffe });
+      if (!this.#config.neighbors.some((n) => n.id === id)) {
+        throw new ControlError(
+          ControlErrorCode.BadArgument,
+          `${id} is not a neighbour of node ${this.#config.id}`,
+        );
+      }
+      return id;
+    };
+    return {
+      ping: () => ({ pong: true, id: this.#config.id }),
+      status: () => this.status(),
+      neighbors: () => this.plane.neighbors(),
+      links: () =>
+        this.plane.links().map((l) => ({
+          ...l,
+          emulation: this.emulator.get(l.neighbor) ?? null,
+          emulationStats: this.emulator.stats(l.neighbor) ?? null,
+        })),
+      routes: () => this.plane.routes(),
+      groups: () => this.plane.groups(),
+      sessions: () => this.sessions.sessions(),
+      "get-link": (args) => {
+        const id = neighborArg(args);
+        return {
+          neighbor: id,
+          emulation: this.emulator.get(id) ?? null,
+          stats: this.emulator.stats(id) ?? null,
+        };
+      },
+      "set-link": (args) => {
+        const id = neighborArg(args);
+        const raw = args.emulation ?? null;
+        let params: EmulationParams | undefined;
+        if (raw !== null) {
+          const r = checkEmulation(raw);
+          if (!r.ok) {
+            throw new ControlError(
+              ControlErrorCode.BadArgument,
+              `emulation${r.key ? `.${r.key}` : ""}: expected ${r.expected}, found ${JSON.stringify(r.found)}`,
+            );
+          }
+          params = r.params;
+        }
+        this.emulator.set(id, params);
+        this.log.info({ neighbor: id, emulation: params ?? null }, "link emulation set");
+        return { neighbor: id, emulation: this.emulator.get(id) ?? null };
+      },
+      "log-level": (args) => {
+        const level = args.level;
+        const levels = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+        if (typeof level !== "string" || !levels.includes(level)) {
+          throw new ControlError(ControlErrorCode.BadArgument, `"level" must be one of ${levels.join(", ")}`);
+        }
+        this.#setLogLevel?.(level as DaemonConfig["logLevel"]);
+        this.#config = { ...this.#config, logLevel: level as DaemonConfig["logLevel"] };
+        return { level };
+      },
+    };
+  }
+
+  metrics(): Metric[] {
+    const id = String(this.#config.id);
+    const c = (name: string, help: string, value: number): Metric => ({
+      name,
+      help,
+      type: "counter",
+      samples: [{ labels: { node: id }, value }],
+    });
+    const g = (name: string, help: string, value: number): Metric => ({
+      ...c(name, help, value),
+      type: "gauge",
+    });
+    const h = this.host.stats;
+    const p = this.plane.counters;
+    return [
+      c("spines_udp_rx_packets_total", "UDP datagrams received", h.rxPackets),
+      c("spines_udp_rx_bytes_total", "UDP bytes received", h.rxBytes),
+      c("spines_udp_tx_packets_total", "UDP datagrams sent", h.txPackets),
+      c("spines_udp_tx_bytes_total", "UDP bytes sent", h.txBytes),
+      c("spines_udp_rx_unknown_peer_total", "UDP datagrams from unknown endpoints", h.rxUnknownPeer),
+      c("spines_udp_tx_errors_total", "UDP send errors", h.txErrors),
+      {
+        name: "spines_decode_errors_total",
+        help: "Frames that could not be decoded, by reason",
+        type: "counter",
+        samples: [...this.plane.decodeErrorsByCode].map(([code, value]) => ({
+          labels: { node: id, code },
+          value,
+        })),
+      },
+      c("spines_frames_delivered_total", "Overlay packets delivered to local ports", p.delivered),
+      c("spines_frames_forwarded_total", "Overlay packets forwarded to a next hop", p.forwarded),
+      c("spines_frames_no_route_total", "Overlay packets dropped for lack of a route", p.noRoute),
+      {
+        name: "spines_emulation_lost_total",
+        help: "Packets dropped by link emulation (loss)",
+        type: "counter",
+        samples: this.emulator
+          .links()
+          .map((n) => ({ labels: { node: id, neighbor: n }, value: this.emulator.stats(n)?.lost ?? 0 })),
+      },
+      ...this.#linkMetrics(id),
+      g("spines_clients", "Connected clients", this.clients.stats.connections),
+      g("spines_sessions", "Open sessions", this.sessions.sessions().length),
+      g("spines_timers_pending", "Pending timers", this.host.pendingTimers),
+    ];
+  }
+
+  #linkMetrics(id: string): Metric[] {
+    const links = this.plane.links();
+    const gauge = (
+      name: string,
+      help: string,
+      pick: (l: (typeof links)[number]) => number | null,
+    ): Metric => ({
+      name,
+      help,
+      type: "gauge",
+      samples: links.flatMap((l) => {
+        const v = pick(l);
+        return v === null ? [] : [{ labels: { node: id, neighbor: l.neighbor }, value: v }];
+      }),
+    });
+    return [
+      gauge("spines_link_up", "1 when the link to the neighbour is up", (l) => (l.state === "up" ? 1 : 0)),
+      gauge("spines_link_rtt_ms", "Smoothed round-trip time of the link (ms)", (l) => l.rttMs),
+      gauge(
+        "spines_link_loss_ratio",
+        "Loss rate of our data on the link, as the neighbour reports it",
+        (l) => l.loss,
+      ),
+      gauge("spines_link_cwnd_bytes", "Congestion window of the reliable channel (bytes)", (l) => l.window),
+      gauge("spines_link_held_packets", "Received packets held by the link (back-pressure)", (l) => l.queue),
+    ];
+  }
+
+  /** Closes sessions (telling peers), then every socket. Idempotent. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.log.info({ id: this.#config.id }, "spines-node stopping");
+      try {
+        await this.sessions.shutdown();
+      } catch (e) {
+        this.log.warn({ err: String(e) }, "session shutdown failed");
+      }
+      await this.clients.close();
+      await this.control.close();
+      await this.#metrics?.close();
+      this.emulator.clear();
+      await this.host.close();
+    })();
+    return this.#stopping;
+  }
+}

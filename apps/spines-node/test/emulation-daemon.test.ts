@@ -1,0 +1,43 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ControlClient } from "../src/control-client.ts";
+import type { SpinesDaemon } from "../src/daemon.ts";
+import { freeUdpPorts, inProcessConfig, startInProcess, tmp, waitFor } from "./helpers.ts";
+
+let a: SpinesDaemon;
+let b: SpinesDaemon;
+let ctl: ControlClient;
+
+beforeAll(async () => {
+  const dir = tmp();
+  const [pa, pb] = (await freeUdpPorts(2)) as [number, number];
+  a = await startInProcess(inProcessConfig(dir, 1, pa, [[2, pb]]));
+  b = await startInProcess(inProcessConfig(dir, 2, pb, [[1, pa]]));
+  ctl = await ControlClient.connect(a.config.control);
+});
+afterAll(async () => {
+  ctl?.close();
+  await a?.stop();
+  await b?.stop();
+});
+
+const link = () => a.plane.links()[0] as { state: string; rttMs: number | null };
+
+describe("link emulation in the daemon (set from the control socket)", () => {
+  it("delay on receive shows in the link's measured RTT", async () => {
+    await waitFor(() => link().state === "up" && link().rttMs !== null, "link up with an RTT");
+    expect(link().rttMs as number).toBeLessThan(40);
+    await ctl.call("set-link", { neighbor: 2, emulation: { delayMs: 60 } });
+    await waitFor(() => (link().rttMs ?? 0) > 45, "RTT above the added delay", 15_000);
+    await ctl.call("set-link", { neighbor: 2, emulation: null });
+    await waitFor(() => (link().rttMs ?? 100) < 40, "RTT back down", 15_000);
+  });
+
+  it("100% loss on receive takes the link down, and clearing it brings it back", async () => {
+    await ctl.call("set-link", { neighbor: 2, emulation: { lossPct: 100 } });
+    await waitFor(() => link().state === "down", "link down", 10_000);
+    const st = await ctl.call<{ counters: { emulation: Record<string, { lost: number }> } }>("status");
+    expect(st.counters.emulation["2"]?.lost).toBeGreaterThan(0);
+    await ctl.call("set-link", { neighbor: 2, emulation: null });
+    await waitFor(() => link().state === "up", "link up again", 15_000);
+  });
+});

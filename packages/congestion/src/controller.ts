@@ -1,0 +1,296 @@
+/**
+ * Window congestion controllers, in bytes. A controller only keeps the window; the link owns the
+ * packets, detects loss and calls in. All inputs carry `now` (ms); nothing here reads a clock.
+ *
+ * Contract, per QUIC (RFC 9002 §7) with NewReno semantics:
+ * - `onAck` for every newly acknowledged packet, with the time it was sent; packets sent before the
+ *   current recovery period started do not grow the window; the window grows only when the sender
+ *   was limited by it (`cwndLimited`), so an idle or application-limited link does not inflate it.
+ * - `onLoss` for every packet declared lost; only the first loss of a packet sent after the last
+ *   reduction starts a new loss episode (one multiplicative decrease per episode).
+ * - `onRto` when the retransmission timer fires: the window collapses to the loss window.
+ */
+export interface CongestionController {
+  readonly name: "newreno" | "cubic" | "rate";
+  /** Congestion window in bytes (Infinity for the rate-capped mode). */
+  readonly cwnd: number;
+  readonly ssthresh: number;
+  readonly inSlowStart: boolean;
+  /** Number of multiplicative decreases so far (loss episodes + timeouts). */
+  readonly reductions: number;
+  onAck(now: number, ackedBytes: number, sentAt: number, srttMs: number, cwndLimited: boolean): void;
+  onLoss(now: number, lostBytes: number, sentAt: number): void;
+  onRto(now: number): void;
+  /** Pacing rate in bytes per ms for this window and RTT (Infinity = unpaced). */
+  pacingRate(srttMs: number): number;
+  reset(): void;
+}
+
+export interface WindowOptions {
+  /** Maximum segment size in bytes (the link's largest data frame). Default 1,200. */
+  readonly mss?: number;
+  /** Initial window in segments. Default 10 (RFC 6928). */
+  readonly initialWindow?: number;
+  /** Smallest window after a loss, in segments. Default 2. */
+  readonly minWindow?: number;
+  /** Window after a retransmission timeout, in segments. Default 1. */
+  readonly lossWindow?: number;
+  /** Largest window in bytes (a link's buffer bounds it anyway). Default 64 MiB. */
+  readonly maxWindowBytes?: number;
+  /** Pacing gain in slow start and in congestion avoidance. Defaults 2 and 1.25 (as Linux). */
+  readonly pacingGainSlowStart?: number;
+  readonly pacingGainAvoidance?: number;
+}
+
+function intOpt(name: string, v: number | undefined, dflt: number, min: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < min)
+    throw new RangeError(`${name} must be a finite number >= ${min}, got ${v}`);
+  return v;
+}
+
+abstract class WindowBase {
+  readonly mss: number;
+  protected readonly initialWindow: number;
+  protected readonly minWindowBytes: number;
+  protected readonly lossWindowBytes: number;
+  protected readonly maxWindowBytes: number;
+  readonly #gainSS: number;
+  readonly #gainCA: number;
+  protected window: number;
+  protected thresh = Number.POSITIVE_INFINITY;
+  /** Sent-time boundary of the current recovery period (-Infinity: none). */
+  protected recoveryStart = Number.NEGATIVE_INFINITY;
+  protected nReductions = 0;
+  /** Bytes acked in congestion avoidance not yet turned into window growth. */
+  protected caAcc = 0;
+
+  constructor(o: WindowOptions) {
+    this.mss = intOpt("mss", o.mss, 1200, 64);
+    this.initialWindow = intOpt("initialWindow", o.initialWindow, 10, 1) * this.mss;
+    this.minWindowBytes = intOpt("minWindow", o.minWindow, 2, 1) * this.mss;
+    this.lossWindowBytes = intOpt("lossWindow", o.lossWindow, 1, 1) * this.mss;
+    this.maxWindowBytes = intOpt("maxWindowBytes", o.maxWindowBytes, 64 * 1024 * 1024, this.mss);
+    this.#gainSS = intOpt("pacingGainSlowStart", o.pacingGainSlowStart, 2, 1);
+    this.#gainCA = intOpt("pacingGainAvoidance", o.pacingGainAvoidance, 1.25, 1);
+    this.window = this.initialWindow;
+  }
+
+  get cwnd(): number {
+    return this.window;
+  }
+  get ssthresh(): number {
+    return this.thresh;
+  }
+  get inSlowStart(): boolean {
+    return this.window < this.thresh;
+  }
+  get reductions(): number {
+    return this.nReductions;
+  }
+
+  pacingRate(srttMs: number): number {
+    const g = this.inSlowStart ? this.#gainSS : this.#gainCA;
+    return (g * this.window) / Math.max(srttMs, 0.1);
+  }
+
+  reset(): void {
+    this.window = this.initialWindow;
+    this.thresh = Number.POSITIVE_INFINITY;
+    this.recoveryStart = Number.NEGATIVE_INFINITY;
+    this.nReductions = 0;
+    this.caAcc = 0;
+  }
+
+  protected inRecovery(sentAt: number): boolean {
+    return sentAt <= this.recoveryStart;
+  }
+
+  onRto(now: number): void {
+    this.thresh = Math.max(this.window / 2, this.minWindowBytes);
+    this.window = this.lossWindowBytes;
+    this.recoveryStart = now;
+    this.caAcc = 0;
+    this.nReductions++;
+  }
+}
+
+/** NewReno (RFC 5681/6582 as framed by RFC 9002 §7): slow start, AIMD(1, 1/2), byte counting. */
+export class NewReno extends WindowBase implements CongestionController {
+  readonly name = "newreno" as const;
+
+  constructor(o: WindowOptions = {}) {
+    super(o);
+  }
+
+  onAck(_now: number, ackedBytes: number, sentAt: number, _srtt: number, cwndLimited: boolean): void {
+    if (this.inRecovery(sentAt) || !cwndLimited) return;
+    if (this.window < this.thresh) {
+      this.window = Math.min(this.maxWindowBytes, this.window + ackedBytes);
+      return;
+    }
+    this.caAcc += ackedBytes;
+    if (this.caAcc >= this.window) {
+      this.caAcc -= this.window;
+      this.window = Math.min(this.maxWindowBytes, this.window + this.mss);
+    }
+  }
+
+  onLoss(now: number, _lostBytes: number, sentAt: number): void {
+    if (this.inRecovery(sentAt)) return;
+    this.recoveryStart = now;
+    this.thresh = Math.max(this.window / 2, this.minWindowBytes);
+    this.window = this.thresh;
+    this.caAcc = 0;
+    this.nReductions++;
+  }
+}
+
+export interface CubicOptions extends WindowOptions {
+  /** RFC 9438 C, default 0.4. */
+  readonly c?: number;
+  /** RFC 9438 beta_cubic, default 0.7. */
+  readonly beta?: number;
+  /** Fast convergence (RFC 9438 §4.7), default true. */
+  readonly fastConvergence?: boolean;
+}
+
+/** CUBIC (RFC 9438) with the Reno-friendly region and fast convergence. */
+export class Cubic extends WindowBase implements CongestionController {
+  readonly name = "cubic" as const;
+  readonly #c: number;
+  readonly #beta: number;
+  readonly #fast: boolean;
+  /** Window before the last reduction, in segments. */
+  #wMax = 0;
+  #k = 0;
+  /** Start of the current congestion-avoidance epoch (ms), or undefined. */
+  #epoch: number | undefined;
+  /** Reno-friendly estimate, in segments. */
+  #wEst = 0;
+
+  constructor(o: CubicOptions = {}) {
+    super(o);
+    this.#c = intOpt("c", o.c, 0.4, 0.01);
+    this.#beta = intOpt("beta", o.beta, 0.7, 0.1);
+    if (this.#beta >= 1) throw new RangeError(`beta must be < 1, got ${this.#beta}`);
+    this.#fast = o.fastConvergence ?? true;
+  }
+
+  override reset(): void {
+    super.reset();
+    this.#wMax = 0;
+    this.#k = 0;
+    this.#epoch = undefined;
+    this.#wEst = 0;
+  }
+
+  onAck(now: number, ackedBytes: number, sentAt: number, srttMs: number, cwndLimited: boolean): void {
+    if (this.inRecovery(sentAt) || !cwndLimited) return;
+    if (this.window < this.thresh) {
+      this.window = Math.min(this.maxWindowBytes, this.window + ackedBytes);
+      return;
+    }
+    const mss = this.mss;
+    const cwndSeg = this.window / mss;
+    if (this.#epoch === undefined) {
+      this.#epoch = now;
+      if (this.#wMax <= cwndSeg) {
+        this.#wMax = cwndSeg;
+        this.#k = 0;
+      } else {
+        this.#k = Math.cbrt((this.#wMax - cwndSeg) / this.#c);
+      }
+      this.#wEst = cwndSeg;
+    }
+    const t = (now - this.#epoch + srttMs) / 1000;
+    const target = this.#c * (t - this.#k) ** 3 + this.#wMax;
+    const alpha = (3 * (1 - this.#beta)) / (1 + this.#beta);
+    this.#wEst += (alpha * ackedBytes) / this.window;
+    let next: number;
+    if (target < this.#wEst) {
+      next = this.#wEst * mss;
+    } else {
+      const bounded = Math.min(target, 1.5 * cwndSeg);
+      next = this.window + ((bounded - cwndSeg) / cwndSeg) * ackedBytes;
+    }
+    this.window = Math.min(this.maxWindowBytes, Math.max(this.window, next));
+  }
+
+  onLoss(now: number, _lostBytes: number, sentAt: number): void {
+    if (this.inRecovery(sentAt)) return;
+    this.recoveryStart = now;
+    const cwndSeg = this.window / this.mss;
+    this.#wMax = this.#fast && cwndSeg < this.#wMax ? (cwndSeg * (1 + this.#beta)) / 2 : cwndSeg;
+    this.window = Math.max(this.window * this.#beta, this.minWindowBytes);
+    this.thresh = this.window;
+    this.#epoch = undefined;
+    this.nReductions++;
+  }
+
+  override onRto(now: number): void {
+    const cwndSeg = this.window / this.mss;
+    this.#wMax = cwndSeg;
+    this.#epoch = undefined;
+    super.onRto(now);
+    this.thresh = Math.max(cwndSeg * this.mss * this.#beta, this.minWindowBytes);
+  }
+}
+
+/**
+ * No loss-based window: the link sends at a fixed rate (Spines 5.x's default, for dedicated
+ * networks). Loss and timeouts are counted but do not slow it down.
+ */
+export class RateCapped implements CongestionController {
+  readonly name = "rate" as const;
+  readonly cwnd = Number.POSITIVE_INFINITY;
+  readonly ssthresh = Number.POSITIVE_INFINITY;
+  readonly inSlowStart = false;
+  readonly #rate: number;
+  #losses = 0;
+
+  /** @param rateBytesPerMs the sending rate (bytes per ms = kB/s) */
+  constructor(rateBytesPerMs: number) {
+    if (!(rateBytesPerMs > 0)) throw new RangeError(`RateCapped: rate must be > 0, got ${rateBytesPerMs}`);
+    this.#rate = rateBytesPerMs;
+  }
+  get reductions(): number {
+    return 0;
+  }
+  /** Losses and timeouts seen (for metrics only). */
+  get losses(): number {
+    return this.#losses;
+  }
+  onAck(): void {}
+  onLoss(): void {
+    this.#losses++;
+  }
+  onRto(): void {
+    this.#losses++;
+  }
+  pacingRate(): number {
+    return this.#rate;
+  }
+  reset(): void {
+    this.#losses = 0;
+  }
+}
+
+export type CongestionConfig =
+  | { readonly kind: "newreno"; readonly options?: WindowOptions }
+  | { readonly kind: "cubic"; readonly options?: CubicOptions }
+  | { readonly kind: "rate"; readonly rateBytesPerMs: number };
+
+/** Builds a controller from its configuration. */
+export function createController(cfg: CongestionConfig, mss?: number): CongestionController {
+  switch (cfg.kind) {
+    case "newreno":
+      return new NewReno({ ...(mss === undefined ? {} : { mss }), ...cfg.options });
+    case "cubic":
+      return new Cubic({ ...(mss === undefined ? {} : { mss }), ...cfg.options });
+    case "rate":
+      return new RateCapped(cfg.rateBytesPerMs);
+    default:
+      throw new TypeError(`unknown congestion controller ${(cfg as { kind: unknown }).kind}`);
+  }
+}

@@ -1,0 +1,165 @@
+import { Deque } from "./deque.ts";
+
+/** A flow's identity on a link: any string or number (e.g. "src:port>dst:port"). */
+export type FlowKey = string | number;
+
+export interface DrrOptions {
+  /** Bytes a flow may send per round. Default 1,500 (about one packet). */
+  readonly quantum?: number;
+  /** Most packets queued across all flows. Default 4,096. */
+  readonly maxPackets?: number;
+  /** Most bytes queued across all flows. Default 4 MiB. */
+  readonly maxBytes?: number;
+  /** Most packets one flow may queue. Default maxPackets / 4 (at least 1). */
+  readonly maxPacketsPerFlow?: number;
+  /** Most flows with queued packets at once. Default 1,024. */
+  readonly maxFlows?: number;
+}
+
+interface Flow<T> {
+  readonly key: FlowKey;
+  readonly items: Deque<{ item: T; bytes: number }>;
+  bytes: number;
+  deficit: number;
+}
+
+/** Why `enqueue` refused a packet. */
+export const DrrRefusal = {
+  TotalPackets: "total-packets",
+  TotalBytes: "total-bytes",
+  FlowPackets: "flow-packets",
+  Flows: "flows",
+} as const;
+export type DrrRefusal = (typeof DrrRefusal)[keyof typeof DrrRefusal];
+
+function posInt(name: string, v: number | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (!Number.isInteger(v) || v < 1)
+    throw new RangeError(`DrrScheduler: ${name} must be an integer >= 1, got ${v}`);
+  return v;
+}
+
+/**
+ * Deficit round robin (Shreedhar & Varghese, 1995) across the flows sharing a link: every backlogged
+ * flow gets the same byte share whatever its packet sizes, so no flow can starve another. Every
+ * queue is bounded: total packets and bytes, packets per flow, and number of flows.
+ */
+export class DrrScheduler<T> {
+  readonly quantum: number;
+  readonly maxPackets: number;
+  readonly maxBytes: number;
+  readonly maxPacketsPerFlow: number;
+  readonly maxFlows: number;
+  readonly #flows = new Map<FlowKey, Flow<T>>();
+  readonly #active = new Deque<Flow<T>>();
+  #packets = 0;
+  #bytes = 0;
+
+  constructor(o: DrrOptions = {}) {
+    this.quantum = posInt("quantum", o.quantum, 1500);
+    this.maxPackets = posInt("maxPackets", o.maxPackets, 4096);
+    this.maxBytes = posInt("maxBytes", o.maxBytes, 4 * 1024 * 1024);
+    this.maxPacketsPerFlow = posInt(
+      "maxPacketsPerFlow",
+      o.maxPacketsPerFlow,
+      Math.max(1, Math.floor(this.maxPackets / 4)),
+    );
+    this.maxFlows = posInt("maxFlows", o.maxFlows, 1024);
+  }
+
+  get packets(): number {
+    return this.#packets;
+  }
+  get bytes(): number {
+    return this.#bytes;
+  }
+  /** Flows with at least one queued packet. */
+  get flows(): number {
+    return this.#flows.size;
+  }
+  flowPackets(key: FlowKey): number {
+    return this.#flows.get(key)?.items.length ?? 0;
+  }
+
+  /** Why a packet of `bytes` for `key` would be refused now, or undefined if it would be accepted. */
+  refusal(key: FlowKey, bytes: number): DrrRefusal | undefined {
+    if (this.#packets >= this.maxPackets) return DrrRefusal.TotalPackets;
+    if (this.#bytes + bytes > this.maxBytes) return DrrRefusal.TotalBytes;
+    const f = this.#flows.get(key);
+    if (f === undefined) return this.#flows.size >= this.maxFlows ? DrrRefusal.Flows : undefined;
+    return f.items.length >= this.maxPacketsPerFlow ? DrrRefusal.FlowPackets : undefined;
+  }
+
+  /** Queues a packet; returns false (and queues nothing) when a bound would be exceeded. */
+  enqueue(key: FlowKey, item: T, bytes: number): boolean {
+    if (!(bytes >= 0)) throw new RangeError(`DrrScheduler.enqueue: bytes must be >= 0, got ${bytes}`);
+    if (this.refusal(key, bytes) !== undefined) return false;
+    let f = this.#flows.get(key);
+    if (f === undefined) {
+      f = { key, items: new Deque(), bytes: 0, deficit: 0 };
+      this.#flows.set(key, f);
+      this.#active.push(f);
+    }
+    f.items.push({ item, bytes });
+    f.bytes += bytes;
+    this.#packets++;
+    this.#bytes += bytes;
+    return true;
+  }
+
+  /** Size of the packet `dequeue` would return next, without taking it. */
+  peekBytes(): number | undefined {
+    this.#settle();
+    return this.#active.peek()?.items.peek()?.bytes;
+  }
+
+  /** Moves the round robin until the head flow may send its head packet. */
+  #settle(): void {
+    for (;;) {
+      const f = this.#active.peek();
+      if (f === undefined) return;
+      const head = f.items.peek();
+      if (head === undefined) {
+        this.#active.shift();
+        this.#flows.delete(f.key);
+        continue;
+      }
+      if (f.deficit >= head.bytes) return;
+      f.deficit += this.quantum;
+      if (f.deficit >= head.bytes) return;
+      this.#active.shift();
+      this.#active.push(f);
+    }
+  }
+
+  /** Takes the next packet in DRR order. */
+  dequeue(): { key: FlowKey; item: T; bytes: number } | undefined {
+    this.#settle();
+    const f = this.#active.peek();
+    if (f === undefined) return undefined;
+    const head = f.items.shift();
+    if (head === undefined) return undefined;
+    f.deficit -= head.bytes;
+    f.bytes -= head.bytes;
+    this.#packets--;
+    this.#bytes -= head.bytes;
+    if (f.items.length === 0) {
+      this.#active.shift();
+      this.#flows.delete(f.key);
+    } else if (f.deficit < (f.items.peek()?.bytes ?? 0)) {
+      // Its turn is over: the rest of its deficit carries to the next round.
+      this.#active.shift();
+      this.#active.push(f);
+    }
+    return { key: f.key, item: head.item, bytes: head.bytes };
+  }
+
+  /** Drops every queued packet, calling `onDrop` for each. */
+  clear(onDrop?: (key: FlowKey, item: T) => void): void {
+    if (onDrop) for (const f of this.#flows.values()) for (const e of f.items) onDrop(f.key, e.item);
+    this.#flows.clear();
+    this.#active.clear();
+    this.#packets = 0;
+    this.#bytes = 0;
+  }
+}

@@ -1,0 +1,275 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  Cubic,
+  createController,
+  Deque,
+  DrrScheduler,
+  jainIndex,
+  mathisRate,
+  NewReno,
+  RateCapped,
+  RttEstimator,
+  TokenBucket,
+} from "../src/index.ts";
+
+const MSS = 1000;
+
+describe("NewReno", () => {
+  it("slow start doubles per RTT, then one halving per loss episode", () => {
+    const cc = new NewReno({ mss: MSS, initialWindow: 2 });
+    expect(cc.cwnd).toBe(2000);
+    // One RTT worth of acks, all cwnd-limited: the window doubles.
+    cc.onAck(10, 1000, 0, 10, true);
+    cc.onAck(10, 1000, 0, 10, true);
+    expect(cc.cwnd).toBe(4000);
+    expect(cc.inSlowStart).toBe(true);
+    // A loss of a packet sent at t=5 starts an episode at t=20.
+    cc.onLoss(20, 1000, 5);
+    expect(cc.cwnd).toBe(2000);
+    expect(cc.ssthresh).toBe(2000);
+    // More losses of packets sent before the episode started: no further decrease.
+    cc.onLoss(21, 1000, 6);
+    cc.onLoss(22, 1000, 19);
+    expect(cc.cwnd).toBe(2000);
+    expect(cc.reductions).toBe(1);
+    // Acks of packets sent before the episode: no growth.
+    cc.onAck(25, 1000, 10, 10, true);
+    expect(cc.cwnd).toBe(2000);
+    // Congestion avoidance: one MSS per window of acked bytes.
+    cc.onAck(30, 1000, 21, 10, true);
+    expect(cc.cwnd).toBe(2000);
+    cc.onAck(30, 1000, 21, 10, true);
+    expect(cc.cwnd).toBe(3000);
+    // A new loss of a packet sent after the episode began is a new episode.
+    cc.onLoss(40, 1000, 30);
+    expect(cc.cwnd).toBe(2000);
+    expect(cc.reductions).toBe(2);
+  });
+
+  it("does not grow when application-limited, and collapses on timeout", () => {
+    const cc = new NewReno({ mss: MSS });
+    const w = cc.cwnd;
+    for (let i = 0; i < 100; i++) cc.onAck(i, 1000, i, 10, false);
+    expect(cc.cwnd).toBe(w);
+    cc.onRto(200);
+    expect(cc.cwnd).toBe(MSS);
+    expect(cc.ssthresh).toBe(w / 2);
+  });
+
+  it("never goes below the minimum window, whatever the input (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 1, max: 3000 })), {
+          maxLength: 300,
+        }),
+        (ops) => {
+          const cc = new NewReno({ mss: MSS });
+          let t = 0;
+          for (const [op, b] of ops) {
+            t += 1;
+            if (op === 0 || op === 1) cc.onAck(t, b, t - 1, 10, op === 0);
+            else if (op === 2) cc.onLoss(t, b, t - 1);
+            else cc.onRto(t);
+            if (!(cc.cwnd >= MSS) || !Number.isFinite(cc.cwnd)) return false;
+          }
+          return true;
+        },
+      ),
+    );
+  });
+
+  it("reaches the Mathis rate under periodic loss (deterministic AIMD sawtooth)", () => {
+    // Simulate rounds: each RTT the flow sends cwnd bytes; one loss every 1/p packets.
+    const p = 0.01;
+    const rtt = 20;
+    const cc = new NewReno({ mss: MSS });
+    let sent = 0;
+    let next = 1 / p;
+    let bytes = 0;
+    let t = 0;
+    for (let round = 0; round < 20_000; round++) {
+      const pk = Math.max(1, Math.floor(cc.cwnd / MSS));
+      let lost = false;
+      for (let i = 0; i < pk; i++) {
+        sent++;
+        if (sent >= next) {
+          next += 1 / p;
+          lost = true;
+        }
+      }
+      // The loss is detected just before the next round goes out.
+      if (lost) cc.onLoss(t + rtt - 1, MSS, t);
+      else for (let i = 0; i < pk; i++) cc.onAck(t + rtt, MSS, t, rtt, true);
+      if (round > 2000) bytes += pk * MSS;
+      t += rtt;
+    }
+    const rate = bytes / (t - 2001 * rtt);
+    // Deterministic periodic loss gives sqrt(3/2)/sqrt(p) exactly in the limit (Mathis C = 1.22).
+    const model = mathisRate(MSS, rtt, p);
+    expect(rate / model).toBeGreaterThan(0.85);
+    expect(rate / model).toBeLessThan(1.15);
+  });
+});
+
+describe("Cubic", () => {
+  it("reduces by beta and regrows toward W_max along the cubic", () => {
+    // A large window, so the cubic curve (not the Reno-friendly estimate) drives growth.
+    const cc = new Cubic({ mss: MSS, initialWindow: 1000 });
+    cc.onLoss(0, MSS, -1);
+    expect(cc.cwnd).toBeCloseTo(700_000, 5);
+    // Acks arriving over time in congestion avoidance: the window grows back to ~W_max.
+    let t = 1;
+    let w = cc.cwnd;
+    for (let i = 0; i < 100_000 && cc.cwnd < 1_000_000; i++) {
+      t += 0.5;
+      cc.onAck(t, MSS, t - 20, 20, true);
+      expect(cc.cwnd).toBeGreaterThanOrEqual(w);
+      w = cc.cwnd;
+    }
+    expect(cc.cwnd).toBeGreaterThanOrEqual(1_000_000);
+    // K = cbrt(W_max(1-beta)/C) = cbrt(1000*0.3/0.4) ≈ 9.09 s: reaching W_max takes about K.
+    expect(t).toBeGreaterThan(8_000);
+    expect(t).toBeLessThan(10_000);
+  });
+  it("collapses on timeout and ignores losses inside an episode", () => {
+    const cc = new Cubic({ mss: MSS });
+    cc.onLoss(10, MSS, 5);
+    const w = cc.cwnd;
+    cc.onLoss(11, MSS, 9);
+    expect(cc.cwnd).toBe(w);
+    cc.onRto(20);
+    expect(cc.cwnd).toBe(MSS);
+  });
+});
+
+describe("RateCapped and createController", () => {
+  it("has no window and a fixed pacing rate", () => {
+    const cc = createController({ kind: "rate", rateBytesPerMs: 125 });
+    expect(cc).toBeInstanceOf(RateCapped);
+    expect(cc.cwnd).toBe(Number.POSITIVE_INFINITY);
+    cc.onLoss(1, 1000, 0);
+    cc.onRto(2);
+    expect(cc.cwnd).toBe(Number.POSITIVE_INFINITY);
+    expect(cc.pacingRate(10)).toBe(125);
+    expect(createController({ kind: "newreno" }, 900).cwnd).toBe(9000);
+    expect(createController({ kind: "cubic" }).name).toBe("cubic");
+    expect(() => new NewReno({ mss: 0 })).toThrow(RangeError);
+  });
+});
+
+describe("RttEstimator", () => {
+  it("follows RFC 6298", () => {
+    const r = new RttEstimator();
+    expect(r.rto({ minMs: 5, maxMs: 1000, initialMs: 200 })).toBe(200);
+    r.sample(100);
+    expect(r.srtt).toBe(100);
+    expect(r.rttvar).toBe(50);
+    r.sample(60);
+    expect(r.rttvar).toBeCloseTo(0.75 * 50 + 0.25 * 40);
+    expect(r.srtt).toBeCloseTo(0.875 * 100 + 0.125 * 60);
+    expect(r.min).toBe(60);
+    expect(r.rto({ minMs: 5, maxMs: 1000, initialMs: 200 })).toBeCloseTo(r.srtt! + 4 * r.rttvar);
+    r.sample(-1);
+    r.sample(Number.NaN);
+    expect(r.samples).toBe(2);
+  });
+});
+
+describe("TokenBucket", () => {
+  it("limits the long-run rate and allows a burst", () => {
+    const b = new TokenBucket(1, 3000, 0); // 1 byte/ms = 1 kB/s
+    let sent = 0;
+    for (let t = 0; t <= 10_000; t += 1) {
+      while (b.canSpend(t, 1000)) {
+        b.spend(t, 1000);
+        sent += 1000;
+      }
+    }
+    expect(sent).toBeGreaterThanOrEqual(10_000 + 3000 - 1000);
+    expect(sent).toBeLessThanOrEqual(10_000 + 3000 + 1000);
+    expect(b.nextTime(10_000, 1000)).toBeGreaterThan(10_000);
+    expect(() => new TokenBucket(0, 1)).toThrow(RangeError);
+  });
+});
+
+describe("DrrScheduler", () => {
+  it("shares bytes equally across backlogged flows of different packet sizes", () => {
+    const d = new DrrScheduler<number>({
+      quantum: 1500,
+      maxPackets: 100_000,
+      maxBytes: 1e9,
+      maxPacketsPerFlow: 50_000,
+    });
+    const sizes = [100, 700, 1500, 333];
+    for (let i = 0; i < 2000; i++) for (const [k, s] of sizes.entries()) d.enqueue(k, i, s);
+    const got = [0, 0, 0, 0];
+    let budget = 400_000;
+    while (budget > 0) {
+      const x = d.dequeue();
+      if (!x) break;
+      got[x.key as number]! += x.bytes;
+      budget -= x.bytes;
+    }
+    expect(jainIndex(got)).toBeGreaterThan(0.999);
+  });
+  it("enforces every bound and keeps order within a flow", () => {
+    const d = new DrrScheduler<number>({ maxPackets: 5, maxBytes: 1000, maxPacketsPerFlow: 3, maxFlows: 2 });
+    expect(d.enqueue("a", 1, 100)).toBe(true);
+    expect(d.enqueue("a", 2, 100)).toBe(true);
+    expect(d.enqueue("a", 3, 100)).toBe(true);
+    expect(d.enqueue("a", 4, 100)).toBe(false);
+    expect(d.refusal("a", 100)).toBe("flow-packets");
+    expect(d.enqueue("b", 1, 600)).toBe(true);
+    expect(d.refusal("b", 200)).toBe("total-bytes");
+    expect(d.refusal("c", 10)).toBe("flows");
+    const out: string[] = [];
+    for (let x = d.dequeue(); x; x = d.dequeue()) out.push(`${x.key}${x.item}`);
+    expect(out.filter((s) => s.startsWith("a"))).toEqual(["a1", "a2", "a3"]);
+    expect(d.packets).toBe(0);
+    expect(d.bytes).toBe(0);
+    expect(d.flows).toBe(0);
+  });
+  it("never exceeds its bounds under random operations (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 5 }), fc.integer({ min: 1, max: 1500 })), {
+          maxLength: 500,
+        }),
+        (ops) => {
+          const d = new DrrScheduler<number>({
+            maxPackets: 20,
+            maxBytes: 10_000,
+            maxPacketsPerFlow: 6,
+            maxFlows: 4,
+          });
+          let inQ = 0;
+          for (const [enq, k, b] of ops) {
+            if (enq) {
+              if (d.enqueue(k, 0, b)) inQ++;
+            } else if (d.dequeue()) inQ--;
+            if (d.packets !== inQ || d.packets > 20 || d.bytes > 10_000 || d.flows > 4) return false;
+          }
+          return true;
+        },
+      ),
+    );
+  });
+});
+
+describe("Deque and jainIndex", () => {
+  it("behaves as a FIFO/LIFO across growth", () => {
+    const q = new Deque<number>(2);
+    for (let i = 0; i < 100; i++) q.push(i);
+    q.unshift(-1);
+    expect(q.length).toBe(101);
+    expect(q.shift()).toBe(-1);
+    expect(q.at(99)).toBe(99);
+    expect([...q].slice(0, 3)).toEqual([0, 1, 2]);
+  });
+  it("computes Jain's index", () => {
+    expect(jainIndex([1, 1, 1, 1])).toBe(1);
+    expect(jainIndex([1, 0, 0, 0])).toBeCloseTo(0.25);
+    expect(() => jainIndex([])).toThrow(RangeError);
+  });
+});

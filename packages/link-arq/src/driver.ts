@@ -1,0 +1,195 @@
+import type { FlowKey } from "@spines-ts/congestion";
+import type { Cancel, Host, NodeId } from "@spines-ts/primitives";
+import { decode, type Frame, type LinkChannel, type OverlayHeader, WireError } from "@spines-ts/wire";
+import type { LinkConfig } from "./config.ts";
+import { Link } from "./link.ts";
+import { type Delivery, type LinkEvent, SendResult } from "./types.ts";
+
+export interface LinkDriverOptions {
+  /** Defaults for every neighbour's link. */
+  readonly config?: Partial<LinkConfig>;
+  /** Our incarnation; default: a random non-zero 32-bit id from `host.rng`. */
+  readonly incarnation?: number;
+  /** How frames leave; default `host.send(peer, bytes)` (override to tunnel through a router in tests). */
+  readonly transmit?: (peer: NodeId, bytes: Uint8Array) => void;
+  /** Link events (up, down, restart, writable, metrics). */
+  readonly onEvent?: (peer: NodeId, e: LinkEvent) => void;
+  /**
+   * A received packet. Return true when taken; false leaves it held by the link (its receive credit
+   * shrinks, which pushes back on the neighbour) until `offerDeliveries` is called again.
+   * Default: take everything and drop it.
+   */
+  readonly onDelivery?: (peer: NodeId, d: Delivery) => boolean;
+  /** Frames that are not link messages (routing, sessions...), after decoding. */
+  readonly onOtherFrame?: (from: NodeId, f: Frame) => void;
+}
+
+interface Entry {
+  readonly link: Link;
+  cancel: Cancel | undefined;
+  armedAt: number | undefined;
+  flushing: boolean;
+  again: boolean;
+}
+
+const LINK_TAGS = new Set(["Hello", "LinkData", "LinkAck", "RealtimeNack"]);
+
+/**
+ * Runs one `Link` core per neighbour on a `Host`: decodes incoming datagrams and routes them by
+ * sender, arms one host timer per link at its `nextTimeout()`, sends its frames, and passes
+ * deliveries and events to the owner. The simulator and the daemon both use this.
+ */
+export class LinkDriver {
+  readonly host: Host;
+  readonly incarnation: number;
+  readonly #opts: LinkDriverOptions;
+  readonly #links = new Map<NodeId, Entry>();
+  decodeErrors = 0;
+  unknownSender = 0;
+  #stopped = false;
+
+  constructor(host: Host, opts: LinkDriverOptions = {}) {
+    this.host = host;
+    this.#opts = opts;
+    let inc = opts.incarnation;
+    if (inc === undefined) {
+      do inc = host.rng.uint32();
+      while (inc === 0);
+    }
+    this.incarnation = inc;
+  }
+
+  /** Starts a link to a directly connected neighbour. */
+  addNeighbour(peer: NodeId, config?: Partial<LinkConfig>): Link {
+    if (this.#links.has(peer)) throw new RangeError(`neighbour ${peer} already added`);
+    const link = new Link({
+      local: this.host.id,
+      peer,
+      incarnation: this.incarnation,
+      config: { ...this.#opts.config, ...config },
+      now: this.host.clock.now(),
+      rng: this.host.rng,
+    });
+    const e: Entry = { link, cancel: undefined, armedAt: undefined, flushing: false, again: false };
+    this.#links.set(peer, e);
+    this.#flush(peer, e);
+    return link;
+  }
+
+  /** Stops a link (sends a goodbye) and forgets it. */
+  removeNeighbour(peer: NodeId): void {
+    const e = this.#links.get(peer);
+    if (!e) return;
+    e.link.close(this.host.clock.now());
+    this.#flush(peer, e);
+    e.cancel?.();
+    this.#links.delete(peer);
+  }
+
+  link(peer: NodeId): Link | undefined {
+    return this.#links.get(peer)?.link;
+  }
+
+  get neighbours(): NodeId[] {
+    return [...this.#links.keys()];
+  }
+
+  /** A datagram from the network (NodeProgram.receive). */
+  receive(from: NodeId, data: Uint8Array): void {
+    if (this.#stopped) return;
+    let f: Frame;
+    try {
+      f = decode(data);
+    } catch (err) {
+      if (err instanceof WireError) {
+        this.decodeErrors++;
+        return;
+      }
+      throw err;
+    }
+    if (!LINK_TAGS.has(f.msg._tag)) {
+      this.#opts.onOtherFrame?.(from, f);
+      return;
+    }
+    const e = this.#links.get(f.sender);
+    if (!e) {
+      this.unknownSender++;
+      return;
+    }
+    e.link.handleFrame(f, this.host.clock.now());
+    this.#flush(f.sender, e);
+  }
+
+  /** Sends an overlay packet to a neighbour on a channel. */
+  send(
+    peer: NodeId,
+    channel: LinkChannel,
+    header: OverlayHeader,
+    payload: Uint8Array,
+    flow?: FlowKey,
+  ): SendResult {
+    const e = this.#links.get(peer);
+    if (!e || this.#stopped) return SendResult.Down;
+    const r = e.link.send(channel, header, payload, this.host.clock.now(), flow);
+    this.#flush(peer, e);
+    return r;
+  }
+
+  /** Offers held deliveries again (e.g. after a writable event on the link they are going to). */
+  offerDeliveries(peer?: NodeId): void {
+    if (peer === undefined) {
+      for (const [p, e] of this.#links) this.#flush(p, e);
+      return;
+    }
+    const e = this.#links.get(peer);
+    if (e) this.#flush(peer, e);
+  }
+
+  /** Sends goodbyes and cancels every timer. */
+  stop(): void {
+    for (const peer of [...this.#links.keys()]) this.removeNeighbour(peer);
+    this.#stopped = true;
+  }
+
+  #flush(peer: NodeId, e: Entry): void {
+    if (e.flushing) {
+      e.again = true;
+      return;
+    }
+    e.flushing = true;
+    try {
+      do {
+        e.again = false;
+        const now = this.host.clock.now();
+        const tx = this.#opts.transmit;
+        for (const b of e.link.takeTransmits()) {
+          if (tx) tx(peer, b);
+          else this.host.send(peer, b);
+        }
+        for (const ev of e.link.takeEvents()) this.#opts.onEvent?.(peer, ev);
+        const take = this.#opts.onDelivery;
+        if (e.link.pendingDeliveries > 0)
+          e.link.consumeDeliveries(now, take ? (d) => take(peer, d) : () => true);
+        if (e.link.hasOutput) e.again = true;
+      } while (e.again);
+      this.#arm(peer, e);
+    } finally {
+      e.flushing = false;
+    }
+  }
+
+  #arm(peer: NodeId, e: Entry): void {
+    if (this.#links.get(peer) !== e) return;
+    const at = e.link.nextTimeout();
+    if (e.armedAt === at && e.cancel) return;
+    e.cancel?.();
+    e.armedAt = at;
+    e.cancel = this.host.schedule(at, () => {
+      e.cancel = undefined;
+      e.armedAt = undefined;
+      if (this.#links.get(peer) !== e) return;
+      e.link.handleTimeout(Math.max(at, this.host.clock.now()));
+      this.#flush(peer, e);
+    });
+  }
+}

@@ -1,0 +1,581 @@
+import { type FlowKey, RttEstimator, TokenBucket } from "@spines-ts/congestion";
+import type { NodeId, Rng } from "@spines-ts/primitives";
+import {
+  decode,
+  encode,
+  type Frame,
+  type Hello,
+  HelloFlag,
+  LinkChannel,
+  type LinkMessage,
+  type OverlayHeader,
+  WireError,
+} from "@spines-ts/wire";
+import { DATA_OVERHEAD_BYTES, type LinkConfig, resolveLinkConfig } from "./config.ts";
+import { ReliableReceiver, ReliableSender } from "./reliable.ts";
+import { elapsedMs, tsUs } from "./seq.ts";
+import { type Delivery, type LinkEvent, type LinkMetrics, type LinkState, SendResult } from "./types.ts";
+import { UnreliableReceiver, UnreliableSender } from "./unreliable.ts";
+
+export interface LinkOptions {
+  /** Our node id (the frame sender). */
+  readonly local: NodeId;
+  /** The neighbour's node id. */
+  readonly peer: NodeId;
+  /** Our incarnation: a random non-zero 32-bit id drawn once per process start. */
+  readonly incarnation: number;
+  readonly config?: Partial<LinkConfig>;
+  /** Creation time (ms). */
+  readonly now: number;
+  /** Seeded randomness (the first hello's offset). */
+  readonly rng: Rng;
+}
+
+export interface LinkStats {
+  framesIn: number;
+  framesOut: number;
+  decodeErrors: number;
+  foreign: number;
+  staleIncarnation: number;
+  notForUs: number;
+  badAcks: number;
+  deliveriesDropped: number;
+  eventsDropped: number;
+  restarts: number;
+  ups: number;
+  downs: number;
+}
+
+const MAX_EVENTS = 4096;
+const RETIRED_KEEP = 4;
+const NO_ECHO = 0xffffffff;
+
+interface Held extends Delivery {
+  readonly reliable: boolean;
+  readonly bytes: number;
+}
+
+/** The default flow key: the overlay source and destination session. */
+export function flowKeyOf(h: OverlayHeader): FlowKey {
+  return `${h.src}:${h.srcPort}>${h.dst}:${h.dstPort}`;
+}
+
+function u32(name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 0xffffffff)
+    throw new RangeError(`${name} must be an unsigned 32-bit integer, got ${String(v)}`);
+  return v;
+}
+
+/**
+ * One overlay link to one neighbour, sans-IO. Inputs: frames from the neighbour
+ * (`handleFrame`/`receive`), application sends (`send`), and timer fires (`handleTimeout`), each
+ * with `now` in ms. Outputs: frames to transmit (`takeTransmits`), the next deadline
+ * (`nextTimeout`), received packets (`consumeDeliveries`) and events (`takeEvents`).
+ *
+ * It runs liveness (hellos, dead timeout, hold-down, restart detection by incarnation), RTT and
+ * loss measurement, and three channels: reliable (selective-repeat ARQ with congestion control and
+ * DRR), real-time (one bounded-latency retransmission) and best-effort. See docs/links.md.
+ */
+export class Link {
+  readonly local: NodeId;
+  readonly peer: NodeId;
+  readonly incarnation: number;
+  readonly config: LinkConfig;
+  readonly rtt = new RttEstimator();
+  readonly reliable: ReliableSender;
+  readonly reliableIn: ReliableReceiver;
+  readonly realtime: UnreliableSender;
+  readonly realtimeIn: UnreliableReceiver;
+  readonly bestEffort: UnreliableSender;
+  readonly bestEffortIn: UnreliableReceiver;
+  readonly stats: LinkStats = {
+    framesIn: 0,
+    framesOut: 0,
+    decodeErrors: 0,
+    foreign: 0,
+    staleIncarnation: 0,
+    notForUs: 0,
+    badAcks: 0,
+    deliveriesDropped: 0,
+    eventsDropped: 0,
+    restarts: 0,
+    ups: 0,
+    downs: 0,
+  };
+  readonly #cap: TokenBucket | undefined;
+  #state: LinkState = "down";
+  #peerInc = 0;
+  readonly #retired: number[] = [];
+  #lastHeard = Number.NEGATIVE_INFINITY;
+  #confirm = 0;
+  #holdUntil = Number.NEGATIVE_INFINITY;
+  #nextHelloAt: number;
+  #helloSeq = 0;
+  #peerHelloTs: number | undefined;
+  #peerHelloAt = 0;
+  #lossIn = 0;
+  #lossOut = 0;
+  #meterExpected = 0;
+  #meterOriginals = 0;
+  #nextMetricsAt: number;
+  #now: number;
+  #transmits: Uint8Array[] = [];
+  #events: LinkEvent[] = [];
+  readonly #held: Held[] = [];
+  #relHeld = 0;
+  #relHeldBytes = 0;
+  #unrelHeld = 0;
+  #unrelHeldBytes = 0;
+
+  constructor(o: LinkOptions) {
+    this.local = u32("local", o.local);
+    this.peer = u32("peer", o.peer);
+    this.incarnation = u32("incarnation", o.incarnation);
+    if (this.incarnation === 0) throw new RangeError("incarnation must be non-zero");
+    if (typeof o.now !== "number" || !Number.isFinite(o.now))
+      throw new TypeError("now must be a finite number");
+    this.config = resolveLinkConfig(o.config);
+    const c = this.config;
+    this.#now = o.now;
+    this.#cap =
+      c.rateCapBytesPerMs === undefined
+        ? undefined
+        : new TokenBucket(c.rateCapBytesPerMs, c.rateCapBurstBytes, o.now);
+    this.reliable = new ReliableSender(c, this.rtt, this.#cap, o.now);
+    this.reliableIn = new ReliableReceiver(c);
+    this.realtime = new UnreliableSender(LinkChannel.Realtime, c, true);
+    this.realtimeIn = new UnreliableReceiver(c, true);
+    this.bestEffort = new UnreliableSender(LinkChannel.BestEffort, c, false);
+    this.bestEffortIn = new UnreliableReceiver(c, false);
+    this.#nextHelloAt = o.now + o.rng.uniform(0, c.helloIntervalMs);
+    this.#nextMetricsAt = o.now + c.metricsIntervalMs;
+  }
+
+  get state(): LinkState {
+    return this.#state;
+  }
+  /** The neighbour's current incarnation (0 before first contact). */
+  get peerIncarnation(): number {
+    return this.#peerInc;
+  }
+  get lastHeard(): number {
+    return this.#lastHeard;
+  }
+  /** Received packets not yet consumed. */
+  get pendingDeliveries(): number {
+    return this.#held.length;
+  }
+  get heldReliable(): { packets: number; bytes: number } {
+    return { packets: this.#relHeld, bytes: this.#relHeldBytes };
+  }
+
+  metrics(): LinkMetrics {
+    return {
+      srtt: this.rtt.srtt,
+      rttvar: this.rtt.rttvar,
+      minRtt: Number.isFinite(this.rtt.min) ? this.rtt.min : undefined,
+      lossOut: this.#lossOut,
+      lossIn: this.#lossIn,
+      cwnd: this.reliable.cc.cwnd,
+      bytesInFlight: this.reliable.bytesInFlight,
+    };
+  }
+
+  #event(e: LinkEvent): void {
+    if (this.#events.length >= MAX_EVENTS) {
+      this.stats.eventsDropped++;
+      return;
+    }
+    this.#events.push(e);
+  }
+
+  #emit(msg: LinkMessage): void {
+    this.#transmits.push(encode({ sender: this.local, incarnation: this.incarnation }, msg));
+    this.stats.framesOut++;
+  }
+
+  #relFree(): number {
+    const c = this.config;
+    return Math.max(
+      0,
+      Math.min(
+        c.recvBufferPackets - this.#relHeld,
+        Math.floor((c.recvBufferBytes - this.#relHeldBytes) / c.mtu),
+      ),
+    );
+  }
+
+  /** Decodes and handles one datagram from the neighbour; malformed input is counted and dropped. */
+  receive(bytes: Uint8Array, now: number): void {
+    let f: Frame;
+    try {
+      f = decode(bytes);
+    } catch (e) {
+      if (e instanceof WireError) {
+        this.stats.decodeErrors++;
+        return;
+      }
+      throw e;
+    }
+    this.handleFrame(f, now);
+  }
+
+  /** Handles a decoded frame (the owner demultiplexes by sender and message family). */
+  handleFrame(f: Frame, now: number): void {
+    this.#tick(now);
+    if (f.sender !== this.peer) {
+      this.stats.foreign++;
+      return;
+    }
+    const m = f.msg;
+    if (m._tag !== "Hello" && m._tag !== "LinkData" && m._tag !== "LinkAck" && m._tag !== "RealtimeNack") {
+      this.stats.foreign++;
+      return;
+    }
+    const inc = f.incarnation;
+    if (inc === 0 || this.#retired.includes(inc)) {
+      this.stats.staleIncarnation++;
+      return;
+    }
+    if (inc !== this.#peerInc) {
+      if (this.#peerInc !== 0) this.#restart(now, inc);
+      else this.#peerInc = inc;
+    }
+    this.stats.framesIn++;
+    this.#lastHeard = now;
+    switch (m._tag) {
+      case "Hello":
+        this.#onHello(now, m);
+        break;
+      case "LinkData": {
+        if (m.peerIncarnation !== this.incarnation) {
+          this.stats.notForUs++;
+          break;
+        }
+        this.#onData(now, m);
+        break;
+      }
+      case "LinkAck":
+        if (m.peerIncarnation !== this.incarnation) {
+          this.stats.notForUs++;
+          break;
+        }
+        if (!this.reliable.onAck(now, m)) this.stats.badAcks++;
+        break;
+      case "RealtimeNack":
+        if (m.peerIncarnation !== this.incarnation) {
+          this.stats.notForUs++;
+          break;
+        }
+        if (this.#state === "up")
+          this.realtime.onNack(now, this.#peerInc, m, this.rtt.srttOr(this.config.realtimeHistoryMs), (d) =>
+            this.#emitCapped(now, d),
+          );
+        break;
+    }
+    this.#afterInput(now);
+  }
+
+  #emitCapped(now: number, d: LinkMessage & { _tag: "LinkData" }): void {
+    const size = DATA_OVERHEAD_BYTES + d.payload.length;
+    if (this.#cap && !this.#cap.canSpend(now, size)) return;
+    this.#cap?.spend(now, size);
+    this.#emit(d);
+  }
+
+  #onData(now: number, d: LinkMessage & { _tag: "LinkData" }): void {
+    const bytes = d.payload.length + DATA_OVERHEAD_BYTES;
+    if (d.channel === LinkChannel.Reliable) {
+      const seq = this.reliableIn.onData(now, d, this.#relFree());
+      if (seq === undefined) return;
+      this.#relHeld++;
+      this.#relHeldBytes += bytes;
+      this.#held.push({
+        channel: d.channel,
+        header: d.header,
+        payload: d.payload,
+        seq,
+        receivedAt: now,
+        reliable: true,
+        bytes,
+      });
+      return;
+    }
+    const rx = d.channel === LinkChannel.Realtime ? this.realtimeIn : this.bestEffortIn;
+    const seq = rx.onData(now, d, this.rtt.srttOr(this.config.realtimeHistoryMs), (seqs) => {
+      this.#emit({ _tag: "RealtimeNack", peerIncarnation: this.#peerInc, seqs });
+    });
+    if (seq === undefined) return;
+    const c = this.config;
+    if (this.#unrelHeld >= c.recvBufferPackets || this.#unrelHeldBytes + bytes > c.recvBufferBytes) {
+      this.stats.deliveriesDropped++;
+      return;
+    }
+    this.#unrelHeld++;
+    this.#unrelHeldBytes += bytes;
+    this.#held.push({
+      channel: d.channel,
+      header: d.header,
+      payload: d.payload,
+      seq,
+      receivedAt: now,
+      reliable: false,
+      bytes,
+    });
+  }
+
+  #onHello(now: number, h: Hello): void {
+    this.#peerHelloTs = h.ts;
+    this.#peerHelloAt = now;
+    this.#lossOut = h.lossIn / 65535;
+    if ((h.flags & HelloFlag.Goodbye) !== 0) {
+      this.#goodbye(now);
+      return;
+    }
+    if (h.peerIncarnation === this.incarnation) {
+      if (h.echoDelay !== NO_ECHO) {
+        const sample = elapsedMs(now, h.echoTs) - h.echoDelay / 1000;
+        if (sample > 0 && sample < 60_000) this.rtt.sample(sample);
+      }
+      this.#confirm++;
+    } else {
+      this.#confirm = 0;
+    }
+    if (
+      this.#state === "down" &&
+      this.#confirm >= this.config.upAfterHellos &&
+      now >= this.#holdUntil &&
+      this.rtt.hasSample
+    ) {
+      this.#state = "up";
+      this.stats.ups++;
+      this.#event({ type: "up", at: now });
+    }
+  }
+
+  #retire(inc: number): void {
+    this.#retired.push(inc);
+    if (this.#retired.length > RETIRED_KEEP) this.#retired.shift();
+  }
+
+  #resetChannels(): number {
+    const discarded = this.reliable.reset();
+    this.reliableIn.reset();
+    this.realtime.reset();
+    this.realtimeIn.reset();
+    this.bestEffort.reset();
+    this.bestEffortIn.reset();
+    this.#meterExpected = 0;
+    this.#meterOriginals = 0;
+    this.#confirm = 0;
+    this.#peerHelloTs = undefined;
+    // Packets already received stay deliverable: they were accepted exactly once.
+    return discarded;
+  }
+
+  #restart(now: number, inc: number): void {
+    const old = this.#peerInc;
+    this.#retire(old);
+    this.#peerInc = inc;
+    const discarded = this.#resetChannels();
+    this.stats.restarts++;
+    if (this.#state === "up") {
+      this.#state = "down";
+      this.stats.downs++;
+      this.#event({ type: "down", at: now, reason: "restart" });
+    }
+    this.#event({ type: "restart", at: now, oldIncarnation: old, newIncarnation: inc, discarded });
+  }
+
+  #goodbye(now: number): void {
+    this.#retire(this.#peerInc);
+    this.#peerInc = 0;
+    this.#resetChannels();
+    if (this.#state === "up") {
+      this.#state = "down";
+      this.stats.downs++;
+      this.#event({ type: "down", at: now, reason: "goodbye" });
+    }
+  }
+
+  /** Offers a packet to a channel. See `SendResult`. */
+  send(
+    channel: LinkChannel,
+    header: OverlayHeader,
+    payload: Uint8Array,
+    now: number,
+    flow?: FlowKey,
+  ): SendResult {
+    if (channel !== 0 && channel !== 1 && channel !== 2)
+      throw new RangeError(`unknown channel ${String(channel)}`);
+    if (!(payload instanceof Uint8Array)) throw new TypeError("payload must be a Uint8Array");
+    if (typeof header !== "object" || header === null) throw new TypeError("header must be an OverlayHeader");
+    this.#tick(now);
+    const size = DATA_OVERHEAD_BYTES + payload.length;
+    if (size > this.config.mtu) return SendResult.TooBig;
+    if (this.#state !== "up") return SendResult.Down;
+    if (channel === LinkChannel.Reliable) {
+      if (!this.reliable.accept(flow ?? flowKeyOf(header), header, payload)) return SendResult.WouldBlock;
+      this.#afterInput(now);
+      return SendResult.Ok;
+    }
+    if (this.#cap && !this.#cap.canSpend(now, size)) return SendResult.WouldBlock;
+    this.#cap?.spend(now, size);
+    const tx = channel === LinkChannel.Realtime ? this.realtime : this.bestEffort;
+    this.#emit(tx.send(now, this.#peerInc, header, payload));
+    return SendResult.Ok;
+  }
+
+  /** Whether `send` on the reliable channel would accept a packet of this payload size now. */
+  canSend(payloadBytes: number, flow: FlowKey): boolean {
+    return this.#state === "up" && this.reliable.canAccept(flow, DATA_OVERHEAD_BYTES + payloadBytes);
+  }
+
+  /**
+   * Offers each held delivery to `take`, oldest first; those it accepts (returns true) are removed.
+   * A packet it refuses stays held (back-pressure: the receive credit shrinks) and is offered again
+   * next time. Returns how many were taken.
+   */
+  consumeDeliveries(now: number, take: (d: Delivery) => boolean): number {
+    this.#tick(now);
+    const n = this.#held.length;
+    if (n === 0) return 0;
+    const keep: Held[] = [];
+    const all = this.#held.splice(0, n);
+    let taken = 0;
+    let relFreed = false;
+    for (let i = 0; i < all.length; i++) {
+      const d = all[i] as Held;
+      if (take(d)) {
+        taken++;
+        if (d.reliable) {
+          this.#relHeld--;
+          this.#relHeldBytes -= d.bytes;
+          relFreed = true;
+        } else {
+          this.#unrelHeld--;
+          this.#unrelHeldBytes -= d.bytes;
+        }
+      } else keep.push(d);
+    }
+    // Anything that arrived while `take` ran (it may have sent on this link) goes after.
+    this.#held.unshift(...keep);
+    if (relFreed && this.reliableIn.everReceived) {
+      // A window update when the credit the sender knows of is nearly used up.
+      const before = this.reliableIn.lastAdvertised;
+      const after = this.reliableIn.limit(this.#relFree());
+      if (after > before && before - this.reliableIn.highest <= Math.max(1, this.config.recvBufferPackets / 4))
+        this.reliableIn.requestAck(now);
+      this.#afterInput(now);
+    }
+    return taken;
+  }
+
+  /** Timers: hellos, dead timeout, loss/RTO/pacing, delayed acks, metrics. */
+  handleTimeout(now: number): void {
+    this.#tick(now);
+    const c = this.config;
+    if (now >= this.#nextHelloAt) {
+      this.#sendHello(now, 0);
+      this.#nextHelloAt += c.helloIntervalMs;
+      if (this.#nextHelloAt <= now) this.#nextHelloAt = now + c.helloIntervalMs;
+      if (this.reliableIn.everReceived) this.reliableIn.requestAck(now);
+    }
+    if (this.#state === "up" && now >= this.#lastHeard + c.deadTimeoutMs) {
+      this.#state = "down";
+      this.stats.downs++;
+      this.#holdUntil = now + c.holdDownMs;
+      this.#confirm = 0;
+      this.#event({ type: "down", at: now, reason: "timeout" });
+    }
+    if (now >= this.#nextMetricsAt) {
+      this.#nextMetricsAt = now + c.metricsIntervalMs;
+      this.#event({ type: "metrics", at: now, ...this.metrics() });
+    }
+    this.reliable.onTimeout(now);
+    this.#afterInput(now);
+  }
+
+  #sendHello(now: number, flags: number): void {
+    // Fold the packets expected and received since the last hello into the loss estimate.
+    const exp = this.reliableIn.expected + this.realtimeIn.expected + this.bestEffortIn.expected;
+    const orig = this.reliableIn.originals + this.realtimeIn.originals + this.bestEffortIn.originals;
+    const dE = exp - this.#meterExpected;
+    const dO = orig - this.#meterOriginals;
+    this.#meterExpected = exp;
+    this.#meterOriginals = orig;
+    if (dE > 0) {
+      const a = 1 - (1 - this.config.lossEwmaAlpha) ** dE;
+      this.#lossIn = (1 - a) * this.#lossIn + a * Math.min(1, Math.max(0, (dE - dO) / dE));
+    }
+    const echo = this.#peerHelloTs;
+    this.#emit({
+      _tag: "Hello",
+      peerIncarnation: this.#peerInc,
+      seq: this.#helloSeq++ % 0x100000000,
+      ts: tsUs(now),
+      echoTs: echo ?? 0,
+      echoDelay:
+        echo === undefined ? NO_ECHO : Math.min(NO_ECHO - 1, Math.round((now - this.#peerHelloAt) * 1000)),
+      lossIn: Math.round(this.#lossIn * 65535),
+      flags,
+    });
+  }
+
+  /** Announces a shutdown to the neighbour (a Hello with the Goodbye flag); the link goes down. */
+  close(now: number): void {
+    this.#tick(now);
+    this.#sendHello(now, HelloFlag.Goodbye);
+    if (this.#state === "up") {
+      this.#state = "down";
+      this.stats.downs++;
+      this.#event({ type: "down", at: now, reason: "goodbye" });
+    }
+  }
+
+  #afterInput(now: number): void {
+    if (this.#state === "up") this.reliable.pump(now, this.#peerInc, (m) => this.#emit(m));
+    const at = this.reliableIn.ackAt;
+    if (at !== undefined && now >= at && this.#peerInc !== 0)
+      this.#emit(this.reliableIn.makeAck(now, this.#peerInc, this.#relFree()));
+    const w = this.reliable.takeWritable();
+    for (const flow of w.flows) this.#event({ type: "writable", at: now, flow });
+    if (w.link) this.#event({ type: "writable", at: now });
+  }
+
+  #tick(now: number): void {
+    if (typeof now !== "number" || Number.isNaN(now))
+      throw new TypeError(`now must be a number, got ${String(now)}`);
+    if (now < this.#now) throw new RangeError(`time went backwards: ${this.#now} -> ${now}`);
+    this.#now = now;
+  }
+
+  /** The earliest time `handleTimeout` must be called. */
+  nextTimeout(): number {
+    let t = Math.min(this.#nextHelloAt, this.#nextMetricsAt);
+    if (this.#state === "up") t = Math.min(t, this.#lastHeard + this.config.deadTimeoutMs);
+    const s = this.reliable.nextTimeout();
+    if (s !== undefined && s < t) t = s;
+    const a = this.reliableIn.ackAt;
+    if (a !== undefined && a < t && this.#peerInc !== 0) t = a;
+    return t;
+  }
+
+  /** True when frames or events are waiting to be taken. */
+  get hasOutput(): boolean {
+    return this.#transmits.length > 0 || this.#events.length > 0;
+  }
+
+  /** Frames to send to the neighbour, in order; the caller sends them all. */
+  takeTransmits(): Uint8Array[] {
+    const t = this.#transmits;
+    this.#transmits = [];
+    return t;
+  }
+
+  takeEvents(): LinkEvent[] {
+    const e = this.#events;
+    this.#events = [];
+    return e;
+  }
+}

@@ -1,0 +1,595 @@
+import {
+  type CongestionController,
+  createController,
+  Deque,
+  DrrScheduler,
+  type FlowKey,
+  type RttEstimator,
+  TokenBucket,
+} from "@spines-ts/congestion";
+import {
+  type LinkAck,
+  LinkChannel,
+  type LinkData,
+  LinkDataFlag,
+  MAX_ACK_RANGES,
+  type OverlayHeader,
+  type SackRange,
+} from "@spines-ts/wire";
+import { DATA_OVERHEAD_BYTES, type LinkConfig } from "./config.ts";
+import { elapsedMs, tsUs, unwrap32, wire32 } from "./seq.ts";
+
+const INFLIGHT = 0;
+const LOST = 1;
+const ACKED = 2;
+
+interface SentPacket {
+  readonly seq: number;
+  readonly flow: FlowKey;
+  readonly header: OverlayHeader;
+  readonly payload: Uint8Array;
+  /** Frame bytes on the wire. */
+  readonly size: number;
+  sentAt: number;
+  txNum: number;
+  txCount: number;
+  state: number;
+}
+
+interface Queued {
+  readonly header: OverlayHeader;
+  readonly payload: Uint8Array;
+}
+
+export interface ReliableSenderStats {
+  sent: number;
+  retransmitted: number;
+  lostDetected: number;
+  rtoFired: number;
+  acked: number;
+  spurious: number;
+  badAcks: number;
+}
+
+/**
+ * The sending half of the reliable channel: selective repeat with SACK, RACK/QUIC-style loss
+ * detection (packet threshold and 9/8·RTT time threshold), an RFC 6298 RTO with a ms floor and
+ * exponential back-off, a window controller, pacing, and a bounded send buffer shared fairly by
+ * flows (DRR). Transmission order = retransmissions first, then new packets in DRR order.
+ */
+export class ReliableSender {
+  readonly #cfg: LinkConfig;
+  readonly #rtt: RttEstimator;
+  readonly cc: CongestionController;
+  readonly #queue: DrrScheduler<Queued>;
+  readonly #unacked = new Map<number, SentPacket>();
+  readonly #order = new Deque<{ p: SentPacket; tx: number }>();
+  readonly #retx = new Deque<SentPacket>();
+  readonly #pacer: TokenBucket | undefined;
+  readonly #cap: TokenBucket | undefined;
+  #unackedBytes = 0;
+  #nextSeq = 0;
+  #sndUna = 0;
+  #peerLimit: number;
+  #txCounter = 0;
+  #bytesInFlight = 0;
+  #largestAckedTx = -1;
+  #backoff = 1;
+  #rtoAt: number | undefined;
+  #lossAt: number | undefined;
+  #paceAt: number | undefined;
+  #appLimited = true;
+  #wantWritable = false;
+  readonly #blockedFlows = new Set<FlowKey>();
+  readonly stats: ReliableSenderStats = {
+    sent: 0,
+    retransmitted: 0,
+    lostDetected: 0,
+    rtoFired: 0,
+    acked: 0,
+    spurious: 0,
+    badAcks: 0,
+  };
+
+  constructor(cfg: LinkConfig, rtt: RttEstimator, cap: TokenBucket | undefined, now: number) {
+    this.#cfg = cfg;
+    this.#rtt = rtt;
+    this.cc = createController(cfg.congestion, cfg.mtu);
+    this.#queue = new DrrScheduler<Queued>({
+      quantum: cfg.mtu,
+      maxPackets: cfg.sendBufferPackets,
+      maxBytes: cfg.sendBufferBytes,
+      maxPacketsPerFlow: cfg.perFlowPackets,
+      maxFlows: cfg.maxFlows,
+    });
+    // Until the first ack, assume the peer has the same receive window as we do.
+    this.#peerLimit = cfg.recvWindowPackets;
+    const paced = cfg.pacing || this.cc.name === "rate";
+    this.#pacer = paced ? new TokenBucket(this.cc.pacingRate(100), 2 * cfg.mtu, now) : undefined;
+    this.#cap = cap;
+  }
+
+  /** Packets held (queued + unacknowledged). */
+  get bufferedPackets(): number {
+    return this.#queue.packets + this.#unacked.size;
+  }
+  get bufferedBytes(): number {
+    return this.#queue.bytes + this.#unackedBytes;
+  }
+  get queuedPackets(): number {
+    return this.#queue.packets;
+  }
+  get unackedPackets(): number {
+    return this.#unacked.size;
+  }
+  get bytesInFlight(): number {
+    return this.#bytesInFlight;
+  }
+  get nextSeq(): number {
+    return this.#nextSeq;
+  }
+  get sndUna(): number {
+    return this.#sndUna;
+  }
+  /** True when nothing is queued or unacknowledged. */
+  get idle(): boolean {
+    return this.#queue.packets === 0 && this.#unacked.size === 0;
+  }
+
+  #rto(): number {
+    const base = this.#rtt.rto({
+      minMs: this.#cfg.minRtoMs,
+      maxMs: this.#cfg.maxRtoMs,
+      initialMs: this.#cfg.initialRtoMs,
+      extraMs: this.#cfg.maxAckDelayMs,
+    });
+    return Math.min(this.#cfg.maxRtoMs, base * this.#backoff);
+  }
+
+  /** Whether a packet of `size` frame bytes for `flow` would be accepted now. */
+  canAccept(flow: FlowKey, size: number): boolean {
+    if (this.bufferedPackets >= this.#cfg.sendBufferPackets) return false;
+    if (this.bufferedBytes + size > this.#cfg.sendBufferBytes) return false;
+    return this.#queue.refusal(flow, size) === undefined;
+  }
+
+  /** Queues a packet; false (would-block) when a bound is reached. */
+  accept(flow: FlowKey, header: OverlayHeader, payload: Uint8Array): boolean {
+    const size = DATA_OVERHEAD_BYTES + payload.length;
+    if (!this.canAccept(flow, size)) {
+      this.#wantWritable = true;
+      if (this.#queue.refusal(flow, size) === "flow-packets" && this.#blockedFlows.size < this.#cfg.maxFlows)
+        this.#blockedFlows.add(flow);
+      return false;
+    }
+    this.#queue.enqueue(flow, { header, payload }, size);
+    return true;
+  }
+
+  /**
+   * Writable notifications due: the whole link when the buffer fell to 3/4 of its bounds after a
+   * refusal, and single flows whose per-flow queue has room again.
+   */
+  takeWritable(): { link: boolean; flows: FlowKey[] } {
+    const flows: FlowKey[] = [];
+    for (const f of this.#blockedFlows) {
+      if (this.#queue.flowPackets(f) < this.#cfg.perFlowPackets) {
+        flows.push(f);
+        this.#blockedFlows.delete(f);
+      }
+    }
+    let link = false;
+    if (
+      this.#wantWritable &&
+      this.bufferedPackets <= (this.#cfg.sendBufferPackets * 3) / 4 &&
+      this.bufferedBytes <= (this.#cfg.sendBufferBytes * 3) / 4
+    ) {
+      this.#wantWritable = false;
+      link = true;
+    }
+    return { link, flows };
+  }
+
+  /**
+   * Sends what the window, the peer's credit, pacing and the rate cap allow. `emit` gets each
+   * LinkData message. Returns the number of frames produced.
+   */
+  pump(now: number, peerIncarnation: number, emit: (m: LinkData) => void): number {
+    let n = 0;
+    const srtt = this.#rtt.srttOr(this.#cfg.initialRtoMs / 3);
+    if (this.#pacer) {
+      const rate = this.cc.pacingRate(srtt);
+      this.#pacer.configure(rate, Math.max(2 * this.#cfg.mtu, Math.min(this.cc.cwnd, rate * 1)), now);
+    }
+    this.#paceAt = undefined;
+    for (;;) {
+      let p = this.#retx.peek();
+      while (p !== undefined && p.state !== LOST) {
+        this.#retx.shift();
+        p = this.#retx.peek();
+      }
+      const isNew = p === undefined;
+      const size = p ? p.size : this.#queue.peekBytes();
+      if (size === undefined) {
+        this.#appLimited = true;
+        break;
+      }
+      if (this.#bytesInFlight > 0 && this.#bytesInFlight + size > this.cc.cwnd) {
+        this.#appLimited = false;
+        break;
+      }
+      if (isNew) {
+        if (this.#nextSeq >= this.#peerLimit) break;
+        if (this.#nextSeq - this.#sndUna >= this.#cfg.recvWindowPackets) break;
+      }
+      if (this.#pacer && !this.#pacer.canSpend(now, size)) {
+        this.#paceAt = this.#pacer.nextTime(now, size);
+        this.#appLimited = false;
+        break;
+      }
+      if (this.#cap && !this.#cap.canSpend(now, size)) {
+        this.#paceAt = this.#cap.nextTime(now, size);
+        this.#appLimited = false;
+        break;
+      }
+      if (p === undefined) {
+        const q = this.#queue.dequeue();
+        if (q === undefined) break;
+        p = {
+          seq: this.#nextSeq++,
+          flow: q.key,
+          header: q.item.header,
+          payload: q.item.payload,
+          size: q.bytes,
+          sentAt: now,
+          txNum: 0,
+          txCount: 0,
+          state: INFLIGHT,
+        };
+        this.#unacked.set(p.seq, p);
+        this.#unackedBytes += p.size;
+      } else {
+        this.#retx.shift();
+        this.stats.retransmitted++;
+      }
+      p.state = INFLIGHT;
+      p.sentAt = now;
+      p.txNum = ++this.#txCounter;
+      p.txCount++;
+      this.#bytesInFlight += p.size;
+      this.#order.push({ p, tx: p.txNum });
+      this.#pacer?.spend(now, p.size);
+      this.#cap?.spend(now, p.size);
+      if (this.#rtoAt === undefined) this.#rtoAt = now + this.#rto();
+      this.stats.sent++;
+      n++;
+      emit({
+        _tag: "LinkData",
+        peerIncarnation,
+        channel: LinkChannel.Reliable,
+        flags: p.txCount > 1 ? LinkDataFlag.Retransmission : 0,
+        seq: wire32(p.seq),
+        ts: tsUs(now),
+        header: p.header,
+        payload: p.payload,
+      });
+    }
+    return n;
+  }
+
+  #ackOne(now: number, p: SentPacket): void {
+    if (p.state === ACKED) return;
+    if (p.state === INFLIGHT) this.#bytesInFlight -= p.size;
+    else this.stats.spurious++;
+    // Credit the transmission that was acked to the loss detector. A retransmitted packet acked
+    // sooner than a plausible round trip after its last transmission was acked by an earlier copy.
+    const plausible =
+      p.txCount === 1 || now - p.sentAt >= 0.8 * (Number.isFinite(this.#rtt.min) ? this.#rtt.min : 0);
+    if (plausible && p.txNum > this.#largestAckedTx) this.#largestAckedTx = p.txNum;
+    this.cc.onAck(now, p.size, p.sentAt, this.#rtt.srttOr(this.#cfg.initialRtoMs), !this.#appLimited);
+    p.state = ACKED;
+    this.#unacked.delete(p.seq);
+    this.#unackedBytes -= p.size;
+    this.stats.acked++;
+  }
+
+  /** Processes an acknowledgement. Returns false if it was inconsistent (and ignored). */
+  onAck(now: number, ack: LinkAck): boolean {
+    const cum = unwrap32(ack.cumAck, this.#sndUna);
+    if (cum > this.#nextSeq || cum < this.#sndUna - this.#cfg.recvWindowPackets) {
+      this.stats.badAcks++;
+      return false;
+    }
+    const ranges: [number, number][] = [];
+    for (const g of ack.ranges) {
+      const s = unwrap32(g.start, cum);
+      const e = unwrap32(g.end, s);
+      if (s < cum || e <= s || e > this.#nextSeq) {
+        this.stats.badAcks++;
+        return false;
+      }
+      ranges.push([s, e]);
+    }
+    const limit = unwrap32(ack.limit, this.#nextSeq);
+    if (limit > this.#peerLimit) this.#peerLimit = limit;
+    // RTT from the echoed timestamp of our own clock, minus the receiver's hold time.
+    const sample = elapsedMs(now, ack.echoTs) - ack.ackDelay / 1000;
+    if (sample > 0 && sample < 60_000) this.#rtt.sample(Math.max(sample, 0.01));
+    const before = this.stats.acked;
+    for (let s = this.#sndUna; s < cum; s++) {
+      const p = this.#unacked.get(s);
+      if (p) this.#ackOne(now, p);
+    }
+    for (const [s, e] of ranges) {
+      for (let q = Math.max(s, this.#sndUna); q < e; q++) {
+        const p = this.#unacked.get(q);
+        if (p) this.#ackOne(now, p);
+      }
+    }
+    while (this.#sndUna < this.#nextSeq && !this.#unacked.has(this.#sndUna)) this.#sndUna++;
+    if (this.stats.acked > before) {
+      this.#backoff = 1;
+      this.#rtoAt = this.#bytesInFlight > 0 ? now + this.#rto() : undefined;
+    }
+    this.#detectLosses(now);
+    return true;
+  }
+
+  #markLost(now: number, p: SentPacket, congestion: boolean): void {
+    p.state = LOST;
+    this.#bytesInFlight -= p.size;
+    this.stats.lostDetected++;
+    if (congestion) this.cc.onLoss(now, p.size, p.sentAt);
+    this.#retx.push(p);
+  }
+
+  #detectLosses(now: number): void {
+    const rttBase = Math.max(this.#rtt.srttOr(0), this.#rtt.latest);
+    const lossDelay = Math.max(this.#cfg.timeThreshold * rttBase, 1);
+    this.#lossAt = undefined;
+    for (;;) {
+      const e = this.#order.peek();
+      if (e === undefined) break;
+      const p = e.p;
+      if (p.state !== INFLIGHT || p.txNum !== e.tx) {
+        this.#order.shift();
+        continue;
+      }
+      if (e.tx >= this.#largestAckedTx) break;
+      if (this.#largestAckedTx - e.tx >= this.#cfg.packetThreshold || now >= p.sentAt + lossDelay) {
+        this.#order.shift();
+        this.#markLost(now, p, true);
+        continue;
+      }
+      this.#lossAt = p.sentAt + lossDelay;
+      break;
+    }
+    if (this.#bytesInFlight === 0) this.#rtoAt = undefined;
+  }
+
+  /** The earliest time this sender needs `onTimeout`. */
+  nextTimeout(): number | undefined {
+    let t = this.#rtoAt;
+    if (this.#lossAt !== undefined && (t === undefined || this.#lossAt < t)) t = this.#lossAt;
+    if (this.#paceAt !== undefined && (t === undefined || this.#paceAt < t)) t = this.#paceAt;
+    return t;
+  }
+
+  /** Loss timer and RTO. The caller pumps afterwards. */
+  onTimeout(now: number): void {
+    if (this.#lossAt !== undefined && now >= this.#lossAt) this.#detectLosses(now);
+    if (this.#rtoAt !== undefined && now >= this.#rtoAt) {
+      this.#rtoAt = undefined;
+      if (this.#bytesInFlight > 0) {
+        this.stats.rtoFired++;
+        this.cc.onRto(now);
+        // Every unacknowledged packet in flight is presumed lost (SACK scoreboard, RFC 6675 §5.1).
+        for (const e of this.#order) {
+          if (e.p.state === INFLIGHT && e.p.txNum === e.tx) this.#markLost(now, e.p, false);
+        }
+        this.#order.clear();
+        this.#backoff = Math.min(this.#backoff * 2, 64);
+      }
+    }
+    if (this.#paceAt !== undefined && now >= this.#paceAt) this.#paceAt = undefined;
+  }
+
+  /** Forgets everything (peer restarted); returns how many packets were discarded. */
+  reset(): number {
+    const n = this.#queue.packets + this.#unacked.size;
+    this.#queue.clear();
+    this.#unacked.clear();
+    this.#order.clear();
+    this.#retx.clear();
+    this.#unackedBytes = 0;
+    this.#nextSeq = 0;
+    this.#sndUna = 0;
+    this.#peerLimit = this.#cfg.recvWindowPackets;
+    this.#txCounter = 0;
+    this.#bytesInFlight = 0;
+    this.#largestAckedTx = -1;
+    this.#backoff = 1;
+    this.#rtoAt = undefined;
+    this.#lossAt = undefined;
+    this.#paceAt = undefined;
+    this.#appLimited = true;
+    this.cc.reset();
+    if (n > 0) this.#wantWritable = true;
+    return n;
+  }
+}
+
+export interface ReliableReceiverStats {
+  received: number;
+  duplicates: number;
+  overLimit: number;
+  acksSent: number;
+}
+
+/**
+ * The receiving half: remembers which sequence numbers arrived (a bitmap ring of the receive
+ * window plus an ordered list of ranges above the cumulative ack), hands each new packet up once,
+ * and acknowledges with a cumulative ack, SACK ranges (newest first) and a credit limit that never
+ * shrinks. Acks are delayed by at most `maxAckDelayMs` or `ackEvery` packets, and sent at once on
+ * reordering, a hole, or a duplicate.
+ */
+export class ReliableReceiver {
+  readonly #cfg: LinkConfig;
+  readonly #bits: Uint8Array;
+  /** Received ranges above #cum, ascending, disjoint, non-adjacent: [start, end). */
+  readonly #ranges: [number, number][] = [];
+  #cum = 0;
+  #highest = 0;
+  #advertised = 0;
+  #pending = 0;
+  #ackAt: number | undefined;
+  #echoTs = 0;
+  #arrivedAt = 0;
+  #everReceived = false;
+  /** Counters for the loss meter: highest-sequence advance and original (first) transmissions received. */
+  expected = 0;
+  originals = 0;
+  readonly stats: ReliableReceiverStats = { received: 0, duplicates: 0, overLimit: 0, acksSent: 0 };
+
+  constructor(cfg: LinkConfig) {
+    this.#cfg = cfg;
+    this.#bits = new Uint8Array(cfg.recvWindowPackets);
+  }
+
+  get cumAck(): number {
+    return this.#cum;
+  }
+  get rangeCount(): number {
+    return this.#ranges.length;
+  }
+  get everReceived(): boolean {
+    return this.#everReceived;
+  }
+  get lastAdvertised(): number {
+    return this.#advertised;
+  }
+  get highest(): number {
+    return this.#highest;
+  }
+
+  /** The credit limit given `free` packets of room in the receive buffer. */
+  limit(free: number): number {
+    let above = 0;
+    for (const [s, e] of this.#ranges) above += e - s;
+    const l = Math.min(this.#cum + this.#cfg.recvWindowPackets, this.#cum + above + Math.max(0, free));
+    if (l > this.#advertised) this.#advertised = l;
+    return this.#advertised;
+  }
+
+  #insert(seq: number): void {
+    const rs = this.#ranges;
+    // Most arrivals extend or follow the last range: search from the end.
+    let i = rs.length - 1;
+    while (i >= 0 && (rs[i] as [number, number])[0] > seq) i--;
+    const prev = i >= 0 ? (rs[i] as [number, number]) : undefined;
+    const next = rs[i + 1];
+    if (prev && prev[1] === seq) {
+      prev[1] = seq + 1;
+      if (next && next[0] === seq + 1) {
+        prev[1] = next[1];
+        rs.splice(i + 1, 1);
+      }
+    } else if (next && next[0] === seq + 1) {
+      next[0] = seq;
+    } else {
+      rs.splice(i + 1, 0, [seq, seq + 1]);
+    }
+  }
+
+  /**
+   * Handles a reliable data frame. Returns the full sequence number if the packet is new (to be
+   * delivered), or undefined for a duplicate or a packet beyond the credit limit.
+   */
+  onData(now: number, d: LinkData, free: number): number | undefined {
+    const seq = unwrap32(d.seq, this.#cum);
+    this.#echoTs = d.ts;
+    this.#arrivedAt = now;
+    this.#everReceived = true;
+    const W = this.#cfg.recvWindowPackets;
+    if (seq < this.#cum || (seq < this.#cum + W && this.#bits[seq % W] === 1)) {
+      this.stats.duplicates++;
+      this.#ackAt = now;
+      return undefined;
+    }
+    if (seq >= this.limit(free)) {
+      this.stats.overLimit++;
+      this.#ackAt = now;
+      return undefined;
+    }
+    const inOrder = seq === this.#cum && this.#ranges.length === 0;
+    this.#bits[seq % W] = 1;
+    if (seq === this.#cum) {
+      this.#bits[seq % W] = 0;
+      this.#cum++;
+      const first = this.#ranges[0];
+      if (first && first[0] === this.#cum) {
+        for (let s = first[0]; s < first[1]; s++) this.#bits[s % W] = 0;
+        this.#cum = first[1];
+        this.#ranges.shift();
+      }
+    } else {
+      this.#insert(seq);
+    }
+    if (seq >= this.#highest) {
+      this.expected += seq + 1 - this.#highest;
+      this.#highest = seq + 1;
+    }
+    if ((d.flags & LinkDataFlag.Retransmission) === 0) this.originals++;
+    this.stats.received++;
+    this.#pending++;
+    if (!inOrder || this.#pending >= this.#cfg.ackEvery) this.#ackAt = now;
+    else if (this.#ackAt === undefined) this.#ackAt = now + this.#cfg.maxAckDelayMs;
+    return seq;
+  }
+
+  /** When an ack is due (undefined: none pending). */
+  get ackAt(): number | undefined {
+    return this.#ackAt;
+  }
+
+  /** Asks for an ack at once (window update, periodic refresh). */
+  requestAck(now: number): void {
+    this.#ackAt = now;
+  }
+
+  /** Builds the ack and clears the pending state. */
+  makeAck(now: number, peerIncarnation: number, free: number): LinkAck {
+    const limit = this.limit(free);
+    const ranges: SackRange[] = [];
+    for (let i = this.#ranges.length - 1; i >= 0 && ranges.length < MAX_ACK_RANGES; i--) {
+      const [s, e] = this.#ranges[i] as [number, number];
+      ranges.push({ start: wire32(s), end: wire32(e) });
+    }
+    const delayUs = Math.min(0xffffffff, Math.max(0, Math.round((now - this.#arrivedAt) * 1000)));
+    this.#pending = 0;
+    this.#ackAt = undefined;
+    this.stats.acksSent++;
+    return {
+      _tag: "LinkAck",
+      peerIncarnation,
+      cumAck: wire32(this.#cum),
+      limit: wire32(limit),
+      echoTs: this.#echoTs,
+      ackDelay: delayUs,
+      ranges,
+    };
+  }
+
+  reset(): void {
+    this.#bits.fill(0);
+    this.#ranges.length = 0;
+    this.#cum = 0;
+    this.#highest = 0;
+    this.#advertised = 0;
+    this.#pending = 0;
+    this.#ackAt = undefined;
+    this.#everReceived = false;
+    this.expected = 0;
+    this.originals = 0;
+  }
+}

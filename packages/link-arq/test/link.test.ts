@@ -1,0 +1,367 @@
+import { Rng } from "@spines-ts/primitives";
+import { DestKind, decode, encode, LinkChannel, type OverlayHeader } from "@spines-ts/wire";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  type Delivery,
+  Link,
+  type LinkConfig,
+  type LinkEvent,
+  SendResult,
+  unwrap32,
+  wire32,
+} from "../src/index.ts";
+
+const H: OverlayHeader = { src: 1, srcPort: 10, dst: 2, dstPort: 20, dstKind: DestKind.Node, ttl: 8 };
+const pay = (i: number) => new Uint8Array([i & 0xff, (i >> 8) & 0xff, (i >> 16) & 0xff, 7]);
+const idOf = (d: Delivery) =>
+  (d.payload[0] as number) | ((d.payload[1] as number) << 8) | ((d.payload[2] as number) << 16);
+
+/**
+ * Two cores wired by hand: frames are moved explicitly, with each side's `now` offset by its own
+ * clock origin (B's clock reads 1e6 ms more than A's) to show nothing depends on clock agreement.
+ */
+class Pair {
+  t = 0;
+  readonly a: Link;
+  readonly b: Link;
+  readonly offB = 1_000_000;
+  readonly got: Delivery[] = [];
+  readonly evA: LinkEvent[] = [];
+  readonly evB: LinkEvent[] = [];
+  /** Frames in flight: [deliverAt, to, bytes]. */
+  wire: [number, "a" | "b", Uint8Array][] = [];
+  delay = 5;
+  drop: (from: "a" | "b", bytes: Uint8Array) => boolean = () => false;
+
+  constructor(cfg: Partial<LinkConfig> = {}, incB = 0xb0b) {
+    this.a = new Link({ local: 1, peer: 2, incarnation: 0xa, config: cfg, now: 0, rng: new Rng(1) });
+    this.b = new Link({ local: 2, peer: 1, incarnation: incB, config: cfg, now: this.offB, rng: new Rng(2) });
+  }
+  nowOf(x: "a" | "b"): number {
+    return x === "a" ? this.t : this.t + this.offB;
+  }
+  collect(): void {
+    for (const f of this.a.takeTransmits())
+      if (!this.drop("a", f)) this.wire.push([this.t + this.delay, "b", f]);
+    for (const f of this.b.takeTransmits())
+      if (!this.drop("b", f)) this.wire.push([this.t + this.delay, "a", f]);
+    this.evA.push(...this.a.takeEvents());
+    this.evB.push(...this.b.takeEvents());
+    this.b.consumeDeliveries(this.nowOf("b"), (d) => {
+      this.got.push(d);
+      return true;
+    });
+  }
+  /** Advances to `until`, delivering frames and firing timers in time order. */
+  run(until: number): void {
+    for (;;) {
+      this.collect();
+      const nextWire = this.wire.reduce((m, w) => Math.min(m, w[0]), Number.POSITIVE_INFINITY);
+      const ta = this.a.nextTimeout();
+      const tb = this.b.nextTimeout() - this.offB;
+      const next = Math.min(nextWire, ta, tb);
+      if (next > until) {
+        this.t = until;
+        return;
+      }
+      this.t = Math.max(this.t, next);
+      if (nextWire === next) {
+        const i = this.wire.findIndex((w) => w[0] === next);
+        const [, to, bytes] = this.wire.splice(i, 1)[0]!;
+        (to === "a" ? this.a : this.b).receive(bytes, this.nowOf(to));
+      } else if (ta === next) this.a.handleTimeout(this.t);
+      else this.b.handleTimeout(this.nowOf("b"));
+    }
+  }
+}
+
+describe("liveness", () => {
+  it("comes up after two-way hellos and measures RTT without clock agreement", () => {
+    const p = new Pair();
+    p.run(500);
+    expect(p.a.state).toBe("up");
+    expect(p.b.state).toBe("up");
+    expect(p.evA.some((e) => e.type === "up")).toBe(true);
+    // True RTT is 2 × 5 ms; B's clock is a million ms ahead of A's.
+    expect(p.a.rtt.srtt).toBeCloseTo(10, 3);
+    expect(p.b.rtt.srtt).toBeCloseTo(10, 3);
+    // Data acks (delayed or not) give the same answer: the hold time is subtracted.
+    for (let i = 0; i < 50; i++) {
+      p.a.send(LinkChannel.Reliable, H, pay(i), p.t);
+      p.run(p.t + 3);
+    }
+    p.run(p.t + 300);
+    expect(p.a.rtt.samples).toBeGreaterThan(20);
+    // Within the 1 µs resolution of the wire timestamps.
+    expect(Math.abs(p.a.rtt.srtt! - 10)).toBeLessThan(0.002);
+    expect(Math.abs(p.a.rtt.latest - 10)).toBeLessThan(0.002);
+  });
+
+  it("declares a silent neighbour dead within the timeout, then holds down", () => {
+    const p = new Pair({ deadTimeoutMs: 300, holdDownMs: 1000 });
+    p.run(500);
+    expect(p.a.state).toBe("up");
+    let silentFrom = Number.POSITIVE_INFINITY;
+    p.drop = (from) => from === "b" && p.t >= 600;
+    p.run(600);
+    const last = p.a.lastHeard;
+    silentFrom = 600;
+    p.run(2000);
+    const down = p.evA.find((e) => e.type === "down");
+    expect(down).toBeDefined();
+    expect(down!.at).toBeCloseTo(last + 300, 6);
+    expect(down!.at - silentFrom).toBeLessThanOrEqual(300 + 100 + p.delay);
+    // Heal: it comes back only after the hold-down.
+    p.drop = () => false;
+    p.run(6000);
+    const up2 = p.evA.filter((e) => e.type === "up");
+    expect(up2.length).toBe(2);
+    expect(up2[1]!.at).toBeGreaterThanOrEqual(down!.at + 1000);
+  });
+
+  it("detects a restarted neighbour on its first frame", () => {
+    const p = new Pair();
+    p.run(500);
+    expect(p.a.state).toBe("up");
+    // B restarts: a fresh core with a new incarnation.
+    const b2 = new Link({ local: 2, peer: 1, incarnation: 0xc0c, now: p.nowOf("b"), rng: new Rng(9) });
+    (p as unknown as { b: Link }).b = b2;
+    p.wire = [];
+    b2.handleTimeout(b2.nextTimeout());
+    const first = b2.takeTransmits()[0]!;
+    p.a.receive(first, p.t + 1);
+    const ev = p.a.takeEvents();
+    expect(ev.map((e) => e.type)).toEqual(["down", "restart"]);
+    expect(ev[1]).toMatchObject({ oldIncarnation: 0xb0b, newIncarnation: 0xc0c });
+    // A stale frame of the old incarnation is ignored, not taken as another restart.
+    const stale = encode(
+      { sender: 2, incarnation: 0xb0b },
+      {
+        _tag: "Hello",
+        peerIncarnation: 0xa,
+        seq: 1,
+        ts: 0,
+        echoTs: 0,
+        echoDelay: 0xffffffff,
+        lossIn: 0,
+        flags: 0,
+      },
+    );
+    p.a.receive(stale, p.t + 2);
+    expect(p.a.takeEvents()).toEqual([]);
+    expect(p.a.stats.staleIncarnation).toBe(1);
+  });
+
+  it("goes down at once on a goodbye", () => {
+    const p = new Pair();
+    p.run(500);
+    p.b.close(p.nowOf("b"));
+    p.run(520);
+    expect(p.evA.at(-1)).toMatchObject({ type: "down", reason: "goodbye" });
+  });
+});
+
+describe("reliable channel", () => {
+  it("delivers every packet exactly once across losses, via SACK and RACK", () => {
+    const p = new Pair();
+    p.run(500);
+    const rng = new Rng(5);
+    p.drop = () => rng.chance(0.2);
+    let id = 0;
+    for (let t = 500; t < 3000; t += 2) {
+      p.run(t);
+      if (id < 1000 && p.a.send(LinkChannel.Reliable, H, pay(id), p.t) === SendResult.Ok) id++;
+    }
+    p.drop = () => false;
+    p.run(8000);
+    const ids = p.got.map(idOf).sort((x, y) => x - y);
+    expect(ids).toEqual([...Array(id).keys()]);
+    expect(id).toBe(1000);
+    expect(p.a.reliable.stats.retransmitted).toBeGreaterThan(100);
+    expect(p.a.reliable.idle).toBe(true);
+  });
+
+  it("refuses when the send buffer is full and announces writable later", () => {
+    const p = new Pair({ sendBufferPackets: 8, perFlowPackets: 8 });
+    p.run(500);
+    p.drop = (from) => from === "b"; // no acks: nothing leaves the buffer
+    let ok = 0;
+    for (let i = 0; i < 20; i++) if (p.a.send(LinkChannel.Reliable, H, pay(i), p.t) === SendResult.Ok) ok++;
+    expect(ok).toBe(8);
+    expect(p.a.send(LinkChannel.Reliable, H, pay(99), p.t)).toBe(SendResult.WouldBlock);
+    expect(p.a.reliable.bufferedPackets).toBe(8);
+    p.drop = () => false;
+    p.run(900);
+    expect(p.evA.some((e) => e.type === "writable")).toBe(true);
+    expect(p.got.length).toBe(8);
+  });
+
+  it("holds deliveries the owner refuses and shrinks the peer's credit", () => {
+    const p = new Pair({ recvBufferPackets: 16, recvBufferBytes: 16 * 1400 });
+    p.run(500);
+    // B refuses everything: A must stop at B's credit, and nothing is lost or duplicated.
+    p.collect = function (this: Pair) {
+      for (const f of this.a.takeTransmits()) this.wire.push([this.t + this.delay, "b", f]);
+      for (const f of this.b.takeTransmits()) this.wire.push([this.t + this.delay, "a", f]);
+      this.a.takeEvents();
+      this.b.takeEvents();
+    };
+    let sent = 0;
+    for (let i = 0; i < 100; i++)
+      if (p.a.send(LinkChannel.Reliable, H, pay(i), p.t) === SendResult.Ok) sent++;
+    p.run(1500);
+    expect(p.b.pendingDeliveries).toBe(16);
+    expect(p.b.heldReliable.packets).toBe(16);
+    const got: number[] = [];
+    for (let round = 0; round < 20 && got.length < sent; round++) {
+      p.b.consumeDeliveries(p.nowOf("b"), (d) => {
+        got.push(idOf(d));
+        return true;
+      });
+      p.run(p.t + 200);
+    }
+    expect(got.sort((x, y) => x - y)).toEqual([...Array(sent).keys()]);
+  });
+
+  it("rejects wrong arguments with typed errors and oversize payloads with too-big", () => {
+    const p = new Pair();
+    p.run(500);
+    expect(() => p.a.send(7 as LinkChannel, H, pay(0), p.t)).toThrow(RangeError);
+    expect(() => p.a.send(0, H, "x" as unknown as Uint8Array, p.t)).toThrow(TypeError);
+    expect(p.a.send(0, H, new Uint8Array(2000), p.t)).toBe(SendResult.TooBig);
+    expect(() => new Link({ local: 1, peer: 2, incarnation: 0, now: 0, rng: new Rng(1) })).toThrow(
+      RangeError,
+    );
+    expect(
+      () => new Link({ local: 1, peer: 2, incarnation: 1, now: 0, rng: new Rng(1), config: { mtu: 10 } }),
+    ).toThrow(/mtu/);
+  });
+});
+
+describe("real-time and best-effort channels", () => {
+  it("requests a lost real-time packet once and recovers it; best-effort never recovers", () => {
+    const p = new Pair();
+    p.run(500);
+    let n = 0;
+    p.drop = (from, bytes) => {
+      const f = decode(bytes);
+      if (
+        from === "a" &&
+        f.msg._tag === "LinkData" &&
+        (f.msg.seq === 3 || f.msg.seq === 10) &&
+        f.msg.flags === 0
+      )
+        return true;
+      if (from === "a" && f.msg._tag === "LinkData" && f.msg.seq === 10) return true; // its retransmission too
+      return false;
+    };
+    for (let i = 0; i < 20; i++) {
+      p.run(500 + i * 2);
+      expect(p.a.send(LinkChannel.Realtime, H, pay(i), p.t)).toBe(SendResult.Ok);
+      expect(p.a.send(LinkChannel.BestEffort, H, pay(100 + i), p.t)).toBe(SendResult.Ok);
+      n++;
+    }
+    p.run(1000);
+    const rt = p.got.filter((d) => d.channel === LinkChannel.Realtime).map(idOf);
+    const be = p.got.filter((d) => d.channel === LinkChannel.BestEffort).map(idOf);
+    expect(new Set(rt).size).toBe(rt.length);
+    expect(rt).toContain(3);
+    expect(rt).not.toContain(10);
+    expect(rt.length).toBe(n - 1);
+    expect(be.length).toBe(n - 2);
+    expect(p.b.realtimeIn.stats.nacked).toBe(2);
+    expect(p.a.realtime.stats.retransmitted).toBe(2);
+  });
+
+  it("does not request packets whose retransmission would miss the deadline", () => {
+    const p = new Pair({ realtimeHistoryMs: 100 });
+    p.delay = 40; // RTT 80 ms: 1.5 RTT > 100 ms - spacing
+    p.run(1500);
+    p.drop = (from, bytes) => {
+      const f = decode(bytes);
+      return from === "a" && f.msg._tag === "LinkData" && f.msg.seq === 2;
+    };
+    for (let i = 0; i < 6; i++) {
+      p.run(1500 + i * 5);
+      p.a.send(LinkChannel.Realtime, H, pay(i), p.t);
+    }
+    p.run(2000);
+    expect(p.b.realtimeIn.stats.nacked).toBe(0);
+    expect(p.b.realtimeIn.stats.notNackedLate).toBe(1);
+  });
+});
+
+describe("hostile input and sequence arithmetic", () => {
+  it("never throws on random bytes or random well-formed frames", () => {
+    const p = new Pair();
+    p.run(500);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (b) => {
+        p.a.receive(b, p.t);
+        return true;
+      }),
+    );
+    const frames = fc.oneof(
+      fc.record({
+        sender: fc.constant(2),
+        incarnation: fc.constant(0xb0b),
+        seq: fc.nat(),
+        cum: fc.nat(),
+        lim: fc.nat(),
+        s: fc.nat(),
+        e: fc.nat(),
+      }),
+    );
+    fc.assert(
+      fc.property(frames, (x) => {
+        const src = { sender: x.sender, incarnation: x.incarnation };
+        const u = (v: number) => v >>> 0;
+        p.a.receive(
+          encode(src, {
+            _tag: "LinkAck",
+            peerIncarnation: 0xa,
+            cumAck: u(x.cum),
+            limit: u(x.lim),
+            echoTs: 0,
+            ackDelay: 0,
+            ranges: u(x.s) === u(x.e) ? [] : [{ start: u(x.s), end: u(x.e) }],
+          }),
+          p.t,
+        );
+        p.a.receive(encode(src, { _tag: "RealtimeNack", peerIncarnation: 0xa, seqs: [u(x.seq)] }), p.t);
+        p.a.receive(
+          encode(src, {
+            _tag: "LinkData",
+            peerIncarnation: 0xa,
+            channel: (x.seq % 3) as 0 | 1 | 2,
+            flags: x.s & 1,
+            seq: u(x.seq),
+            ts: 0,
+            header: H,
+            payload: pay(1),
+          }),
+          p.t,
+        );
+        return p.a.state === "up" || p.a.state === "down";
+      }),
+      { numRuns: 300 },
+    );
+    expect(p.a.stats.decodeErrors).toBeGreaterThan(0);
+    expect(p.a.reliableIn.stats.overLimit + p.a.reliableIn.stats.received).toBeGreaterThan(0);
+  });
+
+  it("unwraps 32-bit sequence numbers to the nearest full value", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 40 }),
+        fc.integer({ min: -(2 ** 30), max: 2 ** 30 }),
+        (ref, d) => {
+          const v = ref + d;
+          if (v < 0) return true;
+          return unwrap32(wire32(v), ref) === v;
+        },
+      ),
+    );
+  });
+});

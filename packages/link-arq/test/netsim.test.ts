@@ -1,0 +1,137 @@
+/**
+ * Link behaviour proven in the simulator across many seeds, with invariants checked after every
+ * event (exactly-once, bounds, no stall, NACK rules). A failing seed is named in the error
+ * (forEachSeed) and replays with NETSIM_SEED=<seed>. Large-sample figures are in `pnpm bench links`.
+ */
+import { forEachSeed } from "@spines-ts/netsim";
+import { describe, expect, it } from "vitest";
+import {
+  runBottleneck,
+  runFlowShare,
+  runLatency,
+  runLivenessSeed,
+  runPath,
+  runReliableSeed,
+  runUnreliableSeed,
+} from "../bench/scenarios.ts";
+
+const SEEDS = 1000;
+
+describe("reliable link under adverse conditions (netsim)", () => {
+  for (const bursty of [false, true]) {
+    it(`delivers every accepted packet exactly once, within bounds, without stalls: ${bursty ? "bursty" : "independent"} loss 0–20 %, ${SEEDS} seeds`, () => {
+      let retransmitted = 0;
+      let maxLoss = 0;
+      forEachSeed(
+        SEEDS,
+        (seed) => {
+          const r = runReliableSeed(seed, { packets: 150, bursty });
+          expect(r.delivered).toBe(150);
+          expect(r.duplicates).toBe(0);
+          retransmitted += r.retransmitted;
+          maxLoss = Math.max(maxLoss, r.loss);
+        },
+        { startSeed: bursty ? 100_001 : 1 },
+      );
+      // The scenarios really were lossy.
+      expect(maxLoss).toBeGreaterThan(0.19);
+      expect(retransmitted).toBeGreaterThan(SEEDS * 5);
+    });
+  }
+});
+
+describe("liveness (netsim)", () => {
+  it(`declares a crashed neighbour dead within timeout + one hello interval and detects its restart on the first frame, ${SEEDS} seeds`, () => {
+    let minDetect = Number.POSITIVE_INFINITY;
+    let maxDetect = 0;
+    forEachSeed(SEEDS, (seed) => {
+      const r = runLivenessSeed(seed);
+      expect(r.upAt).toBeLessThan(r.crashAt);
+      expect(r.falseDowns).toBe(0);
+      expect(r.detectMs).toBeGreaterThan(0);
+      expect(r.detectMs).toBeLessThanOrEqual(1000 + 100);
+      expect(Number.isNaN(r.firstNewFrameAt)).toBe(false);
+      expect(r.restartEventAt).toBe(r.firstNewFrameAt);
+      minDetect = Math.min(minDetect, r.detectMs);
+      maxDetect = Math.max(maxDetect, r.detectMs);
+    });
+    expect(maxDetect).toBeGreaterThan(1000);
+    expect(minDetect).toBeLessThan(1000);
+  });
+});
+
+describe("real-time and best-effort links (netsim)", () => {
+  it(`request each lost packet at most once, only within the deadline, within the share; measure loss; ${SEEDS} seeds`, () => {
+    let err = 0;
+    let recovered = 0;
+    forEachSeed(SEEDS, (seed) => {
+      const r = runUnreliableSeed(seed, { packets: 200 });
+      expect(r.rtDuplicates + r.beDuplicates).toBe(0);
+      expect(r.repeatedRequests).toBe(0);
+      expect(r.lateRetransmissions).toBe(0);
+      expect(r.rtRetransmitted).toBeLessThanOrEqual(0.5 * r.rtNew + 1);
+      expect(r.beDelivered).toBeLessThanOrEqual(r.sent);
+      err += Math.abs(r.lossOut - r.loss);
+      recovered += r.rtDelivered - r.beDelivered;
+    });
+    // Receiver-measured loss, reported back over hellos, tracks the configured loss.
+    expect(err / SEEDS).toBeLessThan(0.04);
+    // Real-time recovers something that best-effort loses.
+    expect(recovered).toBeGreaterThan(SEEDS);
+  });
+});
+
+describe("recovery latency (netsim; 100,000-packet runs are in the benchmark)", () => {
+  for (const loss of [0.01, 0.05, 0.1]) {
+    it(`one 10 ms link at ${loss * 100} % loss: mean latency within 1.1× of d + (p/(1-p))(2d + ε), ε = RTT/8`, () => {
+      const r = runLatency(7, {
+        loss,
+        packets: 20_000,
+        config: { congestion: { kind: "rate", rateBytesPerMs: 1000 } },
+      });
+      expect(r.meanMs / r.modelMs).toBeLessThan(1.1);
+      expect(r.meanMs / r.modelMs).toBeGreaterThan(1 / 1.1);
+    });
+  }
+  it("the TCP-fair default at 100 packets/s (below its fair rate) also meets the model", () => {
+    for (const loss of [0.01, 0.1]) {
+      const r = runLatency(8, { loss, packets: 3000, gapMs: 10 });
+      expect(r.meanMs / r.modelMs).toBeLessThan(1.1);
+    }
+  });
+});
+
+describe("fairness (netsim)", () => {
+  it(`2, 4 and 8 flows on one link reach a Jain index ≥ 0.99, ${SEEDS} seeds`, () => {
+    let worst = 1;
+    forEachSeed(SEEDS, (seed) => {
+      const flows = [2, 4, 8][seed % 3] as number;
+      const r = runFlowShare(seed, { flows, durationMs: 400, warmupMs: 300 });
+      expect(Math.min(...r.bytes)).toBeGreaterThan(0);
+      expect(r.jain).toBeGreaterThanOrEqual(0.99);
+      worst = Math.min(worst, r.jain);
+    });
+    expect(worst).toBeLessThanOrEqual(1);
+  });
+  it("a link flow and an end-to-end NewReno flow share a drop-tail bottleneck within 0.8–1.25× each", () => {
+    forEachSeed(2, (seed) => {
+      const r = runBottleneck(seed, { durationMs: 20_000 });
+      expect(r.linkRatio).toBeGreaterThanOrEqual(0.8);
+      expect(r.linkRatio).toBeLessThanOrEqual(1.25);
+      expect(r.renoRatio).toBeGreaterThanOrEqual(0.8);
+      expect(r.renoRatio).toBeLessThanOrEqual(1.25);
+    });
+  });
+});
+
+describe("hop-by-hop vs end-to-end throughput (netsim)", () => {
+  for (const loss of [0.01, 0.05]) {
+    it(`4 links × 10 ms at ${loss * 100} %: the TCP-fair hop-by-hop path carries ≥ 4× an end-to-end NewReno flow`, () => {
+      const r = runPath(3, { loss, durationMs: 10_000 });
+      expect(r.endToEnd).toBeGreaterThan(0);
+      expect(r.ratio).toBeGreaterThanOrEqual(4);
+      // And each link stays in the TCP-fair regime: no more than ~1.5× the Mathis rate of one link.
+      expect(r.hopByHop).toBeLessThan(1.5 * r.mathisHop);
+    });
+  }
+});
