@@ -277,14 +277,12 @@ class CoreStream implements StreamSession {
         state,
         bytesIn: this.bytesIn,
         bytesOut: this.bytesOut,
-        ...{
-          srttMs: i.srttMs ?? null,
-          sendBuffered: i.sendBuffered,
-          inFlight: i.inFlight,
-          peerWindow: i.peerWindow,
-          retransmitted: i.segmentsRetransmitted,
-        },
-      } as SessionInfo;
+        srttMs: i.srttMs ?? null,
+        sendBuffered: i.sendBuffered,
+        inFlight: i.inFlight,
+        peerWindow: i.peerWindow,
+        retransmitted: i.segmentsRetransmitted,
+      };
     } catch {
       return {
         localPort: this.localPort,

@@ -61,6 +61,12 @@ export interface SessionInfo {
   readonly state: string;
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** End-to-end details, when the session core runs the session. */
+  readonly srttMs?: number | null;
+  readonly sendBuffered?: number;
+  readonly inFlight?: number;
+  readonly peerWindow?: number;
+  readonly retransmitted?: number;
 }
 
 export interface Listener {

@@ -506,6 +506,8 @@ export function runBottleneck(
     bandwidthBps?: number;
     delayMs?: number;
     queueBdp?: number;
+    /** Jitter on the access links (ms), which breaks drop-tail phase effects. */
+    accessJitterMs?: number;
     config?: Partial<LinkConfig>;
   },
 ): BottleneckResult {
@@ -568,7 +570,7 @@ export function runBottleneck(
   });
   sim.addNode(3, (host) => new Router(host, (dst) => (dst === 5 || dst === 6 ? 4 : dst)));
   sim.addNode(4, (host) => new Router(host, (dst) => (dst === 5 || dst === 6 ? dst : 3)));
-  const access: LinkParams = { delayMs: 1 };
+  const access: LinkParams = { delayMs: 1, jitterMs: opts.accessJitterMs ?? 0 };
   sim.connect(1, 3, access);
   sim.connect(2, 3, access);
   sim.connect(4, 5, access);

@@ -1103,7 +1103,11 @@ export class MembershipCore {
     }
   }
 
-  /** Data retransmission timeout: at least `retransmitMs`, adapted to queueing delay, capped. */
+  /**
+   * Data retransmission timeout: `retransmitMs`, stretched up to 2x when measured round trips
+   * (queueing under CPU load) are longer, so a busy sequencer is not flooded with duplicates.
+   * Capped low because samples also include NACK-recovered losses of the ordered copy.
+   */
   get dataRtoMs(): number {
     return this.#dataRto();
   }
@@ -1111,7 +1115,7 @@ export class MembershipCore {
   #dataRto(): number {
     const base = this.timing.retransmitMs;
     if (this.#srtt === undefined) return base;
-    return Math.min(8 * base, Math.max(base, this.#srtt + 4 * this.#rttvar));
+    return Math.min(2 * base, Math.max(base, this.#srtt + 4 * this.#rttvar));
   }
 
   #noteAck(from: NodeId, delivered: number): void {
