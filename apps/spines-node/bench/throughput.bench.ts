@@ -26,6 +26,8 @@ interface Case {
   cpuPct: number;
   sent: number;
   received: number;
+  /** After the run (spines-node only): the sender's sessions and every node's links, for diagnosis. */
+  diag?: { sessions: unknown; links: Record<string, unknown> };
 }
 
 const TICKS = 100; // Linux USER_HZ
@@ -157,6 +159,9 @@ async function forwarderChain(hops: number, warmMs: number, runMs: number): Prom
   };
 }
 
+/** `--daemon-config FILE`: a config file every daemon loads under its flags (for tuning experiments). */
+let daemonConfig: string | undefined;
+
 async function spinesChain(
   hops: number,
   link: "reliable" | "best-effort",
@@ -181,6 +186,7 @@ async function spinesChain(
         "--log-level",
         "error",
       ];
+      if (daemonConfig !== undefined) args.push("--config", daemonConfig);
       if (i > 0) args.push("--neighbor", `${id - 1}@127.0.0.1:${ports[i - 1]}`);
       if (i < n - 1) args.push("--neighbor", `${id + 1}@127.0.0.1:${ports[i + 1]}`);
       return spawnDaemon(args, join(dir, `n${id}.ctl`), 30_000);
@@ -248,9 +254,17 @@ async function spinesChain(
     );
     stop = true;
     await running;
+    const diag: { sessions: unknown; links: Record<string, unknown> } = { sessions: null, links: {} };
+    for (const [i, d] of daemons.entries()) {
+      const c = await d.ctl();
+      if (i === 0) diag.sessions = await c.call("sessions");
+      diag.links[String(i + 1)] = await c.call("links");
+      c.close();
+    }
     tx.close();
     rx.close();
     return {
+      diag,
       system: "spines-node",
       hops,
       link,
@@ -266,12 +280,19 @@ async function spinesChain(
 }
 
 await runBench("throughput", async (ctx) => {
+  const at = ctx.args.indexOf("--daemon-config");
+  if (at >= 0) daemonConfig = ctx.args[at + 1];
+  const only = ctx.args.indexOf("--only");
+  const filter = only >= 0 ? ctx.args[only + 1] : undefined;
   const warm = ctx.quick ? 500 : 1500;
   const run = ctx.quick ? 1500 : 5000;
   const cases: Case[] = [];
   const plan: [number, "baseline" | "reliable" | "best-effort"][] = [];
-  for (const hops of [1, 4])
-    for (const k of ["baseline", "reliable", "best-effort"] as const) plan.push([hops, k]);
+  for (const hops of [1, 4]) {
+    for (const k of ["baseline", "reliable", "best-effort"] as const) {
+      if (filter === undefined || k === "baseline" || filter === k) plan.push([hops, k]);
+    }
+  }
   let i = 0;
   for (const [hops, kind] of plan) {
     ctx.progress(i++ / plan.length, `${kind} ${hops} hop(s)`);

@@ -432,6 +432,7 @@ export class ClientServer {
         return;
       }
       this.stats.connectionsTotal++;
+      this.opts.log.debug({ clients: this.connections.size + 1 }, "client connected");
       this.connections.add(new ClientConnection(sock, this));
       this.stats.connections = this.connections.size;
     });

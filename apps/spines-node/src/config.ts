@@ -71,6 +71,14 @@ export interface Limits {
   readonly clientQueueBytes: number;
 }
 
+/**
+ * Session settings the daemon changes from the session core's defaults. Over hop-by-hop reliable
+ * links the end-to-end retransmission timer mostly covers crashes of transit nodes, and a short
+ * one fires spuriously whenever link queues grow (in one 4-hop throughput run on an earlier link
+ * core, the core's 50 ms floor had nearly every segment sent twice end to end and 250 ms none).
+ */
+export const DAEMON_SESSION_DEFAULTS: Partial<SessionConfig> = { minRtoMs: 250 };
+
 export const DEFAULT_LIMITS: Limits = {
   maxClients: 256,
   maxControlConnections: 16,
@@ -122,7 +130,9 @@ Options:
 Flags override the configuration file; --neighbor adds to its neighbours.
 The configuration file holds the same settings (id, listen, neighbors,
 logLevel, control, clientSocket, clientTcp, metrics), per-neighbour link
-emulation, and may import the Hosts and Edges of a classic spines.conf:
+emulation, the routing metric (metric: hops|latency|loss|explat), link and
+session tunables (link: {...}, session: {...}), limits, and may import the
+Hosts and Edges of a classic spines.conf:
 
   id: 1
   listen: 10.0.0.1:8100
@@ -134,6 +144,9 @@ emulation, and may import the Hosts and Edges of a classic spines.conf:
 
 Signals: SIGTERM and SIGINT close sessions and exit 0; SIGHUP re-reads the
 configuration file and applies the log level and link emulation.
+
+Exit status: 0 after SIGTERM/SIGINT, --help or --version; 1 if the daemon
+cannot start (address or socket in use); 2 for bad usage or configuration.
 
 Control: newline-delimited JSON on the control socket, e.g.
   echo '{"cmd":"status"}' | nc -U /tmp/spines-node-8100.ctl
@@ -366,7 +379,13 @@ export function parseConfigText(text: string, path: string): FileConfig {
     const body = e.message.slice(`${e.source}: ${e.key}: `.length);
     const cut = body.lastIndexOf(", found ");
     const expected = body.slice("expected ".length, cut < 0 ? undefined : cut);
-    const found = cut < 0 ? "?" : body.slice(cut + ", found ".length);
+    const foundText = cut < 0 ? "?" : body.slice(cut + ", found ".length);
+    let found: unknown = foundText;
+    try {
+      found = JSON.parse(foundText);
+    } catch {
+      // not JSON: keep the text
+    }
     throw new ConfigError(where(segments), segments.join("."), expected, found);
   };
   const root: unknown = doc.toJS();
@@ -493,7 +512,7 @@ export function parseConfigText(text: string, path: string): FileConfig {
   if (root.session !== undefined) {
     if (!isObject(root.session)) fail(["session"], "a mapping of session settings", root.session);
     try {
-      resolveSessionConfig(root.session as Partial<SessionConfig>);
+      resolveSessionConfig({ ...DAEMON_SESSION_DEFAULTS, ...(root.session as Partial<SessionConfig>) });
     } catch (e) {
       if (e instanceof ConfigError) rewrap(e, ["session", e.key]);
       throw e;
@@ -599,7 +618,7 @@ export function resolveConfig(cli: CliOptions, env: { tmpdir?: string } = {}): D
     configFile: cli.config,
     limits: { ...DEFAULT_LIMITS, ...fileCfg.limits },
     link: fileCfg.link ?? {},
-    session: fileCfg.session ?? {},
+    session: { ...DAEMON_SESSION_DEFAULTS, ...fileCfg.session },
     metric: fileCfg.metric ?? Metric.ExpectedLatency,
   };
 }

@@ -323,7 +323,7 @@ class CoreListener implements Listener {
           sid = undefined;
         }
         if (sid === undefined) return;
-        s = this.#svc.adopt(sid, this.link);
+        s = this.#svc.adopt(sid);
       }
       this.waiters.shift()?.resolve(s);
     }
@@ -373,13 +373,14 @@ export class CoreSessionService implements SessionService {
     this.driver.deliver(bytes);
   }
 
-  adopt(sid: number, link: LinkType): CoreStream {
+  /** Wraps a session the endpoint accepted; it rides the link type its initiator chose. */
+  adopt(sid: number): CoreStream {
     const i = this.driver.core.info(sid);
     const s = new CoreStream(this, sid, {
       localPort: i.localPort,
       remoteNode: i.remoteNode,
       remotePort: i.remotePort,
-      link,
+      link: i.linkType as LinkType,
     });
     this.#streams.set(sid, s);
     return s;

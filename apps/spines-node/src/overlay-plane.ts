@@ -32,6 +32,7 @@ import {
   LinkChannel,
   type LinkType,
   type OverlayHeader,
+  RouteItemKind,
   WireError,
 } from "@spines-ts/wire";
 import {
@@ -400,8 +401,24 @@ export class OverlayPlane implements ForwardingPlane {
     return out;
   }
 
-  groups(): unknown[] {
-    return [];
+  /** Joins a multicast/anycast group (flooded as group state). */
+  join(group: number): void {
+    this.router.join(this.#host.clock.now(), group);
+    this.#pumpRouter();
+  }
+
+  leave(group: number): void {
+    this.router.leave(this.#host.clock.now(), group);
+    this.#pumpRouter();
+  }
+
+  /** Multicast/anycast groups known from the link-state database, with their members. */
+  groups(): { group: number; members: number[] }[] {
+    const groups = new Set<number>();
+    for (const it of this.router.database()) {
+      if (it.kind === RouteItemKind.Group && it.value !== 0) groups.add(it.key);
+    }
+    return [...groups].sort((x, y) => x - y).map((group) => ({ group, members: this.router.members(group) }));
   }
 
   /** Sends goodbyes on every link and cancels timers. */

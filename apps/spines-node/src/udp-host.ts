@@ -231,12 +231,12 @@ export class UdpHost implements Host {
     }
     this.#armedAt = next;
     const delay = next - this.clock.now();
-    if (delay < 1 && process.env.NO_IMM !== "1") {
+    if (delay < 1) {
       // setTimeout cannot wait less than 1 ms; pacing and delayed acks need finer steps. An
       // immediate runs after the pending I/O of this loop turn, so sockets are never starved.
       this.#immediate ??= setImmediate(this.#fireImmediate);
     } else {
-      this.#timer = setTimeout(this.#fire, process.env.NO_IMM === "1" ? Math.max(0, Math.ceil(delay)) : Math.floor(delay));
+      this.#timer = setTimeout(this.#fire, Math.floor(delay));
     }
   }
 

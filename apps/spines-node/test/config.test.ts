@@ -141,6 +141,10 @@ describe("config files", () => {
     ["non-loopback metrics", "metrics: 10.0.0.1:9464\n", "metrics", 1],
     ["bad log level", "logLevel: 3\n", "logLevel", 1],
     ["bad limit", "limits:\n  maxClients: 0\n", "limits.maxClients", 2],
+    ["bad link setting (checked by link-arq)", "link:\n  mtu: 10\n", "link.mtu", 2],
+    ["unknown session setting (checked by session)", "id: 1\nsession:\n  bogus: 1\n", "session.bogus", 3],
+    ["session setting against the daemon's defaults", "session:\n  maxRtoMs: 100\n", "session.maxRtoMs", 2],
+    ["unknown metric", "metric: fastest\n", "metric", 1],
   ])("%s: ConfigError names the file, line and key", (_name, text, key, line) => {
     const e = configError(() => parseConfigText(text, "/etc/spines/node.yaml"));
     expect(e.key).toBe(key);

@@ -234,4 +234,37 @@ describe("spines-node startup errors", () => {
     expect(code).toBe(2);
     expect(err).toContain(`${bad}:4: neighbors[0].address: expected`);
   });
+  it("a control socket held by a live process exits 1 and says so", async () => {
+    const { createServer } = await import("node:net");
+    const { spawn } = await import("node:child_process");
+    const path = join(dir, "busy.ctl");
+    const srv = createServer(() => {});
+    await new Promise<void>((r) => srv.listen(path, () => r()));
+    const [p] = (await freeUdpPorts(1)) as [number];
+    const proc = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        join(import.meta.dirname, "..", "src", "main.ts"),
+        "--id",
+        "5",
+        "--listen",
+        `127.0.0.1:${p}`,
+        "--control",
+        path,
+        "--client-socket",
+        "none",
+      ],
+      { cwd: join(import.meta.dirname, "..") },
+    );
+    let err = "";
+    proc.stderr.on("data", (b: Buffer) => {
+      err += b.toString();
+    });
+    const code = await new Promise((r) => proc.on("exit", r));
+    srv.close();
+    expect(code).toBe(1);
+    expect(err).toContain(`${path} is in use`);
+  });
 });

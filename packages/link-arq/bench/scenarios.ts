@@ -846,3 +846,116 @@ export function runUnreliableSeed(
     lossOut: l1?.metrics().lossOut ?? Number.NaN,
   };
 }
+
+/** A backlogged reliable link with a token-bucket cap of `capBytesPerMs`; frame bytes delivered in `ms`. */
+export function runCapped(seed: number, capBytesPerMs: number, ms: number): { bytes: number } {
+  const sim = new Simulator({ seed, traceCapacity: 0 });
+  let bytes = 0;
+  let upAt = Number.NaN;
+  const config: Partial<LinkConfig> = { rateCapBytesPerMs: capBytesPerMs };
+  sim.addNode(1, (host) => {
+    const n: LinkNode = new LinkNode(host, {
+      config,
+      onEvent: (_p, e) => {
+        if (e.type === "up") upAt = host.clock.now();
+        if (e.type === "up" || e.type === "writable")
+          while (n.driver.send(2, LinkChannel.Reliable, header(), payloadOf(0, 1156, 0)) === SendResult.Ok);
+      },
+    });
+    n.driver.addNeighbour(2);
+    return n;
+  });
+  sim.addNode(2, (host) => {
+    const n = new LinkNode(host, {
+      config,
+      onDelivery: (_p, d) => {
+        if (host.clock.now() <= upAt + ms) bytes += d.payload.length + 44;
+        return true;
+      },
+    });
+    n.driver.addNeighbour(1);
+    return n;
+  });
+  sim.connect(1, 2, { delayMs: 5 });
+  sim.runUntil((s) => !Number.isNaN(upAt) && s.now > upAt + ms + 100, 60_000);
+  return { bytes };
+}
+
+export interface RestartSeedResult {
+  restartEvents: number;
+  discarded: number;
+  acceptedAfter: number;
+  deliveredAfter: number;
+  duplicatesAfter: number;
+}
+
+/**
+ * Node 1 streams reliable packets to node 2 over an adverse link; node 2 crashes mid-transfer and
+ * restarts. Node 1 must see one restart, and every packet it accepts after the link is back must
+ * reach the new incarnation exactly once.
+ */
+export function runRestartSeed(seed: number): RestartSeedResult {
+  const rng = new Rng(seed ^ 0x4e57);
+  const cond = adverseParams(rng, 0.1);
+  const sim = new Simulator({ seed, traceCapacity: 0 });
+  let restartEvents = 0;
+  let discarded = 0;
+  let phase = 0; // 0 before the restart, 1 after it
+  let id = 0;
+  let acceptedAfter = 0;
+  const seenAfter = new Set<number>();
+  let deliveredAfter = 0;
+  let duplicatesAfter = 0;
+  const crashAt = rng.uniform(1500, 3000);
+  const restartAt = crashAt + rng.uniform(100, 1500);
+  const stopAt = restartAt + 30_000;
+  const push = (n: LinkNode): void => {
+    // At most 300 packets before the crash and 300 after the restart (keeps each seed short).
+    while (n.host.clock.now() < stopAt && (phase === 0 ? id < 300 : acceptedAfter < 300)) {
+      const r = n.driver.send(2, LinkChannel.Reliable, header(), payloadOf(id, 200, phase));
+      if (r !== SendResult.Ok) break;
+      if (phase === 1) acceptedAfter++;
+      id++;
+    }
+  };
+  sim.addNode(1, (host) => {
+    const n: LinkNode = new LinkNode(host, {
+      config: { sendBufferPackets: 64, perFlowPackets: 64 },
+      onEvent: (_p, e) => {
+        if (e.type === "restart") {
+          restartEvents++;
+          discarded += e.discarded;
+          phase = 1;
+        }
+        if (e.type === "up" || e.type === "writable") push(n);
+      },
+    });
+    n.driver.addNeighbour(2);
+    return n;
+  });
+  sim.addNode(2, (host) => {
+    const n = new LinkNode(host, {
+      onDelivery: (_p, d) => {
+        if (sentAtOf(d) === 1) {
+          const i = idOf(d);
+          if (seenAfter.has(i)) duplicatesAfter++;
+          else {
+            seenAfter.add(i);
+            deliveredAfter++;
+          }
+        }
+        return true;
+      },
+    });
+    n.driver.addNeighbour(1);
+    return n;
+  });
+  sim.connect(1, 2, cond.params);
+  sim.at(crashAt, (s) => s.crash(2));
+  sim.at(restartAt, (s) => s.restart(2));
+  sim.addInvariant("restart", () =>
+    duplicatesAfter > 0 ? `${duplicatesAfter} duplicates after the restart` : undefined,
+  );
+  sim.runUntil(() => acceptedAfter >= 300 && deliveredAfter === acceptedAfter, stopAt + 30_000);
+  return { restartEvents, discarded, acceptedAfter, deliveredAfter, duplicatesAfter };
+}

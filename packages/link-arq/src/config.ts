@@ -15,7 +15,11 @@ export interface LinkConfig {
   readonly mtu: number;
   /** Window controller of the reliable channel: TCP-fair NewReno by default. */
   readonly congestion: CongestionConfig;
-  /** Pace the reliable channel at gain·cwnd/SRTT. */
+  /**
+   * Pace the window modes at gain·cwnd/SRTT (the rate mode always paces). Off by default: paced
+   * with delayed acks, a link takes 1.15–1.3× its fair share from an unpaced NewReno flow at a
+   * drop-tail bottleneck (see docs/links.md §6).
+   */
   readonly pacing: boolean;
   /** Optional cap on all data the link sends (bytes per ms); undefined: none. */
   readonly rateCapBytesPerMs: number | undefined;
@@ -63,7 +67,7 @@ export const defaultLinkConfig: LinkConfig = {
   upAfterHellos: 2,
   mtu: 1400,
   congestion: { kind: "newreno" },
-  pacing: true,
+  pacing: false,
   rateCapBytesPerMs: undefined,
   rateCapBurstBytes: 16 * 1400,
   sendBufferPackets: 1024,

@@ -464,7 +464,10 @@ export class Link {
       // A window update when the credit the sender knows of is nearly used up.
       const before = this.reliableIn.lastAdvertised;
       const after = this.reliableIn.limit(this.#relFree());
-      if (after > before && before - this.reliableIn.highest <= Math.max(1, this.config.recvBufferPackets / 4))
+      if (
+        after > before &&
+        before - this.reliableIn.highest <= Math.max(1, this.config.recvBufferPackets / 4)
+      )
         this.reliableIn.requestAck(now);
       this.#afterInput(now);
     }

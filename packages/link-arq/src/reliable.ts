@@ -102,11 +102,15 @@ export class ReliableSender {
       maxPacketsPerFlow: cfg.perFlowPackets,
       maxFlows: cfg.maxFlows,
     });
-    // Until the first ack, assume the peer has the same receive window as we do.
-    this.#peerLimit = cfg.recvWindowPackets;
+    // Until the first ack, assume the peer's receive buffer is like ours.
+    this.#peerLimit = ReliableSender.#initialLimit(cfg);
     const paced = cfg.pacing || this.cc.name === "rate";
     this.#pacer = paced ? new TokenBucket(this.cc.pacingRate(100), 2 * cfg.mtu, now) : undefined;
     this.#cap = cap;
+  }
+
+  static #initialLimit(cfg: LinkConfig): number {
+    return Math.min(cfg.recvWindowPackets, cfg.recvBufferPackets, Math.floor(cfg.recvBufferBytes / cfg.mtu));
   }
 
   /** Packets held (queued + unacknowledged). */
@@ -404,7 +408,7 @@ export class ReliableSender {
     this.#unackedBytes = 0;
     this.#nextSeq = 0;
     this.#sndUna = 0;
-    this.#peerLimit = this.#cfg.recvWindowPackets;
+    this.#peerLimit = ReliableSender.#initialLimit(this.#cfg);
     this.#txCounter = 0;
     this.#bytesInFlight = 0;
     this.#largestAckedTx = -1;

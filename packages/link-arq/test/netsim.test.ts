@@ -7,11 +7,13 @@ import { forEachSeed } from "@spines-ts/netsim";
 import { describe, expect, it } from "vitest";
 import {
   runBottleneck,
+  runCapped,
   runFlowShare,
   runLatency,
   runLivenessSeed,
   runPath,
   runReliableSeed,
+  runRestartSeed,
   runUnreliableSeed,
 } from "../bench/scenarios.ts";
 
@@ -106,7 +108,7 @@ describe("fairness (netsim)", () => {
     let worst = 1;
     forEachSeed(SEEDS, (seed) => {
       const flows = [2, 4, 8][seed % 3] as number;
-      const r = runFlowShare(seed, { flows, durationMs: 400, warmupMs: 300 });
+      const r = runFlowShare(seed, { flows, durationMs: 1000, warmupMs: 500 });
       expect(Math.min(...r.bytes)).toBeGreaterThan(0);
       expect(r.jain).toBeGreaterThanOrEqual(0.99);
       worst = Math.min(worst, r.jain);
@@ -134,4 +136,54 @@ describe("hop-by-hop vs end-to-end throughput (netsim)", () => {
       expect(r.hopByHop).toBeLessThan(1.5 * r.mathisHop);
     });
   }
+});
+
+describe("other congestion modes and caps (netsim)", () => {
+  const modes = [
+    ["CUBIC", { congestion: { kind: "cubic" } }],
+    ["rate-capped", { congestion: { kind: "rate", rateBytesPerMs: 200 } }],
+    ["NewReno with pacing", { pacing: true }],
+  ] as const;
+  for (const [name, config] of modes) {
+    it(`${name}: exactly once, within bounds, no stall, 300 seeds`, () => {
+      forEachSeed(
+        300,
+        (seed) => {
+          const r = runReliableSeed(seed, { packets: 150, config });
+          expect(r.delivered).toBe(150);
+          expect(r.duplicates).toBe(0);
+        },
+        { startSeed: 200_001 },
+      );
+    });
+  }
+
+  it("the token-bucket cap bounds what a link sends", () => {
+    for (const cap of [50, 200]) {
+      const r = runCapped(5, cap, 5000);
+      // Long-run rate at most the cap (plus one burst), and the link uses most of it.
+      expect(r.bytes).toBeLessThanOrEqual(cap * 5000 + 16 * 1400);
+      expect(r.bytes).toBeGreaterThan(0.8 * cap * 5000);
+    }
+  });
+});
+
+describe("restart during a transfer (netsim)", () => {
+  it(`a receiver restart discards the old link state; later packets arrive exactly once, ${SEEDS} seeds`, () => {
+    let discarded = 0;
+    forEachSeed(
+      SEEDS,
+      (seed) => {
+        const r = runRestartSeed(seed);
+        expect(r.restartEvents).toBe(1);
+        expect(r.acceptedAfter).toBe(300);
+        expect(r.duplicatesAfter).toBe(0);
+        expect(r.deliveredAfter).toBe(r.acceptedAfter);
+        discarded += r.discarded;
+      },
+      { startSeed: 300_001 },
+    );
+    // The crash really caught packets in flight, which the restart discarded.
+    expect(discarded).toBeGreaterThan(0);
+  });
 });

@@ -16,7 +16,7 @@ import { performance } from "node:perf_hooks";
 import { runBench, stats, type Table } from "@spines-ts/bench";
 import { Simulator } from "@spines-ts/netsim";
 import { type MembershipNode, membershipFactory, type ProfileName, profiles } from "../src/index.ts";
-import { freePorts, type Proc, startMember, startMembers } from "../test/procs.ts";
+import { type Proc, startGroup, startMember } from "../test/procs.ts";
 
 interface CrashResult {
   first: number;
@@ -63,12 +63,10 @@ function wall(): number {
 
 async function loopbackCrash(n: number, profile: ProfileName, trials: number): Promise<CrashResult[]> {
   const ids = Array.from({ length: n }, (_, i) => i + 1);
-  const ports = await freePorts(n);
   const extra = ["--profile", profile, "--group", `bench-${profile}-${n}`];
-  const procs: Proc[] = startMembers(ids, ports, extra);
+  const { procs, ports } = await startGroup(ids, extra);
   const out: CrashResult[] = [];
   try {
-    await Promise.all(procs.map((p) => p.waitView(ids, 60_000)));
     for (let t = 0; t < trials; t++) {
       const vi = 1 + (t % (n - 1)); // never member 1 here, so the trial loop keeps one stable coordinator... and
       const victimIdx = t % 2 === 0 ? vi : 0; // ...every other trial crashes the coordinator (member 1)
@@ -96,10 +94,8 @@ async function loopbackCrash(n: number, profile: ProfileName, trials: number): P
 
 async function loopbackThroughput(n: number, count: number): Promise<{ msgsPerSec: number; ms: number }> {
   const ids = Array.from({ length: n }, (_, i) => i + 1);
-  const ports = await freePorts(n);
-  const procs = startMembers(ids, ports, ["--group", `tput-${n}`]);
+  const { procs } = await startGroup(ids, ["--group", `tput-${n}`]);
   try {
-    await Promise.all(procs.map((p) => p.waitView(ids, 60_000)));
     const sender = procs[n - 1] as Proc; // not the sequencer: the full path (data -> order -> deliver)
     const mark = sender.lines.length;
     sender.send(`burst ${count} 100`);
@@ -231,30 +227,47 @@ await runBench("membership", async (ctx) => {
   const loopRows: (string | number)[][] = [];
   const loopData: Record<string, unknown>[] = [];
   for (const profile of ["default", "fast"] as const) {
-    for (const n of [3, 8]) {
-      ctx.progress(step++ / 16, `loopback ${profile} n=${n}`);
-      const rs = await loopbackCrash(n, profile, loopTrials);
-      const first = stats(rs.map((r) => r.first));
-      const all = stats(rs.map((r) => r.all));
+    for (const n of ctx.quick ? [3, 8] : [3, 8, 16, 32]) {
+      ctx.progress(step++ / 20, `loopback ${profile} n=${n}`);
+      const trials = n <= 8 ? loopTrials : 3;
       const floor = profiles[profile].failureTimeoutMs;
-      loopRows.push([profile, n, first.p50, all.p50, all.max, floor, all.p50 / floor]);
-      loopData.push({ profile, n, trials: loopTrials, firstMs: first, allMs: all, baselineTimeoutMs: floor });
+      try {
+        const rs = await loopbackCrash(n, profile, trials);
+        const first = stats(rs.map((r) => r.first));
+        const all = stats(rs.map((r) => r.all));
+        loopRows.push([profile, n, trials, first.p50, all.p50, all.max, floor, all.p50 / floor]);
+        loopData.push({ profile, n, trials, firstMs: first, allMs: all, baselineTimeoutMs: floor });
+      } catch (e) {
+        // too many processes for this machine: say so instead of a number
+        const why = (e as Error).message.split("\n")[0] ?? "failed";
+        loopRows.push([profile, n, trials, "failed", "", "", floor, ""]);
+        loopData.push({ profile, n, trials, failed: why });
+      }
     }
   }
   tables.push({
     title: "Crash (SIGKILL) -> new view, loopback UDP, one process per member, ms of wall time",
-    columns: ["profile", "members", "first p50", "all p50", "all max", "timeout (floor)", "all p50 / floor"],
+    columns: [
+      "profile",
+      "members",
+      "trials",
+      "first p50",
+      "all p50",
+      "all max",
+      "timeout (floor)",
+      "all p50 / floor",
+    ],
     rows: loopRows,
     notes: [
-      `${loopTrials} crashes per row; every other one kills the coordinator. Times from the kill to each survivor's view event (wall clock).`,
-      "16 and 32 processes are not run on loopback: that many Node processes (about 50 MB each) exceed this 2-core machine shared with other jobs; the simulator rows cover them.",
+      "Every other crash kills the coordinator. Times from the kill to each survivor's view event (wall clock).",
+      "16 and 32 members are 16 and 32 Node processes on 2 cores: their heartbeats and event loops compete for CPU, so these rows measure the machine as much as the protocol.",
     ],
   });
   data.loopback = loopData;
 
   // 3. throughput
   const count = ctx.quick ? 5000 : 20000;
-  ctx.progress(0.9, "throughput");
+  ctx.progress(0.95, "throughput");
   const raw = await rawUdpEcho(count, 64);
   const tput: (string | number)[][] = [];
   const tputData: Record<string, unknown>[] = [];

@@ -2,6 +2,7 @@ import { ConfigError, type Logger, type NodeId, RateLimitedLog, silentLogger } f
 import {
   decode,
   encode,
+  MB_MAX_BATCH,
   type MbAck,
   type MbData,
   type MbFloor,
@@ -14,6 +15,7 @@ import {
   type MbMemberRef,
   type MbNack,
   type MbOrdered,
+  type MbOrderedEntry,
   type MbPropose,
   type MbReject,
   type Message,
@@ -115,6 +117,12 @@ export interface MembershipStats {
 
 const MAX_DEAD_INCS = 4;
 const MAX_NACK_BATCH = 64;
+
+function ascending(xs: readonly { readonly id: number }[]): boolean {
+  for (let i = 1; i < xs.length; i++)
+    if ((xs[i - 1] as { id: number }).id >= (xs[i] as { id: number }).id) return false;
+  return true;
+}
 
 function u32(n: number): boolean {
   return Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
@@ -706,6 +714,11 @@ export class MembershipCore {
 
   #startProposal(now: number, members: MbMemberRef[]): void {
     this.#forceChange = false;
+    if (members[0]?.id !== this.id) {
+      // a lower member is reachable now: it coordinates
+      this.#proposal = null;
+      return;
+    }
     this.#maxCounter =
       Math.max(this.#maxCounter, this.#view?.id.counter ?? 0, this.#accepted?.pid.counter ?? 0) + 1;
     if (this.#maxCounter > 0xffffffff) this.#maxCounter = 0xffffffff; // not reachable in practice
@@ -794,7 +807,8 @@ export class MembershipCore {
     if (msg.pid.counter > this.#maxCounter) this.#maxCounter = msg.pid.counter;
     if (msg.pid.coord !== from) return;
     if (!msg.members.some((m) => m.id === this.id && m.inc === this.incarnation)) return;
-    if (msg.members.length > this.limits.maxMembers) return;
+    if (msg.members.length > this.limits.maxMembers || !ascending(msg.members)) return;
+    if (msg.members[0]?.id !== from) return; // the coordinator is the lowest member
     const reject = (): void => {
       if (from !== this.id)
         this.#send(from, { _tag: "MbReject", pid: msg.pid, maxCounter: this.#maxCounter });
@@ -850,6 +864,8 @@ export class MembershipCore {
       return;
     }
     if (acc.install !== null) return; // duplicate
+    if (msg.entries.length > this.limits.maxMembers || !ascending(msg.entries) || msg.entries[0]?.id !== from)
+      return;
     const entry = msg.entries.find((e) => e.id === this.id && e.inc === this.incarnation);
     if (entry === undefined) return;
     const mine = this.#view ? this.#view.id : NO_VIEW;
@@ -956,69 +972,131 @@ export class MembershipCore {
     const v = this.#view;
     if (v === null || this.#accepted !== null || this.#state !== "joined") return;
     const firstPending = this.#pending[0]?.senderSeq ?? this.#nextSenderSeq;
+    const rto = this.#dataRto();
     // a snapshot: local ordering (this member is the sequencer) delivers and shifts #pending
-    const batch = this.#pending.slice(0, this.limits.window);
-    for (const p of batch) {
-      if (this.#view !== v || this.#accepted !== null) break;
-      if (now - p.sentAt < this.#dataRto()) continue;
+    const due: Pending[] = [];
+    for (const p of this.#pending.slice(0, this.limits.window)) {
+      if (now - p.sentAt < rto) continue;
       if (p.tries > 0) {
         this.stats.dataRetransmits++;
         this.#lastDataRetransmitAt = now;
       }
       p.sentAt = now;
       p.tries++;
+      due.push(p);
+    }
+    // consecutive senderSeqs go together, up to `batchBytes` of payload per datagram
+    let run: Pending[] = [];
+    let bytes = 0;
+    const flush = (): void => {
+      const first = run[0];
+      if (first === undefined) return;
       const d: MbData = {
         _tag: "MbData",
         view: v.id,
-        senderSeq: p.senderSeq,
         firstPending,
-        payload: p.payload,
+        firstSenderSeq: first.senderSeq,
+        payloads: run.map((p) => p.payload),
       };
+      run = [];
+      bytes = 0;
+      if (this.#view !== v || this.#accepted !== null) return;
       if (v.sequencer === this.id) this.#onData(this.id, d, now);
       else this.#send(v.sequencer, d);
+    };
+    for (const p of due) {
+      const last = run[run.length - 1];
+      const size = 2 + p.payload.length;
+      if (
+        last !== undefined &&
+        (p.senderSeq !== last.senderSeq + 1 ||
+          bytes + size > this.limits.batchBytes ||
+          run.length >= MB_MAX_BATCH)
+      )
+        flush();
+      run.push(p);
+      bytes += size;
     }
+    flush();
   }
 
   #onData(from: NodeId, d: MbData, now: number): void {
     const v = this.#view;
     if (v === null || v.sequencer !== this.id || this.#accepted !== null || !sameViewId(d.view, v.id)) return;
     if (!v.index.has(from)) return;
-    if (d.payload.length > this.limits.maxPayloadBytes) return;
     let exp = this.#expected.get(from) ?? Math.max(d.firstPending, (this.#startFloors.get(from) ?? 0) + 1);
     if (d.firstPending > exp) exp = d.firstPending;
-    if (d.senderSeq !== exp) {
-      this.#expected.set(from, exp);
-      return; // a duplicate (already ordered) or ahead of a gap: the sender retransmits in order
+    const firstSeq = this.#nextSeq;
+    const out: MbOrderedEntry[] = [];
+    for (let i = 0; i < d.payloads.length; i++) {
+      const senderSeq = d.firstSenderSeq + i;
+      const payload = d.payloads[i] as Uint8Array;
+      if (senderSeq < exp) continue; // a duplicate: already ordered
+      if (senderSeq > exp || payload.length > this.limits.maxPayloadBytes) break; // ahead of a gap
+      if (this.#nextSeq - 1 - this.#stable >= this.limits.maxUnstable) {
+        this.stats.flowControlDrops++;
+        break;
+      }
+      exp++;
+      this.#nextSeq++;
+      out.push({ sender: from, senderSeq, payload });
     }
-    if (this.#nextSeq - 1 - this.#stable >= this.limits.maxUnstable) {
-      this.stats.flowControlDrops++;
-      return;
+    this.#expected.set(from, exp);
+    if (out.length === 0) return; // the sender retransmits, in order
+    const stable = this.#stable;
+    this.#sendOrdered(null, v.id, firstSeq, stable, out);
+    this.#onOrdered({ _tag: "MbOrdered", view: v.id, firstSeq, stable, entries: out }, now);
+  }
+
+  /** Sends ordered entries (consecutive seqs from `firstSeq`) in datagrams of at most `batchBytes`. */
+  #sendOrdered(
+    to: NodeId | null,
+    view: ViewId,
+    firstSeq: number,
+    stable: number,
+    entries: readonly MbOrderedEntry[],
+  ): void {
+    const v = this.#view;
+    let start = 0;
+    while (start < entries.length) {
+      let end = start;
+      let bytes = 0;
+      while (end < entries.length && end - start < MB_MAX_BATCH) {
+        const size = 10 + (entries[end] as MbOrderedEntry).payload.length;
+        if (end > start && bytes + size > this.limits.batchBytes) break;
+        bytes += size;
+        end++;
+      }
+      const o: MbOrdered = {
+        _tag: "MbOrdered",
+        view,
+        firstSeq: firstSeq + start,
+        stable,
+        entries: entries.slice(start, end),
+      };
+      const data = this.#encode(o);
+      if (to !== null) this.#transmits.push({ to, data });
+      else if (v !== null)
+        for (const m of v.members) if (m.id !== this.id) this.#transmits.push({ to: m.id, data });
+      start = end;
     }
-    this.#expected.set(from, exp + 1);
-    const seq = this.#nextSeq++;
-    const o: MbOrdered = {
-      _tag: "MbOrdered",
-      view: v.id,
-      seq,
-      stable: this.#stable,
-      sender: from,
-      senderSeq: d.senderSeq,
-      payload: from === this.id ? d.payload : d.payload.slice(),
-    };
-    const bytes = this.#encode(o);
-    for (const m of v.members) if (m.id !== this.id) this.#transmits.push({ to: m.id, data: bytes });
-    this.#onOrdered(o, now);
   }
 
   #onOrdered(o: MbOrdered, now: number): void {
     const v = this.#view;
     if (v === null || !sameViewId(o.view, v.id)) return;
-    if (!v.index.has(o.sender)) return;
-    if (o.seq > this.#seqHigh) this.#seqHigh = o.seq;
     if (o.stable > this.#stable) this.#advanceStable(Math.min(o.stable, this.#delivered));
-    if (o.seq <= this.#delivered || this.#buffer.has(o.seq)) return;
-    if (o.seq > this.#delivered + this.limits.maxUnstable) return;
-    this.#buffer.set(o.seq, { seq: o.seq, sender: o.sender, senderSeq: o.senderSeq, payload: o.payload });
+    let own = false;
+    for (let i = 0; i < o.entries.length; i++) {
+      const e = o.entries[i] as MbOrderedEntry;
+      const seq = o.firstSeq + i;
+      if (!v.index.has(e.sender)) continue;
+      if (seq > this.#seqHigh) this.#seqHigh = seq;
+      if (seq <= this.#delivered || this.#buffer.has(seq)) continue;
+      if (seq > this.#delivered + this.limits.maxUnstable) continue;
+      this.#buffer.set(seq, { seq, sender: e.sender, senderSeq: e.senderSeq, payload: e.payload });
+      if (e.sender === this.id) own = true;
+    }
     if (this.#accepted !== null) {
       if (this.#accepted.install !== null) this.#trySync(now);
       return; // blocked: deliver nothing until the install says how far
@@ -1029,7 +1107,7 @@ export class MembershipCore {
       this.#deliver(m);
     }
     if (this.#seqHigh > this.#delivered) this.#nackAt = Math.min(this.#nackAt, now);
-    if (o.sender === this.id && this.#pending.length > 0) this.#sendData(now); // refill the window
+    if (own && this.#pending.length > 0) this.#sendData(now); // refill the window
     if (this.#delivered > this.#lastAcked) {
       if (this.#delivered - this.#lastAcked >= 32) this.#sendAck();
       else if (this.#ackAt === Number.POSITIVE_INFINITY) this.#ackAt = now + this.timing.retransmitMs / 2;
@@ -1141,19 +1219,18 @@ export class MembershipCore {
     else if (this.#retained && this.#retained.key === k) buf = this.#retained.buffer;
     if (buf === undefined) return;
     const to = Math.min(n.to, n.from + MAX_NACK_BATCH - 1);
-    for (let s = n.from; s <= to; s++) {
-      const m = buf.get(s);
-      if (m === undefined) continue;
+    let run: MbOrderedEntry[] = [];
+    let runStart = n.from;
+    for (let s = n.from; s <= to + 1; s++) {
+      const m = s <= to ? buf.get(s) : undefined;
+      if (m === undefined) {
+        if (run.length > 0) this.#sendOrdered(from, n.view, runStart, 0, run);
+        run = [];
+        runStart = s + 1;
+        continue;
+      }
       this.stats.orderedRetransmits++;
-      this.#send(from, {
-        _tag: "MbOrdered",
-        view: n.view,
-        seq: m.seq,
-        stable: 0,
-        sender: m.sender,
-        senderSeq: m.senderSeq,
-        payload: m.payload,
-      });
+      run.push({ sender: m.sender, senderSeq: m.senderSeq, payload: m.payload });
     }
   }
 

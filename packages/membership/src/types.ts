@@ -97,6 +97,8 @@ export interface Limits {
   /** Ordered messages not yet known to be received by every member (per view, at each member). */
   readonly maxUnstable: number;
   readonly maxPayloadBytes: number;
+  /** Consecutive messages share a datagram up to this many payload bytes (keep under the MTU). */
+  readonly batchBytes: number;
 }
 
 export const defaultLimits: Limits = {
@@ -106,6 +108,7 @@ export const defaultLimits: Limits = {
   window: 64,
   maxUnstable: 2048,
   maxPayloadBytes: 8192,
+  batchBytes: 1200,
 };
 
 export interface MembershipConfig {

@@ -143,11 +143,12 @@ describe("MembershipCore", () => {
     const valid: MbOrdered = {
       _tag: "MbOrdered",
       view: c.view?.id ?? { counter: 0, coord: 0, coordInc: 0 },
-      seq: 1,
+      firstSeq: 1,
       stable: 0,
-      sender: 2,
-      senderSeq: 1,
-      payload: new Uint8Array([1]),
+      entries: [
+        { sender: 2, senderSeq: 1, payload: new Uint8Array([1]) },
+        { sender: 3, senderSeq: 1, payload: new Uint8Array([2, 3]) },
+      ],
     };
     const good = encode({ sender: 2, incarnation: 2001 }, valid);
     fc.assert(

@@ -33,6 +33,7 @@ export class Proc {
   readonly stderr: string[] = [];
   #waiters: { pred: (l: Line) => boolean; from: number; resolve: (l: Line) => void }[] = [];
   exited = false;
+  exitStatus: number | string | null = null;
 
   constructor(id: number, args: string[]) {
     this.id = id;
@@ -70,8 +71,9 @@ export class Proc {
     });
     this.child.stderr?.setEncoding("utf8");
     this.child.stderr?.on("data", (c: string) => this.stderr.push(c));
-    this.child.on("exit", () => {
+    this.child.on("exit", (code, signal) => {
       this.exited = true;
+      this.exitStatus = signal ?? code;
     });
   }
 
@@ -84,7 +86,7 @@ export class Proc {
         () =>
           reject(
             new Error(
-              `member ${this.id}: timed out; last lines:\n${this.lines
+              `member ${this.id}: timed out${this.exited ? ` (exited: ${this.exitStatus})` : ""}; last lines:\n${this.lines
                 .slice(-8)
                 .map((l) => JSON.stringify(l))
                 .join("\n")}\nstderr: ${this.stderr.join("").slice(-2000)}`,
@@ -137,4 +139,29 @@ export function startMember(
     .filter((s) => s !== "")
     .join(",");
   return new Proc(id, ["--id", String(id), "--port", String(ports[i]), "--peers", peers, ...extra]);
+}
+
+/**
+ * Starts a group and waits for its full view; if a member fails to start (a port taken between
+ * `freePorts` and its bind, on a machine shared with other test runs), retries with fresh ports.
+ */
+export async function startGroup(
+  ids: number[],
+  extra: string[] = [],
+  timeoutMs = 60_000,
+  attempts = 3,
+): Promise<{ procs: Proc[]; ports: number[] }> {
+  let last: unknown;
+  for (let a = 0; a < attempts; a++) {
+    const ports = await freePorts(ids.length);
+    const procs = startMembers(ids, ports, extra);
+    try {
+      await Promise.all(procs.map((p) => p.waitView(ids, timeoutMs)));
+      return { procs, ports };
+    } catch (e) {
+      last = e;
+      for (const p of procs) if (!p.exited) p.kill("SIGKILL");
+    }
+  }
+  throw last;
 }

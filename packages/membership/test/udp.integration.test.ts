@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { freePorts, Proc, startMember, startMembers } from "./procs.ts";
+import { freePorts, Proc, startGroup, startMember } from "./procs.ts";
 
 /**
  * Real processes on loopback UDP. Every step waits for the events it expects (generous timeouts
@@ -13,8 +13,7 @@ describe("membership over loopback UDP (real processes)", () => {
 
   it("join, ordered delivery, SIGKILL, restart, SIGSTOP/SIGCONT, leave", async () => {
     const ids = [1, 2, 3];
-    const ports = await freePorts(3);
-    const procs = startMembers(ids, ports);
+    const { procs, ports } = await startGroup(ids, [], 30_000);
     all.push(...procs);
     const [p1, p2, p3] = procs as [Proc, Proc, Proc];
     // join: one view of all three everywhere, with the same id

@@ -99,6 +99,8 @@ export class Stream {
   // ---- receive side
   #rcvNxt = 0;
   readonly #ooo = new Map<number, RecvSeg>();
+  /** The keys of #ooo in ascending order (for SACK blocks without sorting per ack). */
+  #oooKeys: number[] = [];
   #oooBytes = 0;
   readonly #readQ: Uint8Array[] = [];
   #readOff = 0;
@@ -151,7 +153,12 @@ export class Stream {
     this.#lastAdvWindow = this.#cfg.receiveBufferBytes;
     this.#lastHeard = init.now;
     this.#openedAt = init.now;
-    this.rtt = new RttEstimator(this.#cfg.initialRtoMs, this.#cfg.minRtoMs, this.#cfg.maxRtoMs);
+    // Back-off is capped so that at least eight retransmissions fit in the dead-peer timeout.
+    const maxRto = Math.max(
+      this.#cfg.minRtoMs,
+      Math.min(this.#cfg.maxRtoMs, this.#cfg.deadPeerTimeoutMs / 8),
+    );
+    this.rtt = new RttEstimator(this.#cfg.initialRtoMs, this.#cfg.minRtoMs, maxRto);
     this.#header = {
       src: ctx.nodeId,
       srcPort: init.localPort,
@@ -359,6 +366,7 @@ export class Stream {
       let next = this.#ooo.get(this.#rcvNxt);
       while (next !== undefined) {
         this.#ooo.delete(this.#rcvNxt);
+        this.#oooKeys.shift(); // the smallest key is always the one delivered next
         this.#oooBytes -= next.data.length;
         this.#deliverInOrder(next.data, next.fin, this.#rcvNxt);
         next = this.#ooo.get(this.#rcvNxt);
@@ -378,6 +386,7 @@ export class Stream {
           seq - this.#rcvNxt < 2 ** 30;
         if (fits) {
           this.#ooo.set(seq, { data: len === 0 ? EMPTY : m.payload.slice(), fin });
+          this.#insertKey(seq);
           this.#oooBytes += len;
           if (fin) this.#peerFinSeq = seq;
         }
@@ -687,9 +696,24 @@ export class Stream {
     return Math.max(0, Math.min(0xffffffff, this.#cfg.receiveBufferBytes - this.#unread));
   }
 
+  #insertKey(k: number): void {
+    const a = this.#oooKeys;
+    let lo = 0;
+    let hi = a.length;
+    if (hi === 0 || (a[hi - 1] as number) < k) {
+      a.push(k);
+      return;
+    }
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((a[mid] as number) < k) lo = mid + 1;
+      else hi = mid;
+    }
+    a.splice(lo, 0, k);
+  }
+
   #evictHighest(): void {
-    let hi = -1;
-    for (const k of this.#ooo.keys()) if (k > hi) hi = k;
+    const hi = this.#oooKeys.pop() as number;
     const s = this.#ooo.get(hi) as RecvSeg;
     this.#ooo.delete(hi);
     this.#oooBytes -= s.data.length;
@@ -746,7 +770,7 @@ export class Stream {
 
   #sackBlocks(recent: number | undefined): SackBlock[] {
     if (this.#ooo.size === 0) return [];
-    const keys = [...this.#ooo.keys()].sort((a, b) => a - b);
+    const keys = this.#oooKeys;
     const ranges: { start: number; end: number }[] = [];
     for (const k of keys) {
       const last = ranges[ranges.length - 1];
@@ -793,6 +817,7 @@ export class Stream {
     this.#segs.clear();
     this.#readQ.length = 0;
     this.#ooo.clear();
+    this.#oooKeys = [];
     this.#rtoAt = this.#ackAt = this.#closeAt = Number.POSITIVE_INFINITY;
     this.#ctx.emit({ type: "closed", sid: this.sid, error });
     if (clean && this.#cfg.lingerMs > 0) this.#lingerUntil = now + this.#cfg.lingerMs;

@@ -1,6 +1,6 @@
 import { forEachSeed, Simulator } from "@spines-ts/netsim";
 import { Rng, type SpinesError } from "@spines-ts/primitives";
-import { ResetReason } from "@spines-ts/wire";
+import { encode, ResetReason } from "@spines-ts/wire";
 import { describe, expect, it } from "vitest";
 import {
   ConnectionRefusedError,
@@ -344,5 +344,44 @@ describe("open, refuse, reset and close semantics (netsim)", () => {
       expect(ev).toContain("2:closed:ok");
       expect(ev.indexOf("2:end")).toBeLessThan(ev.indexOf("2:closed:ok"));
     });
+  });
+
+  it("garbage and foreign frames from the network are counted and dropped by the driver", () => {
+    const sim = new Simulator({ seed: 9 });
+    const log: Log = { events: [] };
+    sim.addNode(
+      1,
+      SessionDriver.factory({ onEvent: (e, d) => log.events.push({ t: d.now, node: 1, e }) }, (d) =>
+        d.listen(80),
+      ),
+    );
+    sim.addNode(3, (host) => ({
+      receive() {},
+      start: host.schedule(10, () => {
+        const r = new Rng(3);
+        for (let i = 0; i < 500; i++) host.send(1, r.bytes(r.int(120)));
+        // a well-formed session frame for another node
+        host.send(
+          1,
+          encode(
+            { sender: 3, incarnation: 1 },
+            {
+              _tag: "SessionOpen",
+              header: { src: 3, srcPort: 5, dst: 7, dstPort: 80, dstKind: 0, ttl: 9 },
+              sid: 1,
+              window: 1000,
+              linkType: 1,
+            },
+          ),
+        );
+      }),
+    }));
+    sim.connect(1, 3, { delayMs: 1 });
+    sim.run(1000);
+    const d = sim.program<SessionDriver>(1)!;
+    expect(d.core.counters.malformed + d.otherFrames).toBe(501);
+    expect(d.otherFrames).toBeGreaterThanOrEqual(1);
+    expect(log.events).toEqual([]);
+    expect(d.core.sessionCount).toBe(0);
   });
 });

@@ -43,7 +43,8 @@ describe("a stream survives the crash of a transit node (scripted rerouting, net
       const appD = new StreamApp(da, ad, rng.fork(2));
       let via = B;
       // In flight is capped by the receive window (32 KiB), below the links' 64 KB drop-tail queues.
-      const config = { initialRtoMs: 300, receiveBufferBytes: 32 * 1024 };
+      // Two lossy hops each way: a 30 s dead-peer timeout keeps false deaths out of 10,000s of seeds.
+      const config = { initialRtoMs: 300, receiveBufferBytes: 32 * 1024, deadPeerTimeoutMs: 30_000 };
       const bandwidthBps = 500_000 + rng.int(1_500_000);
       sim.addNode(B, (h) => new Forwarder(h));
       sim.addNode(C, (h) => new Forwarder(h));

@@ -299,15 +299,36 @@ export const MbInstallAckSpec = defineMessage<MbInstallAck>({
   },
 });
 
-/** A member's multicast, sent to the sequencer of its view for ordering. Type 0x47. */
+/** Most messages one MbData or MbOrdered carries. */
+export const MB_MAX_BATCH = 255;
+
+function readBatchCount(r: Reader, what: string): number {
+  const at = r.offset;
+  const n = r.u8();
+  if (n === 0) throw new WireError(WireErrorCode.FieldOutOfRange, `${what}: empty batch`, at);
+  return n;
+}
+
+function writeBatchCount(w: Writer, n: number, what: string): void {
+  if (n < 1 || n > MB_MAX_BATCH) {
+    throw new WireError(WireErrorCode.FieldOutOfRange, `${what}: batch of ${n}, must be 1..${MB_MAX_BATCH}`);
+  }
+  w.u8(n);
+}
+
+/**
+ * A member's multicasts, sent to the sequencer of its view for ordering: consecutive senderSeqs
+ * `firstSenderSeq`, `firstSenderSeq + 1`, ... with one payload each. Type 0x47.
+ */
 export interface MbData {
   readonly _tag: "MbData";
   readonly view: MbViewId;
-  /** Per-incarnation sender sequence number, from 1, never reused. */
-  readonly senderSeq: number;
   /** The sender's lowest not-yet-delivered senderSeq: the sequencer orders this sender from there. */
   readonly firstPending: number;
-  readonly payload: Uint8Array;
+  /** Per-incarnation sender sequence number of the first payload, from 1, never reused. */
+  readonly firstSenderSeq: number;
+  /** 1..255 payloads. */
+  readonly payloads: readonly Uint8Array[];
 }
 
 export const MbDataSpec = defineMessage<MbData>({
@@ -315,27 +336,41 @@ export const MbDataSpec = defineMessage<MbData>({
   tag: "MbData",
   encode(w, m) {
     writeMbViewId(w, m.view);
-    w.u32(m.senderSeq).u32(m.firstPending).bytes16(m.payload);
+    w.u32(m.firstPending).u32(m.firstSenderSeq);
+    writeBatchCount(w, m.payloads.length, "MbData");
+    for (const p of m.payloads) w.bytes16(p);
   },
   decode(r) {
     const view = readMbViewId(r);
-    const senderSeq = r.u32();
     const firstPending = r.u32();
-    return { _tag: "MbData", view, senderSeq, firstPending, payload: r.bytes16() };
+    const firstSenderSeq = r.u32();
+    const n = readBatchCount(r, "MbData");
+    const payloads: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) payloads.push(r.bytes16());
+    return { _tag: "MbData", view, firstPending, firstSenderSeq, payloads };
   },
 });
 
-/** A message with its place in the view's total order, from the sequencer (or a holder). Type 0x48. */
-export interface MbOrdered {
-  readonly _tag: "MbOrdered";
-  readonly view: MbViewId;
-  /** Position in the view's total order, from 1. */
-  readonly seq: number;
-  /** Every member has received messages 1..stable (they may be discarded). */
-  readonly stable: number;
+/** One ordered message inside an MbOrdered. */
+export interface MbOrderedEntry {
   readonly sender: number;
   readonly senderSeq: number;
   readonly payload: Uint8Array;
+}
+
+/**
+ * Messages with their places in the view's total order, from the sequencer (or a holder):
+ * consecutive seqs `firstSeq`, `firstSeq + 1`, ... Type 0x48.
+ */
+export interface MbOrdered {
+  readonly _tag: "MbOrdered";
+  readonly view: MbViewId;
+  /** Position in the view's total order of the first entry, from 1. */
+  readonly firstSeq: number;
+  /** Every member has received messages 1..stable (they may be discarded). */
+  readonly stable: number;
+  /** 1..255 entries. */
+  readonly entries: readonly MbOrderedEntry[];
 }
 
 export const MbOrderedSpec = defineMessage<MbOrdered>({
@@ -343,15 +378,22 @@ export const MbOrderedSpec = defineMessage<MbOrdered>({
   tag: "MbOrdered",
   encode(w, m) {
     writeMbViewId(w, m.view);
-    w.u32(m.seq).u32(m.stable).u32(m.sender).u32(m.senderSeq).bytes16(m.payload);
+    w.u32(m.firstSeq).u32(m.stable);
+    writeBatchCount(w, m.entries.length, "MbOrdered");
+    for (const e of m.entries) w.u32(e.sender).u32(e.senderSeq).bytes16(e.payload);
   },
   decode(r) {
     const view = readMbViewId(r);
-    const seq = r.u32();
+    const firstSeq = r.u32();
     const stable = r.u32();
-    const sender = r.u32();
-    const senderSeq = r.u32();
-    return { _tag: "MbOrdered", view, seq, stable, sender, senderSeq, payload: r.bytes16() };
+    const n = readBatchCount(r, "MbOrdered");
+    const entries: MbOrderedEntry[] = [];
+    for (let i = 0; i < n; i++) {
+      const sender = r.u32();
+      const senderSeq = r.u32();
+      entries.push({ sender, senderSeq, payload: r.bytes16() });
+    }
+    return { _tag: "MbOrdered", view, firstSeq, stable, entries };
   },
 });
 

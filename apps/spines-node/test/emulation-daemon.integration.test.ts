@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SpinesClient } from "../src/client.ts";
 import { ControlClient } from "../src/control-client.ts";
 import type { SpinesDaemon } from "../src/daemon.ts";
 import { freeUdpPorts, inProcessConfig, startInProcess, tmp, waitFor } from "./helpers.ts";
@@ -40,4 +41,33 @@ describe("link emulation in the daemon (set from the control socket)", () => {
     await ctl.call("set-link", { neighbor: 2, emulation: null });
     await waitFor(() => link().state === "up", "link up again", 15_000);
   });
+
+  it.each([
+    [0, "best-effort"],
+    [2, "real-time"],
+  ])(
+    "a session on %s (%s) links recovers 3%% loss end to end",
+    async (link) => {
+      await ctl.call("set-link", { neighbor: 2, emulation: { lossPct: 3 } });
+      await waitFor(() => (a.plane.links()[0] as { state: string }).state === "up", "link up", 15_000);
+      const ca = await SpinesClient.connect({ path: a.config.clientSocket as string });
+      const cb = await SpinesClient.connect({ path: b.config.clientSocket as string });
+      const l = await ca.listen(0);
+      const [s, peer] = await Promise.all([cb.connect(1, l.port, { link: link as 0 | 2 }), l.accept()]);
+      const data = Buffer.alloc(200_000);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 13) & 0xff;
+      const chunks: Buffer[] = [];
+      peer.on("data", (x: Buffer) => chunks.push(x));
+      const ended = new Promise((r) => peer.once("end", r));
+      s.end(data);
+      await ended;
+      expect(Buffer.concat(chunks).equals(data)).toBe(true);
+      const info = a.sessions.sessions().find((x) => x.localPort === l.port);
+      expect(info?.link).toBe(link);
+      await ctl.call("set-link", { neighbor: 2, emulation: null });
+      ca.close();
+      cb.close();
+    },
+    30_000,
+  );
 });

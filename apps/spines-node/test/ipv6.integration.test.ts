@@ -4,6 +4,7 @@ import { silentLogger } from "@spines-ts/primitives";
 import { afterAll, describe, expect, it } from "vitest";
 import { SpinesClient } from "../src/client.ts";
 import { SpinesDaemon } from "../src/daemon.ts";
+import type { OverlayPlane } from "../src/overlay-plane.ts";
 import { inProcessConfig, tmp, waitFor } from "./helpers.ts";
 
 async function freeUdp6Ports(n: number): Promise<number[]> {
@@ -79,6 +80,12 @@ describe("an IPv6 overlay", () => {
       await new Promise((r) => setTimeout(r, 10));
     }
     expect(dgrams[0]).toBe(`1:${dtx.port}:20000`);
+    // Group state floods too: a group joined on node 3 shows on node 1 with its member.
+    (d3.plane as OverlayPlane).join(7);
+    await waitFor(
+      () => JSON.stringify(d1.plane.groups()) === JSON.stringify([{ group: 7, members: [3] }]),
+      "group 7 on node 1",
+    );
     tx.close();
     rx.close();
   });

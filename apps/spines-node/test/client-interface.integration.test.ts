@@ -142,6 +142,30 @@ describe.each(["overlay", "direct"] as const)("client interface, %s plane (in pr
     expect(a.clients.stats.protocolErrors).toBeGreaterThanOrEqual(7);
   });
 
+  it("survives random well-framed requests and keeps serving", async () => {
+    const { Rng } = await import("@spines-ts/primitives");
+    const rng = new Rng(plane === "overlay" ? 11 : 12);
+    const sock = connect(a.config.clientSocket as string);
+    await new Promise((r) => sock.once("connect", r));
+    let replies = 0;
+    const dec = new FrameDecoder(1 << 24);
+    sock.on("data", (d) => {
+      replies += dec.push(d).length;
+    });
+    sock.write(new FrameBuilder(Op.Hello).u32(CLIENT_MAGIC).u8(1).finish());
+    for (let i = 0; i < 500; i++) {
+      // Mostly known ops with random bodies, some unknown ops.
+      const op = rng.chance(0.8) ? rng.intBetween(Op.Listen, Op.Ping) : rng.intBetween(0, 255);
+      sock.write(new FrameBuilder(op as Op).bytes(rng.bytes(rng.intBetween(0, 24))).finish());
+    }
+    sock.write(new FrameBuilder(Op.Ping).u32(0xabcdef).finish());
+    await waitFor(() => replies > 300, "replies to the random requests");
+    const c = await SpinesClient.connect({ path: a.config.clientSocket as string });
+    await c.ping();
+    c.close();
+    sock.destroy();
+  });
+
   it("cleans up a client's handles when it disconnects", async () => {
     const c = await SpinesClient.connect({ path: a.config.clientSocket as string });
     const l = await c.listen(6100);
