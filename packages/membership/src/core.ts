@@ -173,6 +173,7 @@ export class MembershipCore {
   #maxCounter = 0;
   #dirty = true;
   #forceChange = false;
+  #greet: NodeId | undefined = undefined;
 
   // the installed view and its delivery state
   #view: Installed | null = null;
@@ -485,6 +486,13 @@ export class MembershipCore {
       this.stats.badPackets++;
       this.#rl.debug(now, "handler", { from, tag: msg._tag, err: String(e) }, "membership packet rejected");
     }
+    if (this.#greet !== undefined) {
+      // a new peer (or a restarted one): answer its heartbeat at once, so a joiner learns within a
+      // round trip that a group with a view exists (and does not wait out its join grace)
+      const to = this.#greet;
+      this.#greet = undefined;
+      if (msg._tag === "MbHeartbeat") this.#sendHeartbeats(to);
+    }
     if (this.#dirty) this.#checkMembership(now);
   }
 
@@ -544,6 +552,7 @@ export class MembershipCore {
       };
       this.#peers.set(id, p);
       this.#dirty = true;
+      this.#greet = id;
       return p;
     }
     if (p.inc !== inc) {
@@ -558,12 +567,20 @@ export class MembershipCore {
       p.delivered = 0;
       p.seqHigh = 0;
       this.#dirty = true;
+      this.#greet = id;
     }
     if (p.left) return undefined;
     const wasAlive = this.#isAlive(p, now);
     p.lastHeard = now;
     if (!wasAlive) this.#dirty = true;
     return p;
+  }
+
+  /** A live peer has a view: the group exists, so a joiner that is its lowest id proposes at once. */
+  #groupExists(now: number): boolean {
+    for (const p of this.#peers.values())
+      if (this.#isAlive(p, now) && (p.flags & MbHeartbeatFlag.InView) !== 0) return true;
+    return false;
   }
 
   #joinGraceMs(): number {
@@ -581,7 +598,7 @@ export class MembershipCore {
     return [...out];
   }
 
-  #sendHeartbeats(): void {
+  #sendHeartbeats(only?: NodeId): void {
     const v = this.#view;
     let flags = 0;
     if (v) flags |= MbHeartbeatFlag.InView;
@@ -599,6 +616,10 @@ export class MembershipCore {
     };
     this.#hbSeq = (this.#hbSeq + 1) >>> 0;
     const bytes = this.#encode(hb);
+    if (only !== undefined) {
+      this.#transmits.push({ to: only, data: bytes });
+      return;
+    }
     for (const p of this.#heartbeatTargets()) this.#transmits.push({ to: p, data: bytes });
     if (this.#announce) this.#transmits.push({ to: null, data: bytes });
   }
@@ -673,7 +694,7 @@ export class MembershipCore {
     if (reach[0]?.id !== this.id) return; // not the coordinator
     // a joiner gives the group a moment to propose to it before it forms a view of its own
     // (a group that exists proposes to a joiner at once: its coordinator has a view)
-    if (this.#view === null && now - this.#joinedAt < this.#joinGraceMs()) return;
+    if (this.#view === null && now - this.#joinedAt < this.#joinGraceMs() && !this.#groupExists(now)) return;
     const acc = this.#accepted;
     if (acc !== null && acc.coord !== this.id) {
       const coordAlive = reach.some((r) => r.id === acc.coord);
@@ -859,8 +880,14 @@ export class MembershipCore {
   #onInstall(from: NodeId, msg: MbInstall, now: number): void {
     const acc = this.#accepted;
     if (acc === null || !sameViewId(acc.pid, msg.pid) || from !== msg.pid.coord) {
-      if (this.#view && sameViewId(this.#view.id, msg.pid) && from !== this.id)
+      if (from === this.id || from !== msg.pid.coord) return;
+      if (this.#view && sameViewId(this.#view.id, msg.pid)) {
         this.#send(from, { _tag: "MbInstallAck", pid: msg.pid, ok: true }); // our ack was lost
+      } else if (msg.entries.some((e) => e.id === this.id && e.inc === this.incarnation)) {
+        // we moved on to a newer proposal (or never got this one's): tell the coordinator now
+        // rather than let it wait out its install phase
+        this.#send(from, { _tag: "MbInstallAck", pid: msg.pid, ok: false });
+      }
       return;
     }
     if (acc.install !== null) return; // duplicate
