@@ -161,6 +161,8 @@ async function forwarderChain(hops: number, warmMs: number, runMs: number): Prom
 
 /** `--daemon-config FILE`: a config file every daemon loads under its flags (for tuning experiments). */
 let daemonConfig: string | undefined;
+/** `--profile DIR` (diagnostics): daemons run with `--cpu-prof` into DIR and exit cleanly. */
+let profileDir: string | undefined;
 
 async function spinesChain(
   hops: number,
@@ -275,6 +277,11 @@ async function spinesChain(
       received: m.received,
     };
   } finally {
+    if (profileDir !== undefined) {
+      // Diagnostics: a clean exit so `--cpu-prof` writes the daemons' profiles.
+      for (const d of daemons) d.proc.kill("SIGTERM");
+      await Promise.all(daemons.map((d) => Promise.race([d.exited, sleep(5000)])));
+    }
     for (const d of daemons) d.proc.kill("SIGKILL");
   }
 }
@@ -282,6 +289,12 @@ async function spinesChain(
 await runBench("throughput", async (ctx) => {
   const at = ctx.args.indexOf("--daemon-config");
   if (at >= 0) daemonConfig = ctx.args[at + 1];
+  const prof = ctx.args.indexOf("--profile");
+  if (prof >= 0) {
+    profileDir = ctx.args[prof + 1];
+    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --import ${join(here, "profile-preload.mjs")}`;
+    process.env.PROF_DIR = profileDir;
+  }
   const only = ctx.args.indexOf("--only");
   const filter = only >= 0 ? ctx.args[only + 1] : undefined;
   const warm = ctx.quick ? 500 : 1500;

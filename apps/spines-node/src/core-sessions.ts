@@ -1,15 +1,16 @@
 /**
- * The session service backed by `@spines-ts/session`: one SessionEndpoint (run by a SessionDriver
- * whose packets go through the overlay plane) serving every client's listeners, streams and
- * datagram sockets, including sessions between two clients of the same node (looped back here).
+ * The session service backed by `@spines-ts/session`: one SessionEndpoint (run by the
+ * `PlaneSessionDriver` of `@spines-ts/overlay`, whose packets go through the overlay plane) serving
+ * every client's listeners, streams and datagram sockets, including sessions between two clients of
+ * the same node (looped back on a microtask).
  *
  * Flow control end to end: bytes are read from the endpoint only while the client's connection
  * accepts more, so a slow client shrinks the session's receive window; a client's writes beyond the
  * endpoint's send buffer pause that client's connection until the session is writable again.
  */
+import { type SessionTransport as OverlaySessionTransport, PlaneSessionDriver } from "@spines-ts/overlay";
 import type { Host, NodeId } from "@spines-ts/primitives";
-import { type SessionConfig, SessionDriver, SessionErrorCode, type SessionEvent } from "@spines-ts/session";
-import { encode, type OverlayHeader } from "@spines-ts/wire";
+import { type SessionConfig, SessionErrorCode, type SessionEvent } from "@spines-ts/session";
 import { ClientErrorCode, ClosedReason, type LinkType } from "./client-protocol.ts";
 import {
   type DatagramHandler,
@@ -26,11 +27,7 @@ import {
 } from "./sessions.ts";
 
 /** Where the endpoint's packets go: the overlay plane. */
-export interface SessionTransport {
-  sendLocal(linkType: LinkType | number, header: OverlayHeader, payload: Uint8Array): void;
-  /** Whether a route to `node` is known now. */
-  hasRoute(node: NodeId): boolean;
-}
+export type SessionTransport = OverlaySessionTransport;
 
 const CODE_MAP: Record<string, string> = {
   [SessionErrorCode.Refused]: ClientErrorCode.Refused,
@@ -49,47 +46,6 @@ function clientError(e: unknown): SessionError {
     return new SessionError(ClientErrorCode.BadArgument, message);
   if (typeof code === "string") return new SessionError(CODE_MAP[code] ?? code, message);
   return new SessionError("ERR_INTERNAL", message);
-}
-
-/** The driver with its packets sent through the overlay plane instead of straight to a neighbour. */
-class OverlaySessionDriver extends SessionDriver {
-  readonly #transport: SessionTransport;
-  readonly #src: { sender: number; incarnation: number };
-  readonly #self: NodeId;
-  readonly #loop: Uint8Array[] = [];
-  #loopScheduled = false;
-
-  constructor(host: Host, transport: SessionTransport, incarnation: number, config?: Partial<SessionConfig>) {
-    super(host, config ? { config } : {});
-    this.#transport = transport;
-    this.#src = { sender: host.id, incarnation };
-    this.#self = host.id;
-  }
-
-  override transmit(p: Parameters<SessionDriver["transmit"]>[0]): void {
-    const bytes = encode(this.#src, p.msg);
-    if (p.to === this.#self) {
-      // A session between two clients of this node: loop back, outside the current pump.
-      this.#loop.push(bytes);
-      if (!this.#loopScheduled) {
-        this.#loopScheduled = true;
-        queueMicrotask(() => {
-          this.#loopScheduled = false;
-          const xs = this.#loop.splice(0);
-          for (const b of xs) this.core.receiveFrame(this.now, b);
-          this.pump();
-        });
-      }
-      return;
-    }
-    this.#transport.sendLocal(p.linkType, p.msg.header, bytes);
-  }
-
-  /** A session frame the overlay delivered to this node. */
-  deliver(bytes: Uint8Array): void {
-    this.core.receiveFrame(this.now, bytes);
-    this.pump();
-  }
 }
 
 class CoreStream implements StreamSession {
@@ -349,7 +305,7 @@ class CoreListener implements Listener {
 }
 
 export class CoreSessionService implements SessionService {
-  readonly driver: OverlaySessionDriver;
+  readonly driver: PlaneSessionDriver;
   readonly #streams = new Map<number, CoreStream>();
   readonly #listeners = new Map<number, CoreListener>();
   readonly #dgrams = new Map<number, DatagramHandler>();
@@ -364,7 +320,12 @@ export class CoreSessionService implements SessionService {
 
   constructor(host: Host, transport: SessionTransport, incarnation: number, config?: Partial<SessionConfig>) {
     this.#transport = transport;
-    this.driver = new OverlaySessionDriver(host, transport, incarnation, config);
+    // Sessions between two clients of this node loop back on a microtask (no timer tick).
+    this.driver = new PlaneSessionDriver(host, transport, {
+      incarnation,
+      ...(config ? { config } : {}),
+      defer: queueMicrotask,
+    });
     this.driver.onEvent = (e) => this.#onEvent(e);
   }
 

@@ -16,11 +16,17 @@ export interface CongestionController {
   readonly cwnd: number;
   readonly ssthresh: number;
   readonly inSlowStart: boolean;
-  /** Number of multiplicative decreases so far (loss episodes + timeouts). */
+  /** Number of multiplicative decreases so far (loss episodes + timeouts), less those undone. */
   readonly reductions: number;
   onAck(now: number, ackedBytes: number, sentAt: number, srttMs: number, cwndLimited: boolean): void;
   onLoss(now: number, lostBytes: number, sentAt: number): void;
   onRto(now: number): void;
+  /**
+   * Reverts the most recent reduction (`onLoss` episode or `onRto`) when the sender has proven it
+   * spurious (RFC 4015 Eifel response: the acknowledged data was never lost). A no-op when there
+   * is nothing to undo; at most one level deep, and any later reduction replaces the saved state.
+   */
+  undo(): void;
   /** Pacing rate in bytes per ms for this window and RTT (Infinity = unpaced). */
   pacingRate(srttMs: number): number;
   reset(): void;
@@ -64,6 +70,12 @@ abstract class WindowBase {
   protected nReductions = 0;
   /** Bytes acked in congestion avoidance not yet turned into window growth. */
   protected caAcc = 0;
+  /** True from a timeout until the next ack: back-to-back timeouts keep the state before the first. */
+  protected rtoChain = false;
+  /** State before the last reduction, for `undo`. */
+  #saved:
+    | { window: number; thresh: number; recoveryStart: number; caAcc: number; reductions: number }
+    | undefined;
 
   constructor(o: WindowOptions) {
     this.mss = intOpt("mss", o.mss, 1200, 64);
@@ -100,13 +112,45 @@ abstract class WindowBase {
     this.recoveryStart = Number.NEGATIVE_INFINITY;
     this.nReductions = 0;
     this.caAcc = 0;
+    this.#saved = undefined;
+    this.rtoChain = false;
   }
+
+  /** Saves the state a reduction is about to change (see `undo`). */
+  protected save(): void {
+    this.#saved = {
+      window: this.window,
+      thresh: this.thresh,
+      recoveryStart: this.recoveryStart,
+      caAcc: this.caAcc,
+      reductions: this.nReductions,
+    };
+  }
+
+  undo(): void {
+    const s = this.#saved;
+    if (s === undefined) return;
+    this.#saved = undefined;
+    this.rtoChain = false;
+    // Never shrink: the window may have grown since the reduction.
+    this.window = Math.max(this.window, s.window);
+    this.thresh = s.thresh;
+    this.recoveryStart = s.recoveryStart;
+    this.caAcc = s.caAcc;
+    this.nReductions = s.reductions;
+    this.onUndo();
+  }
+
+  /** Subclass state to restore on `undo`. */
+  protected onUndo(): void {}
 
   protected inRecovery(sentAt: number): boolean {
     return sentAt <= this.recoveryStart;
   }
 
   onRto(now: number): void {
+    if (!this.rtoChain) this.save();
+    this.rtoChain = true;
     this.thresh = Math.max(this.window / 2, this.minWindowBytes);
     this.window = this.lossWindowBytes;
     this.recoveryStart = now;
@@ -124,6 +168,7 @@ export class NewReno extends WindowBase implements CongestionController {
   }
 
   onAck(_now: number, ackedBytes: number, sentAt: number, _srtt: number, cwndLimited: boolean): void {
+    this.rtoChain = false;
     if (this.inRecovery(sentAt) || !cwndLimited) return;
     if (this.window < this.thresh) {
       this.window = Math.min(this.maxWindowBytes, this.window + ackedBytes);
@@ -138,6 +183,7 @@ export class NewReno extends WindowBase implements CongestionController {
 
   onLoss(now: number, _lostBytes: number, sentAt: number): void {
     if (this.inRecovery(sentAt)) return;
+    this.save();
     this.recoveryStart = now;
     this.thresh = Math.max(this.window / 2, this.minWindowBytes);
     this.window = this.thresh;
@@ -179,6 +225,7 @@ export class Cubic extends WindowBase implements CongestionController {
 
   override reset(): void {
     super.reset();
+    this.#cubicSaved = undefined;
     this.#wMax = 0;
     this.#k = 0;
     this.#epoch = undefined;
@@ -186,6 +233,7 @@ export class Cubic extends WindowBase implements CongestionController {
   }
 
   onAck(now: number, ackedBytes: number, sentAt: number, srttMs: number, cwndLimited: boolean): void {
+    this.rtoChain = false;
     if (this.inRecovery(sentAt) || !cwndLimited) return;
     if (this.window < this.thresh) {
       this.window = Math.min(this.maxWindowBytes, this.window + ackedBytes);
@@ -217,8 +265,26 @@ export class Cubic extends WindowBase implements CongestionController {
     this.window = Math.min(this.maxWindowBytes, Math.max(this.window, next));
   }
 
+  #cubicSaved: { wMax: number; k: number; epoch: number | undefined; wEst: number } | undefined;
+
+  #saveCubic(): void {
+    this.#cubicSaved = { wMax: this.#wMax, k: this.#k, epoch: this.#epoch, wEst: this.#wEst };
+  }
+
+  protected override onUndo(): void {
+    const s = this.#cubicSaved;
+    if (s === undefined) return;
+    this.#cubicSaved = undefined;
+    this.#wMax = s.wMax;
+    this.#k = s.k;
+    this.#epoch = s.epoch;
+    this.#wEst = s.wEst;
+  }
+
   onLoss(now: number, _lostBytes: number, sentAt: number): void {
     if (this.inRecovery(sentAt)) return;
+    this.save();
+    this.#saveCubic();
     this.recoveryStart = now;
     const cwndSeg = this.window / this.mss;
     this.#wMax = this.#fast && cwndSeg < this.#wMax ? (cwndSeg * (1 + this.#beta)) / 2 : cwndSeg;
@@ -229,6 +295,7 @@ export class Cubic extends WindowBase implements CongestionController {
   }
 
   override onRto(now: number): void {
+    if (!this.rtoChain) this.#saveCubic();
     const cwndSeg = this.window / this.mss;
     this.#wMax = cwndSeg;
     this.#epoch = undefined;
@@ -268,6 +335,7 @@ export class RateCapped implements CongestionController {
   onRto(): void {
     this.#losses++;
   }
+  undo(): void {}
   pacingRate(): number {
     return this.#rate;
   }

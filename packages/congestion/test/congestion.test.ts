@@ -143,6 +143,45 @@ describe("Cubic", () => {
   });
 });
 
+describe("undo of a spurious reduction (RFC 4015)", () => {
+  for (const make of [() => new NewReno({ mss: MSS }), () => new Cubic({ mss: MSS })]) {
+    it(`${make().name}: restores window, threshold and episode after a timeout or a loss`, () => {
+      const cc = make();
+      for (let i = 0; i < 30; i++) cc.onAck(i, MSS, i, 10, true);
+      const w = cc.cwnd;
+      const th = cc.ssthresh;
+      cc.onRto(100);
+      expect(cc.cwnd).toBe(MSS);
+      cc.onAck(101, MSS, 101, 10, true); // grows in slow start after the collapse
+      cc.undo();
+      expect(cc.cwnd).toBe(w);
+      expect(cc.ssthresh).toBe(th);
+      // Undo goes one level only: a second call changes nothing.
+      cc.undo();
+      expect(cc.cwnd).toBe(w);
+      // A loss episode is undone too, and a later loss of a packet sent before it starts a new one.
+      cc.onLoss(200, MSS, 150);
+      expect(cc.cwnd).toBeLessThan(w);
+      cc.undo();
+      expect(cc.cwnd).toBe(w);
+      const r = cc.reductions;
+      cc.onLoss(210, MSS, 160);
+      expect(cc.reductions).toBe(r + 1);
+      expect(cc.cwnd).toBeLessThan(w);
+    });
+  }
+  it("is a no-op without a reduction, and on the rate-capped mode", () => {
+    const cc = new NewReno({ mss: MSS });
+    const w = cc.cwnd;
+    cc.undo();
+    expect(cc.cwnd).toBe(w);
+    const r = new RateCapped(5);
+    r.onRto();
+    r.undo();
+    expect(r.cwnd).toBe(Number.POSITIVE_INFINITY);
+  });
+});
+
 describe("RateCapped and createController", () => {
   it("has no window and a fixed pacing rate", () => {
     const cc = createController({ kind: "rate", rateBytesPerMs: 125 });

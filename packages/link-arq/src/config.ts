@@ -40,6 +40,11 @@ export interface LinkConfig {
   /** Delayed acks: ack at least every `ackEvery` packets or after this delay. */
   readonly maxAckDelayMs: number;
   readonly ackEvery: number;
+  /**
+   * Send acks that fall due while frames are being handled from the timer instead (at the same
+   * time, after the rest of the batch): one ack per event-loop turn of input under load.
+   */
+  readonly ackCoalescing: boolean;
   /** Retransmission timeout bounds (the RTO is SRTT + 4·RTTVAR + maxAckDelay). */
   readonly minRtoMs: number;
   readonly maxRtoMs: number;
@@ -79,6 +84,7 @@ export const defaultLinkConfig: LinkConfig = {
   recvBufferBytes: 1024 * 1400,
   maxAckDelayMs: 2,
   ackEvery: 2,
+  ackCoalescing: true,
   minRtoMs: 10,
   maxRtoMs: 2000,
   initialRtoMs: 500,
@@ -132,6 +138,8 @@ export function resolveLinkConfig(partial: Partial<LinkConfig> = {}, source = "l
   num("metricsIntervalMs", 1);
   if (c.rateCapBytesPerMs !== undefined) num("rateCapBytesPerMs", 1e-6);
   if (typeof c.pacing !== "boolean") throw new ConfigError(source, "pacing", "a boolean", c.pacing);
+  if (typeof c.ackCoalescing !== "boolean")
+    throw new ConfigError(source, "ackCoalescing", "a boolean", c.ackCoalescing);
   const k = (c.congestion as { kind?: unknown } | undefined)?.kind;
   if (k !== "newreno" && k !== "cubic" && k !== "rate")
     throw new ConfigError(source, "congestion.kind", '"newreno", "cubic" or "rate"', k);

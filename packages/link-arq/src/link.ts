@@ -496,7 +496,7 @@ export class Link {
       this.#event({ type: "metrics", at: now, ...this.metrics() });
     }
     this.reliable.onTimeout(now);
-    this.#afterInput(now);
+    this.#afterInput(now, true);
   }
 
   #sendHello(now: number, flags: number): void {
@@ -536,10 +536,16 @@ export class Link {
     }
   }
 
-  #afterInput(now: number): void {
+  /**
+   * After any input: send what the reliable sender may, and a due ack. With `ackCoalescing`, an
+   * ack due during frame or application input waits for the timer (`nextTimeout` is then `now`),
+   * which a driver runs after the rest of the batch of input it is handling, so one ack covers
+   * the batch.
+   */
+  #afterInput(now: number, timer = false): void {
     if (this.#state === "up") this.reliable.pump(now, this.#peerInc, (m) => this.#emit(m));
     const at = this.reliableIn.ackAt;
-    if (at !== undefined && now >= at && this.#peerInc !== 0)
+    if (at !== undefined && now >= at && this.#peerInc !== 0 && (timer || !this.config.ackCoalescing))
       this.#emit(this.reliableIn.makeAck(now, this.#peerInc, this.#relFree()));
     const w = this.reliable.takeWritable();
     for (const flow of w.flows) this.#event({ type: "writable", at: now, flow });

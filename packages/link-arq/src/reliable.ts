@@ -49,7 +49,12 @@ export interface ReliableSenderStats {
   acked: number;
   spurious: number;
   badAcks: number;
+  /** Timeouts found spurious (an ack for data sent before the timeout) and undone. */
+  rtoUndone: number;
 }
+
+/** Slack (ms) when comparing an echoed µs timestamp with a send time. */
+const TS_SLACK_MS = 0.002;
 
 /**
  * The sending half of the reliable channel: selective repeat with SACK, RACK/QUIC-style loss
@@ -76,6 +81,8 @@ export class ReliableSender {
   #largestAckedTx = -1;
   #backoff = 1;
   #rtoAt: number | undefined;
+  /** When the last timeout fired, while it may still be proven spurious (no ack since). */
+  #rtoUndoAt: number | undefined;
   #lossAt: number | undefined;
   #paceAt: number | undefined;
   #appLimited = true;
@@ -89,6 +96,7 @@ export class ReliableSender {
     acked: 0,
     spurious: 0,
     badAcks: 0,
+    rtoUndone: 0,
   };
 
   constructor(cfg: LinkConfig, rtt: RttEstimator, cap: TokenBucket | undefined, now: number) {
@@ -281,14 +289,17 @@ export class ReliableSender {
     return n;
   }
 
-  #ackOne(now: number, p: SentPacket): void {
+  #ackOne(now: number, p: SentPacket, triggerSentAt: number): void {
     if (p.state === ACKED) return;
     if (p.state === INFLIGHT) this.#bytesInFlight -= p.size;
     else this.stats.spurious++;
-    // Credit the transmission that was acked to the loss detector. A retransmitted packet acked
-    // sooner than a plausible round trip after its last transmission was acked by an earlier copy.
+    // Credit the transmission that was acked to the loss detector. A retransmitted packet was
+    // acked by an earlier copy when the ack was triggered by a frame sent before the
+    // retransmission (its echoed timestamp is older), or came sooner than a plausible round trip.
     const plausible =
-      p.txCount === 1 || now - p.sentAt >= 0.8 * (Number.isFinite(this.#rtt.min) ? this.#rtt.min : 0);
+      p.txCount === 1 ||
+      (triggerSentAt >= p.sentAt - TS_SLACK_MS &&
+        now - p.sentAt >= 0.8 * (Number.isFinite(this.#rtt.min) ? this.#rtt.min : 0));
     if (plausible && p.txNum > this.#largestAckedTx) this.#largestAckedTx = p.txNum;
     this.cc.onAck(now, p.size, p.sentAt, this.#rtt.srttOr(this.#cfg.initialRtoMs), !this.#appLimited);
     p.state = ACKED;
@@ -319,15 +330,24 @@ export class ReliableSender {
     // RTT from the echoed timestamp of our own clock, minus the receiver's hold time.
     const sample = elapsedMs(now, ack.echoTs) - ack.ackDelay / 1000;
     if (sample > 0 && sample < 60_000) this.#rtt.sample(Math.max(sample, 0.01));
+    // When the frame that triggered this ack was sent (our clock, echoed back).
+    const triggerSentAt = now - elapsedMs(now, ack.echoTs);
+    if (this.#rtoUndoAt !== undefined && this.#acksNew(cum, ranges)) {
+      // The first ack of new data after a timeout: if the frame that triggered it was sent before
+      // the timeout, the data was not lost, only late (event-loop or scheduling lag): undo the
+      // timeout (RFC 4015 Eifel response) instead of collapsing the window and resending it all.
+      if (triggerSentAt < this.#rtoUndoAt - TS_SLACK_MS) this.#undoRto();
+      this.#rtoUndoAt = undefined;
+    }
     const before = this.stats.acked;
     for (let s = this.#sndUna; s < cum; s++) {
       const p = this.#unacked.get(s);
-      if (p) this.#ackOne(now, p);
+      if (p) this.#ackOne(now, p, triggerSentAt);
     }
     for (const [s, e] of ranges) {
       for (let q = Math.max(s, this.#sndUna); q < e; q++) {
         const p = this.#unacked.get(q);
-        if (p) this.#ackOne(now, p);
+        if (p) this.#ackOne(now, p, triggerSentAt);
       }
     }
     while (this.#sndUna < this.#nextSeq && !this.#unacked.has(this.#sndUna)) this.#sndUna++;
@@ -337,6 +357,30 @@ export class ReliableSender {
     }
     this.#detectLosses(now);
     return true;
+  }
+
+  #acksNew(cum: number, ranges: readonly [number, number][]): boolean {
+    if (cum > this.#sndUna) return true;
+    for (const [s, e] of ranges) {
+      for (let q = Math.max(s, this.#sndUna); q < e; q++) if (this.#unacked.has(q)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * A timeout proved spurious: restore the window, and put the packets it declared lost and that
+   * have not been resent yet back in flight (their acks are on the way).
+   */
+  #undoRto(): void {
+    this.stats.rtoUndone++;
+    this.cc.undo();
+    for (const e of this.#order) {
+      const p = e.p;
+      if (p.state === LOST && p.txNum === e.tx) {
+        p.state = INFLIGHT;
+        this.#bytesInFlight += p.size;
+      }
+    }
   }
 
   #markLost(now: number, p: SentPacket, congestion: boolean): void {
@@ -388,10 +432,14 @@ export class ReliableSender {
         this.stats.rtoFired++;
         this.cc.onRto(now);
         // Every unacknowledged packet in flight is presumed lost (SACK scoreboard, RFC 6675 §5.1).
+        // Their entries stay in the transmission order (now stale) so that `#undoRto` can find
+        // them again; loss detection skips and drops stale entries.
         for (const e of this.#order) {
           if (e.p.state === INFLIGHT && e.p.txNum === e.tx) this.#markLost(now, e.p, false);
         }
-        this.#order.clear();
+        this.#lossAt = undefined;
+        // Back-to-back timeouts (no ack since) are undone together, judged from the first.
+        if (this.#backoff === 1 || this.#rtoUndoAt === undefined) this.#rtoUndoAt = now;
         this.#backoff = Math.min(this.#backoff * 2, 64);
       }
     }
@@ -414,6 +462,7 @@ export class ReliableSender {
     this.#largestAckedTx = -1;
     this.#backoff = 1;
     this.#rtoAt = undefined;
+    this.#rtoUndoAt = undefined;
     this.#lossAt = undefined;
     this.#paceAt = undefined;
     this.#appLimited = true;
@@ -511,18 +560,22 @@ export class ReliableReceiver {
    */
   onData(now: number, d: LinkData, free: number): number | undefined {
     const seq = unwrap32(d.seq, this.#cum);
-    this.#echoTs = d.ts;
-    this.#arrivedAt = now;
+    if (this.#ackAt === undefined || !this.#everReceived) {
+      // Echo the earliest frame the next ack answers (RFC 7323 §4.3): with delayed or coalesced
+      // acks, a timeout is then recognisably spurious when the data sent before it arrives.
+      this.#echoTs = d.ts;
+      this.#arrivedAt = now;
+    }
     this.#everReceived = true;
     const W = this.#cfg.recvWindowPackets;
     if (seq < this.#cum || (seq < this.#cum + W && this.#bits[seq % W] === 1)) {
       this.stats.duplicates++;
-      this.#ackAt = now;
+      this.#ackNow(now);
       return undefined;
     }
     if (seq >= this.limit(free)) {
       this.stats.overLimit++;
-      this.#ackAt = now;
+      this.#ackNow(now);
       return undefined;
     }
     const inOrder = seq === this.#cum && this.#ranges.length === 0;
@@ -546,9 +599,14 @@ export class ReliableReceiver {
     if ((d.flags & LinkDataFlag.Retransmission) === 0) this.originals++;
     this.stats.received++;
     this.#pending++;
-    if (!inOrder || this.#pending >= this.#cfg.ackEvery) this.#ackAt = now;
+    if (!inOrder || this.#pending >= this.#cfg.ackEvery) this.#ackNow(now);
     else if (this.#ackAt === undefined) this.#ackAt = now + this.#cfg.maxAckDelayMs;
     return seq;
+  }
+
+  /** An ack is due now; an earlier due time stands (so a batch of arrivals keeps one deadline). */
+  #ackNow(now: number): void {
+    if (this.#ackAt === undefined || this.#ackAt > now) this.#ackAt = now;
   }
 
   /** When an ack is due (undefined: none pending). */
@@ -558,7 +616,7 @@ export class ReliableReceiver {
 
   /** Asks for an ack at once (window update, periodic refresh). */
   requestAck(now: number): void {
-    this.#ackAt = now;
+    this.#ackNow(now);
   }
 
   /** Builds the ack and clears the pending state. */

@@ -239,6 +239,65 @@ describe("reliable channel", () => {
   });
 });
 
+describe("spurious timeouts and retransmission ambiguity", () => {
+  it("undoes a timeout caused by a delay spike: no collapse, no resend of data that was only late", () => {
+    const p = new Pair();
+    p.run(500);
+    expect(p.a.state).toBe("up");
+    for (let i = 0; i < 40; i++) {
+      p.a.send(LinkChannel.Reliable, H, pay(i), p.t);
+      p.run(p.t + 1);
+    }
+    p.run(p.t + 100);
+    const w = p.a.reliable.cc.cwnd;
+    // A burst, then the path stalls for 200 ms (far beyond the ~12 ms RTO), first in first out as
+    // a busy receiver's socket buffer: everything sent meanwhile arrives after it. Nothing is lost.
+    for (let i = 40; i < 60; i++) p.a.send(LinkChannel.Reliable, H, pay(i), p.t);
+    const until = p.t + 200;
+    while (p.t < until) {
+      p.delay = until - p.t + 5;
+      p.run(p.t + 0.5);
+    }
+    p.delay = 5;
+    // Timeouts fired during the stall and resent (tiny packets: all fit one segment's window).
+    const s = p.a.reliable.stats;
+    const resentInStall = s.retransmitted;
+    expect(s.rtoFired).toBeGreaterThanOrEqual(2);
+    expect(p.a.reliable.cc.cwnd).toBeLessThan(w);
+    p.run(p.t + 1000);
+    // The first ack answers a frame sent before the first timeout: all of them are undone.
+    expect(s.rtoUndone).toBe(1);
+    expect(p.a.reliable.cc.cwnd).toBeGreaterThanOrEqual(w);
+    expect(p.a.reliable.cc.reductions).toBe(0);
+    expect(p.a.reliable.cc.ssthresh).toBe(Number.POSITIVE_INFINITY);
+    // Nothing more is resent once the acks are back, and every resend arrived as a duplicate.
+    expect(s.retransmitted).toBe(resentInStall);
+    expect(p.b.reliableIn.stats.duplicates).toBe(resentInStall);
+    expect(p.got.map(idOf).sort((x, y) => x - y)).toEqual(Array.from({ length: 60 }, (_, i) => i));
+  });
+
+  it("keeps a real timeout: the window collapses when the data was lost", () => {
+    const p = new Pair();
+    p.run(500);
+    for (let i = 0; i < 20; i++) {
+      p.a.send(LinkChannel.Reliable, H, pay(i), p.t);
+      p.run(p.t + 1);
+    }
+    p.run(p.t + 100);
+    // Everything A sends for 100 ms is lost: a genuine tail loss, recovered by the timeout.
+    const from = p.t;
+    p.drop = (f) => f === "a" && p.t < from + 100;
+    for (let i = 20; i < 30; i++) p.a.send(LinkChannel.Reliable, H, pay(i), p.t);
+    p.run(p.t + 1000);
+    const s = p.a.reliable.stats;
+    expect(s.rtoFired).toBeGreaterThanOrEqual(1);
+    expect(s.rtoUndone).toBe(0);
+    expect(p.a.reliable.cc.reductions).toBeGreaterThanOrEqual(1);
+    expect(p.a.reliable.cc.ssthresh).toBeLessThan(Number.POSITIVE_INFINITY);
+    expect(p.got.map(idOf).sort((x, y) => x - y)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+  });
+});
+
 describe("real-time and best-effort channels", () => {
   it("requests a lost real-time packet once and recovers it; best-effort never recovers", () => {
     const p = new Pair();

@@ -1,0 +1,25 @@
+/**
+ * @packageDocumentation
+ * The spines-ts overlay forwarding plane, written against the `Host` contract so the same code runs
+ * in netsim and in the UDP daemon. `OverlayPlane` composes a `@spines-ts/link-arq` link per
+ * neighbour, the `@spines-ts/routing` router fed by link up/down/metrics events, and a local
+ * consumer: received frames go through the link core and are delivered here or forwarded to the
+ * router's next hop (reliable packets the next hop cannot take are left with the upstream link, so
+ * back-pressure reaches the previous hop); local packets go to the next hop's link through a bounded
+ * queue. `OverlayNode` adds a `@spines-ts/session` endpoint (`PlaneSessionDriver`) on top: a full
+ * overlay node (links, routing, sessions) as a `NodeProgram`.
+ */
+export {
+  OverlayNode,
+  type OverlayNodeOptions,
+  PlaneSessionDriver,
+  type PlaneSessionDriverOptions,
+  type SessionTransport,
+} from "./node.ts";
+export {
+  channelFor,
+  DEFAULT_MAX_LOCAL_QUEUE,
+  type OverlayCounters,
+  OverlayPlane,
+  type OverlayPlaneOptions,
+} from "./plane.ts";

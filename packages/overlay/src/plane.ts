@@ -1,0 +1,523 @@
+/**
+ * The forwarding plane: `@spines-ts/link-arq` links to every neighbour, the `@spines-ts/routing`
+ * router fed by their up/down/metrics events, and a local consumer (the session endpoint) on top,
+ * all on one `Host`.
+ *
+ * - Received datagram → link driver → link core. Link messages stay in the link; routing messages go
+ *   to the router; overlay packets the link delivers are either for this node (handed to
+ *   `deliverLocal`) or forwarded to the next hop's link on the channel they arrived on. A reliable
+ *   packet the next hop cannot take yet is left with the upstream link, whose receive credit
+ *   shrinks: back-pressure reaches the previous hop instead of growing a queue here.
+ * - Local packets → next hop from the router → that neighbour's link, on the channel matching the
+ *   session's link type; a full link queues them in a small bounded queue retried on `writable` and
+ *   on route changes.
+ */
+import {
+  type Delivery,
+  flowKeyOf,
+  type LinkConfig,
+  LinkDriver,
+  type LinkEvent,
+  type LinkMetrics,
+  SendResult,
+} from "@spines-ts/link-arq";
+import { type Cancel, type Host, type Logger, type NodeId, RateLimitedLog } from "@spines-ts/primitives";
+import { type Metric, Router, type RouterOptions, type RoutingEvent } from "@spines-ts/routing";
+import {
+  DestKind,
+  decode,
+  decodeHeader,
+  encode,
+  type Frame,
+  type FrameSource,
+  LinkChannel,
+  type LinkType,
+  type OverlayHeader,
+  RouteItemKind,
+  WireError,
+} from "@spines-ts/wire";
+
+/** Session link type (0 best-effort, 1 reliable, 2 real-time) to link channel. */
+export function channelFor(linkType: LinkType | number): LinkChannel {
+  return linkType === 1
+    ? LinkChannel.Reliable
+    : linkType === 2
+      ? LinkChannel.Realtime
+      : LinkChannel.BestEffort;
+}
+
+/** Default bound of the queue of locally originated packets waiting for a full link. */
+export const DEFAULT_MAX_LOCAL_QUEUE = 2048;
+
+/** What the plane counted; bad input is counted here and dropped, never thrown. */
+export interface OverlayCounters {
+  /** Datagrams handed to `receive`. */
+  rxFrames: number;
+  /** Undecodable datagrams (by code in `decodeErrorsByCode`). */
+  decodeErrors: number;
+  /** Frames whose sender field is not the neighbour they came from. */
+  senderMismatch: number;
+  /** Decodable frames of a family a link does not carry (or routing from a neighbour not up). */
+  unexpectedType: number;
+  /** Overlay packets for this node handed to `deliverLocal`. */
+  delivered: number;
+  /** Overlay packets passed on to a next hop. */
+  forwarded: number;
+  /** Packets dropped for lack of a route (or a link that refused them for good). */
+  noRoute: number;
+  /** Packets dropped because their hop limit ran out. */
+  ttlExpired: number;
+  /** Multicast copies delivered here. */
+  groupDelivered: number;
+  /** Multicast copies passed on to children on the source's tree. */
+  groupForwarded: number;
+  /** Multicast copies a child's link refused (full or down): multicast is not end-to-end reliable. */
+  groupDropped: number;
+}
+
+export interface OverlayPlaneOptions {
+  /** Directly linked neighbours (one link core each). */
+  readonly neighbors: readonly NodeId[];
+  /** Link defaults for every neighbour. */
+  readonly link?: Partial<LinkConfig>;
+  /** Routing metric (default: the router's). */
+  readonly metric?: Metric;
+  /** Further router options (limits, retransmission, hysteresis...). */
+  readonly router?: Omit<RouterOptions, "id" | "incarnation" | "metric">;
+  /** This run's incarnation; default a random non-zero u32 from `host.rng`. */
+  readonly incarnation?: number;
+  /** Bound of the local send queue (default `DEFAULT_MAX_LOCAL_QUEUE`). */
+  readonly maxLocalQueue?: number;
+  /** Default `host.log`. */
+  readonly log?: Logger;
+  /** Where packets for this node go (their payload is, for sessions, an encoded session frame). */
+  readonly deliverLocal?: (payload: Uint8Array, header: OverlayHeader) => void;
+  /** Where multicast packets addressed to a group this node joined go. */
+  readonly deliverGroup?: (payload: Uint8Array, header: OverlayHeader) => void;
+  /** A link or route change may let blocked senders go on. */
+  readonly onWritable?: () => void;
+  /** Every route change (after the router computed it). */
+  readonly onRouteChange?: (e: RoutingEvent) => void;
+}
+
+interface Queued {
+  readonly channel: LinkChannel;
+  readonly header: OverlayHeader;
+  readonly payload: Uint8Array;
+}
+
+function checkLimit(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`OverlayPlane: ${name} must be an integer >= 1`);
+  return v;
+}
+
+/**
+ * Composes the link driver, the router and a local consumer on a `Host`. It is a `NodeProgram`
+ * (`receive`, `stop`): a netsim node or the daemon's UDP host feeds it datagrams.
+ */
+export class OverlayPlane {
+  readonly host: Host;
+  readonly counters: OverlayCounters = {
+    rxFrames: 0,
+    decodeErrors: 0,
+    senderMismatch: 0,
+    unexpectedType: 0,
+    delivered: 0,
+    forwarded: 0,
+    noRoute: 0,
+    ttlExpired: 0,
+    groupDelivered: 0,
+    groupForwarded: 0,
+    groupDropped: 0,
+  };
+  readonly decodeErrorsByCode = new Map<string, number>();
+  readonly driver: LinkDriver;
+  readonly router: Router;
+  readonly src: FrameSource;
+  readonly maxLocalQueue: number;
+  /** Where packets for this node go (the session endpoint). */
+  deliverLocal: (payload: Uint8Array, header: OverlayHeader) => void;
+  /** Where multicast packets for a group this node joined go. */
+  deliverGroup: (payload: Uint8Array, header: OverlayHeader) => void;
+  /** Called when a link or route change may let blocked senders go on. */
+  onWritable: () => void;
+  onRouteChange: ((e: RoutingEvent) => void) | undefined;
+  readonly #log: Logger;
+  readonly #rl: RateLimitedLog;
+  readonly #metrics = new Map<NodeId, LinkMetrics>();
+  #queue: Queued[] = [];
+  #routerCancel: Cancel | undefined;
+  #routerAt = Number.POSITIVE_INFINITY;
+  #pumping = false;
+  #stopped = false;
+  /** Local packets dropped because the local queue was full. */
+  localQueueDrops = 0;
+  /** Times a reliable packet in transit was left with its upstream link (back-pressure). */
+  forwardHeld = 0;
+  /** Most packets the local queue ever held. */
+  localQueuePeak = 0;
+
+  constructor(host: Host, opts: OverlayPlaneOptions) {
+    if (typeof opts !== "object" || opts === null) throw new TypeError("OverlayPlane: options required");
+    this.host = host;
+    this.#log = opts.log ?? host.log;
+    this.#rl = new RateLimitedLog(this.#log, 1000, 5);
+    this.maxLocalQueue = checkLimit("maxLocalQueue", opts.maxLocalQueue ?? DEFAULT_MAX_LOCAL_QUEUE);
+    this.deliverLocal = opts.deliverLocal ?? (() => {});
+    this.deliverGroup = opts.deliverGroup ?? (() => {});
+    this.onWritable = opts.onWritable ?? (() => {});
+    this.onRouteChange = opts.onRouteChange;
+    this.driver = new LinkDriver(host, {
+      ...(opts.link ? { config: opts.link } : {}),
+      ...(opts.incarnation !== undefined ? { incarnation: opts.incarnation } : {}),
+      onEvent: (peer, e) => this.#onLinkEvent(peer, e),
+      onDelivery: (peer, d) => this.#onDelivery(peer, d),
+      onOtherFrame: (from, f) => this.#onOtherFrame(from, f),
+    });
+    this.src = { sender: host.id, incarnation: this.driver.incarnation };
+    this.router = new Router({
+      ...opts.router,
+      id: host.id,
+      incarnation: this.driver.incarnation,
+      ...(opts.metric ? { metric: opts.metric } : {}),
+    });
+    for (const n of opts.neighbors) this.driver.addNeighbour(n);
+  }
+
+  get incarnation(): number {
+    return this.driver.incarnation;
+  }
+
+  /** Packets waiting in the local send queue. */
+  get localQueueLength(): number {
+    return this.#queue.length;
+  }
+
+  /** Last metrics event of each link. */
+  linkMetrics(peer: NodeId): LinkMetrics | undefined {
+    return this.#metrics.get(peer);
+  }
+
+  // ------------------------------------------------------------------ receive path
+
+  /** A datagram from the network (NodeProgram.receive). */
+  receive(from: NodeId, data: Uint8Array): void {
+    if (this.#stopped) return;
+    this.counters.rxFrames++;
+    // The header is cheap to check here: it names the reason for bad frames, and a frame must come
+    // from the node it claims to be from (the link driver goes by the claim).
+    let sender: number;
+    try {
+      sender = decodeHeader(data).sender;
+    } catch (e) {
+      this.#decodeError(from, data, e);
+      return;
+    }
+    if (sender !== from) {
+      this.#senderMismatch(from, sender);
+      return;
+    }
+    const before = this.driver.decodeErrors;
+    this.driver.receive(from, data);
+    if (this.driver.decodeErrors !== before) {
+      // Rare path: decode again only to name the reason.
+      let err: unknown;
+      try {
+        decode(data);
+      } catch (e) {
+        err = e;
+      }
+      this.#decodeError(from, data, err);
+    }
+  }
+
+  #senderMismatch(from: NodeId, sender: number): void {
+    this.counters.senderMismatch++;
+    this.#rl.debug(
+      this.host.clock.now(),
+      "sender",
+      { from, sender },
+      "frame sender is not the peer; dropped",
+    );
+  }
+
+  #decodeError(from: NodeId, data: Uint8Array, e: unknown): void {
+    this.counters.decodeErrors++;
+    const code = e instanceof WireError ? e.code : "ERR_UNKNOWN";
+    this.decodeErrorsByCode.set(code, (this.decodeErrorsByCode.get(code) ?? 0) + 1);
+    this.#rl.debug(
+      this.host.clock.now(),
+      `decode:${code}`,
+      { from, code, bytes: data.length },
+      "undecodable frame dropped",
+    );
+  }
+
+  #onOtherFrame(from: NodeId, f: Frame): void {
+    if (f.sender !== from) {
+      this.#senderMismatch(from, f.sender);
+      return;
+    }
+    const m = f.msg;
+    if (m._tag === "RouteUpdate" || m._tag === "RouteAck") {
+      if (!this.router.neighbors().includes(from)) {
+        // The router only talks to neighbours whose link is up.
+        this.counters.unexpectedType++;
+        return;
+      }
+      this.router.receive(this.host.clock.now(), from, m);
+      this.#pumpRouter();
+      return;
+    }
+    this.counters.unexpectedType++;
+    this.#rl.debug(
+      this.host.clock.now(),
+      "type",
+      { from, tag: m._tag },
+      "frame type not expected on a link; dropped",
+    );
+  }
+
+  #onDelivery(_peer: NodeId, d: Delivery): boolean {
+    const h = d.header;
+    if (h.dstKind === DestKind.Multicast) {
+      this.#multicast(d.channel, h, d.payload, true);
+      return true;
+    }
+    if (h.dstKind !== DestKind.Node) {
+      this.counters.noRoute++;
+      return true;
+    }
+    if (h.dst === this.host.id) {
+      this.counters.delivered++;
+      this.deliverLocal(d.payload, h);
+      return true;
+    }
+    return this.#forward(h.dst, d);
+  }
+
+  /** Forwards a transit packet toward node `to`; false leaves it with the upstream link. */
+  #forward(to: NodeId, d: Delivery): boolean {
+    const h = d.header;
+    if (h.ttl <= 1) {
+      this.counters.ttlExpired++;
+      return true;
+    }
+    const next = this.router.nextHop(to);
+    if (next === undefined) {
+      this.counters.noRoute++;
+      return true;
+    }
+    const flow = flowKeyOf(h);
+    if (d.channel === LinkChannel.Reliable) {
+      // Ask first: a refused send still makes the link driver flush that link again, and when the
+      // next hop is the link this packet came from (a transient routing loop) the driver would
+      // offer it again and again within one flush.
+      const out = this.driver.link(next);
+      if (out !== undefined && out.state === "up" && !out.canSend(d.payload.length, flow)) {
+        this.forwardHeld++;
+        return false;
+      }
+    }
+    const r = this.driver.send(next, d.channel, { ...h, ttl: h.ttl - 1 }, d.payload, flow);
+    if (r === SendResult.Ok) {
+      this.counters.forwarded++;
+      return true;
+    }
+    if (r === SendResult.WouldBlock && d.channel === LinkChannel.Reliable) {
+      // Leave it with the upstream link: its credit shrinks and the previous hop slows down.
+      this.forwardHeld++;
+      return false;
+    }
+    this.counters.noRoute++;
+    return true;
+  }
+
+  // ------------------------------------------------------------------ send path
+
+  hasRoute(node: NodeId): boolean {
+    return this.router.nextHop(node) !== undefined;
+  }
+
+  /** Sends an overlay packet originated here (for sessions: an encoded session frame as payload). */
+  sendLocal(linkType: LinkType | number, header: OverlayHeader, payload: Uint8Array): void {
+    if (this.#stopped) return;
+    const q: Queued = { channel: channelFor(linkType), header, payload };
+    if (this.#queue.length > 0) {
+      this.#enqueue(q);
+      return;
+    }
+    if (!this.#trySend(q)) this.#enqueue(q);
+  }
+
+  #enqueue(q: Queued): void {
+    if (this.#queue.length >= this.maxLocalQueue) {
+      this.localQueueDrops++;
+      return;
+    }
+    this.#queue.push(q);
+    if (this.#queue.length > this.localQueuePeak) this.localQueuePeak = this.#queue.length;
+  }
+
+  /** True when done with the packet (sent or dropped), false when it should wait. */
+  #trySend(q: Queued): boolean {
+    const next = this.router.nextHop(q.header.dst);
+    if (next === undefined) {
+      this.counters.noRoute++;
+      return true;
+    }
+    const r = this.driver.send(next, q.channel, q.header, q.payload, flowKeyOf(q.header));
+    if (r === SendResult.WouldBlock) return false;
+    if (r !== SendResult.Ok) this.counters.noRoute++;
+    return true;
+  }
+
+  #flushQueue(): void {
+    if (this.#queue.length === 0) return;
+    const q = this.#queue;
+    let i = 0;
+    while (i < q.length && this.#trySend(q[i] as Queued)) i++;
+    this.#queue = i === q.length ? [] : q.slice(i);
+  }
+
+  /**
+   * Sends a multicast packet originated here (`header.dstKind` Multicast, `header.dst` the group):
+   * a copy to every member along the shortest-path tree rooted at this node, including this node if
+   * it joined. Copies a child's link refuses (full or down) are dropped and counted, so multicast is
+   * reliable hop by hop on the reliable channel but not end to end.
+   */
+  sendMulticast(linkType: LinkType | number, header: OverlayHeader, payload: Uint8Array): void {
+    if (header.dstKind !== DestKind.Multicast)
+      throw new RangeError("sendMulticast: header.dstKind must be DestKind.Multicast");
+    if (header.src !== this.host.id) throw new RangeError("sendMulticast: header.src must be this node");
+    if (this.#stopped) return;
+    this.#multicast(channelFor(linkType), header, payload, false);
+  }
+
+  /** Delivers (if a member) and copies a multicast packet to this node's children on the source's tree. */
+  #multicast(channel: LinkChannel, h: OverlayHeader, payload: Uint8Array, transit: boolean): void {
+    const hops = this.router.multicast(h.src, h.dst);
+    if (hops.deliverLocally) {
+      this.counters.groupDelivered++;
+      this.deliverGroup(payload, h);
+    }
+    if (hops.nextHops.length === 0) return;
+    if (transit && h.ttl <= 1) {
+      this.counters.ttlExpired++;
+      return;
+    }
+    const out = transit ? { ...h, ttl: h.ttl - 1 } : h;
+    const flow = flowKeyOf(h);
+    for (const next of hops.nextHops) {
+      const r = this.driver.send(next, channel, out, payload, flow);
+      if (r === SendResult.Ok) this.counters.groupForwarded++;
+      else this.counters.groupDropped++;
+    }
+  }
+
+  // ------------------------------------------------------------------ links and routing
+
+  #onLinkEvent(peer: NodeId, e: LinkEvent): void {
+    const now = this.host.clock.now();
+    switch (e.type) {
+      case "up": {
+        this.#log.info({ neighbor: peer }, "link up");
+        const m = this.driver.link(peer)?.metrics();
+        this.router.linkUp(now, peer, m?.srtt !== undefined ? { rttMs: m.srtt, loss: m.lossOut } : undefined);
+        this.#pumpRouter();
+        break;
+      }
+      case "down":
+        this.#log.info({ neighbor: peer, reason: e.reason }, "link down");
+        this.router.linkDown(now, peer);
+        this.#pumpRouter();
+        break;
+      case "restart":
+        this.#log.info({ neighbor: peer, discarded: e.discarded }, "neighbour restarted");
+        break;
+      case "writable":
+        this.#wake();
+        break;
+      case "metrics": {
+        this.#metrics.set(peer, e);
+        if (e.srtt !== undefined && this.router.neighbors().includes(peer)) {
+          this.router.linkMetrics(now, peer, { rttMs: e.srtt, loss: Math.min(1, Math.max(0, e.lossOut)) });
+          this.#pumpRouter();
+        }
+        break;
+      }
+    }
+  }
+
+  #wake(): void {
+    if (this.#stopped) return;
+    this.#flushQueue();
+    this.driver.offerDeliveries();
+    this.onWritable();
+  }
+
+  #pumpRouter(): void {
+    if (this.#pumping || this.#stopped) return;
+    this.#pumping = true;
+    let routesChanged = false;
+    try {
+      for (let o = this.router.pollTransmit(); o !== undefined; o = this.router.pollTransmit()) {
+        this.host.send(o.to, encode(this.src, o.msg));
+      }
+      for (let ev = this.router.pollEvent(); ev !== undefined; ev = this.router.pollEvent()) {
+        routesChanged = true;
+        this.#log.debug({ dst: ev.dst, nextHop: ev.nextHop ?? null, cost: ev.cost ?? null }, "route changed");
+        this.onRouteChange?.(ev);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+    const at = this.router.nextTimeout() ?? Number.POSITIVE_INFINITY;
+    if (at !== this.#routerAt) {
+      this.#routerCancel?.();
+      this.#routerCancel = undefined;
+      this.#routerAt = at;
+      if (Number.isFinite(at)) {
+        this.#routerCancel = this.host.schedule(at, () => {
+          this.#routerCancel = undefined;
+          this.#routerAt = Number.POSITIVE_INFINITY;
+          this.router.onTimer(Math.max(at, this.host.clock.now()));
+          this.#pumpRouter();
+        });
+      }
+    }
+    if (routesChanged) this.#wake();
+  }
+
+  // ------------------------------------------------------------------ groups
+
+  /** Joins a multicast/anycast group (flooded as group state). */
+  join(group: number): void {
+    this.router.join(this.host.clock.now(), group);
+    this.#pumpRouter();
+  }
+
+  leave(group: number): void {
+    this.router.leave(this.host.clock.now(), group);
+    this.#pumpRouter();
+  }
+
+  /** Groups known from the link-state database, with their members. */
+  groups(): { group: number; members: number[] }[] {
+    const groups = new Set<number>();
+    for (const it of this.router.database()) {
+      if (it.kind === RouteItemKind.Group && it.value !== 0) groups.add(it.key);
+    }
+    return [...groups].sort((x, y) => x - y).map((group) => ({ group, members: this.router.members(group) }));
+  }
+
+  /** Sends goodbyes on every link and cancels timers. Idempotent. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.driver.stop();
+    this.#stopped = true;
+    this.#queue = [];
+    this.#routerCancel?.();
+    this.#routerCancel = undefined;
+  }
+}
