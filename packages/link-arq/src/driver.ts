@@ -160,17 +160,27 @@ export class LinkDriver {
     try {
       do {
         e.again = false;
+        // A pass that sent, reported or delivered nothing cannot change what the next pass would
+        // see, so a re-entrant flush (e.g. a refused forward back onto this same full link) must not
+        // make us offer the same held deliveries again forever.
+        let progress = false;
         const now = this.host.clock.now();
         const tx = this.#opts.transmit;
         for (const b of e.link.takeTransmits()) {
+          progress = true;
           if (tx) tx(peer, b);
           else this.host.send(peer, b);
         }
-        for (const ev of e.link.takeEvents()) this.#opts.onEvent?.(peer, ev);
+        for (const ev of e.link.takeEvents()) {
+          progress = true;
+          this.#opts.onEvent?.(peer, ev);
+        }
         const take = this.#opts.onDelivery;
-        if (e.link.pendingDeliveries > 0)
-          e.link.consumeDeliveries(now, take ? (d) => take(peer, d) : () => true);
+        if (e.link.pendingDeliveries > 0) {
+          if (e.link.consumeDeliveries(now, take ? (d) => take(peer, d) : () => true) > 0) progress = true;
+        }
         if (e.link.hasOutput) e.again = true;
+        else if (!progress) e.again = false;
       } while (e.again);
       this.#arm(peer, e);
     } finally {
