@@ -76,8 +76,11 @@ export interface Limits {
  * links the end-to-end retransmission timer mostly covers crashes of transit nodes, and a short
  * one fires spuriously whenever link queues grow (in one 4-hop throughput run on an earlier link
  * core, the core's 50 ms floor had nearly every segment sent twice end to end and 250 ms none).
+ * End-to-end acks every 4 segments (or 5 ms) instead of 2 (or 10 ms): each ack crosses every
+ * reliable link of the path back, and the links already recover losses hop by hop; in alternated
+ * quick throughput runs this lifted 4-hop reliable from 0.32-0.33 to 0.34-0.37 of the forwarders.
  */
-export const DAEMON_SESSION_DEFAULTS: Partial<SessionConfig> = { minRtoMs: 250 };
+export const DAEMON_SESSION_DEFAULTS: Partial<SessionConfig> = { minRtoMs: 250, ackEvery: 4, ackDelayMs: 5 };
 
 export const DEFAULT_LIMITS: Limits = {
   maxClients: 256,

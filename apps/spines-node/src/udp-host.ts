@@ -84,6 +84,11 @@ export class UdpHost implements Host {
   readonly #timers = new TimerQueue();
   readonly #peersById = new Map<NodeId, { ep: Endpoint; sendAddress: string }>();
   readonly #peersByKey = new Map<string, NodeId>();
+  /**
+   * Known peers by the address string as the socket reports it and port, filled on lookup hits only
+   * (so bounded by the peers), cleared on every peer change: spares a canonical key string per datagram.
+   */
+  readonly #peersByRaw = new Map<string, Map<number, NodeId>>();
   readonly #rl: RateLimitedLog;
   #program: NodeProgram | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -149,6 +154,7 @@ export class UdpHost implements Host {
     const sendAddress = this.#v6 && isIPv4(addr) ? `::ffff:${addr}` : addr;
     this.#peersById.set(id, { ep: { address: addr, port: ep.port }, sendAddress });
     this.#peersByKey.set(endpointKey(addr, ep.port), id);
+    this.#peersByRaw.clear();
   }
 
   removePeer(id: NodeId): void {
@@ -156,6 +162,19 @@ export class UdpHost implements Host {
     if (p === undefined) return;
     this.#peersById.delete(id);
     this.#peersByKey.delete(endpointKey(p.ep.address, p.ep.port));
+    this.#peersByRaw.clear();
+  }
+
+  #peerOf(address: string, port: number): NodeId | undefined {
+    const byPort = this.#peersByRaw.get(address);
+    const hit = byPort?.get(port);
+    if (hit !== undefined) return hit;
+    const id = this.#peersByKey.get(endpointKey(address, port));
+    if (id !== undefined) {
+      if (byPort === undefined) this.#peersByRaw.set(address, new Map([[port, id]]));
+      else byPort.set(port, id);
+    }
+    return id;
   }
 
   peer(id: NodeId): Endpoint | undefined {
@@ -173,20 +192,37 @@ export class UdpHost implements Host {
       this.stats.txNoPeer++;
       return;
     }
-    this.#sendTo(p.sendAddress, p.ep.port, data);
+    this.#sendTo(p.sendAddress, p.ep.port, data, true);
+  }
+
+  /**
+   * `send` without the defensive copy: the socket takes `data` as is and may hold it until the
+   * kernel does, so the caller must never write to it again (a fresh `encode()` result qualifies;
+   * an `encodeInto` view of a reused writer does not).
+   */
+  sendOwned(to: NodeId, data: Uint8Array): void {
+    const p = this.#peersById.get(to);
+    if (p === undefined) {
+      this.stats.txNoPeer++;
+      return;
+    }
+    this.#sendTo(p.sendAddress, p.ep.port, data, false);
   }
 
   sendToEndpoint(ep: Endpoint, data: Uint8Array): void {
     const addr = canonicalAddress(ep.address);
-    this.#sendTo(this.#v6 && isIPv4(addr) ? `::ffff:${addr}` : addr, ep.port, data);
+    this.#sendTo(this.#v6 && isIPv4(addr) ? `::ffff:${addr}` : addr, ep.port, data, true);
   }
 
-  #sendTo(address: string, port: number, data: Uint8Array): void {
+  #sendTo(address: string, port: number, data: Uint8Array, copyFirst: boolean): void {
     if (this.#closed) return;
-    // The socket may hold the buffer until the kernel takes it, and callers reuse their encode
-    // buffers, so hand it a copy.
-    const copy = Buffer.allocUnsafe(data.length);
-    copy.set(data);
+    // The socket may hold the buffer until the kernel takes it, and `send` callers may reuse their
+    // encode buffers, so hand it a copy (`sendOwned` callers promise not to).
+    let copy = data;
+    if (copyFirst) {
+      copy = Buffer.allocUnsafe(data.length);
+      copy.set(data);
+    }
     this.stats.txPackets++;
     this.stats.txBytes += data.length;
     try {
@@ -274,7 +310,7 @@ export class UdpHost implements Host {
   #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     this.stats.rxPackets++;
     this.stats.rxBytes += msg.length;
-    const from = this.#peersByKey.get(endpointKey(rinfo.address, rinfo.port));
+    const from = this.#peerOf(rinfo.address, rinfo.port);
     try {
       if (from === undefined) {
         if (this.onUnknownPeer)

@@ -22,4 +22,5 @@ export {
   type OverlayCounters,
   OverlayPlane,
   type OverlayPlaneOptions,
+  type OwningHost,
 } from "./plane.ts";

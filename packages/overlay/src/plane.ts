@@ -12,6 +12,7 @@
  *   session's link type; a full link queues them in a small bounded queue retried on `writable` and
  *   on route changes.
  */
+import type { FlowKey } from "@spines-ts/congestion";
 import {
   type Delivery,
   flowKeyOf,
@@ -30,6 +31,7 @@ import {
   encode,
   type Frame,
   type FrameSource,
+  HEADER_BYTES,
   LinkChannel,
   type LinkType,
   type OverlayHeader,
@@ -100,10 +102,31 @@ export interface OverlayPlaneOptions {
   readonly onRouteChange?: (e: RoutingEvent) => void;
 }
 
+/**
+ * A `Host` that can also send a buffer without copying it; the caller never writes to it again.
+ * Used when the host offers it (duck-typed), `send` otherwise.
+ */
+export interface OwningHost extends Host {
+  sendOwned(to: NodeId, data: Uint8Array): void;
+}
+
 interface Queued {
   readonly channel: LinkChannel;
   readonly header: OverlayHeader;
   readonly payload: Uint8Array;
+}
+
+/** `{ ...h, ttl }` as a literal of the header's fields (one fixed shape, no spread per packet). */
+function withTtl(h: OverlayHeader, ttl: number): OverlayHeader {
+  return { src: h.src, srcPort: h.srcPort, dst: h.dst, dstPort: h.dstPort, dstKind: h.dstKind, ttl };
+}
+
+/** Big-endian u32 at `i` (the caller checked the length). */
+function peekU32(b: Uint8Array, i: number): number {
+  return (
+    (b[i] as number) * 0x1000000 +
+    (((b[i + 1] as number) << 16) | ((b[i + 2] as number) << 8) | (b[i + 3] as number))
+  );
 }
 
 function checkLimit(name: string, v: number): number {
@@ -149,6 +172,7 @@ export class OverlayPlane {
   #routerCancel: Cancel | undefined;
   #routerAt = Number.POSITIVE_INFINITY;
   #pumping = false;
+  #lastFlow: { src: number; srcPort: number; dst: number; dstPort: number; key: FlowKey } | undefined;
   #stopped = false;
   /** Local packets dropped because the local queue was full. */
   localQueueDrops = 0;
@@ -167,7 +191,13 @@ export class OverlayPlane {
     this.deliverGroup = opts.deliverGroup ?? (() => {});
     this.onWritable = opts.onWritable ?? (() => {});
     this.onRouteChange = opts.onRouteChange;
+    // Link frames are fresh `encode()` results never written again: a host that can take a buffer
+    // over without its defensive copy (the daemon's UdpHost) gets them as they are.
+    const owning = (host as Partial<OwningHost>).sendOwned;
     this.driver = new LinkDriver(host, {
+      ...(typeof owning === "function"
+        ? { transmit: (peer: NodeId, bytes: Uint8Array) => owning.call(host, peer, bytes) }
+        : {}),
       ...(opts.link ? { config: opts.link } : {}),
       ...(opts.incarnation !== undefined ? { incarnation: opts.incarnation } : {}),
       onEvent: (peer, e) => this.#onLinkEvent(peer, e),
@@ -206,16 +236,20 @@ export class OverlayPlane {
     this.counters.rxFrames++;
     // The header is cheap to check here: it names the reason for bad frames, and a frame must come
     // from the node it claims to be from (the link driver goes by the claim).
-    let sender: number;
-    try {
-      sender = decodeHeader(data).sender;
-    } catch (e) {
-      this.#decodeError(from, data, e);
-      return;
-    }
-    if (sender !== from) {
-      this.#senderMismatch(from, sender);
-      return;
+    // Fast path: read the claimed sender in place (the driver's full decode checks the rest);
+    // only on a mismatch decode the header, to tell a bad header from a wrong sender.
+    if (data.length < HEADER_BYTES || peekU32(data, 8) !== from) {
+      let sender: number;
+      try {
+        sender = decodeHeader(data).sender;
+      } catch (e) {
+        this.#decodeError(from, data, e);
+        return;
+      }
+      if (sender !== from) {
+        this.#senderMismatch(from, sender);
+        return;
+      }
     }
     const before = this.driver.decodeErrors;
     this.driver.receive(from, data);
@@ -308,7 +342,7 @@ export class OverlayPlane {
       this.counters.noRoute++;
       return true;
     }
-    const flow = flowKeyOf(h);
+    const flow = this.#flowKey(h);
     if (d.channel === LinkChannel.Reliable) {
       // Ask first: a refused send still makes the link driver flush that link again, and when the
       // next hop is the link this packet came from (a transient routing loop) the driver would
@@ -319,7 +353,7 @@ export class OverlayPlane {
         return false;
       }
     }
-    const r = this.driver.send(next, d.channel, { ...h, ttl: h.ttl - 1 }, d.payload, flow);
+    const r = this.driver.send(next, d.channel, withTtl(h, h.ttl - 1), d.payload, flow);
     if (r === SendResult.Ok) {
       this.counters.forwarded++;
       return true;
@@ -331,6 +365,25 @@ export class OverlayPlane {
     }
     this.counters.noRoute++;
     return true;
+  }
+
+  /**
+   * `flowKeyOf(h)`, remembered for the last flow seen: a bulk flow then builds its key string once
+   * instead of once per packet.
+   */
+  #flowKey(h: OverlayHeader): FlowKey {
+    const m = this.#lastFlow;
+    if (
+      m !== undefined &&
+      m.src === h.src &&
+      m.srcPort === h.srcPort &&
+      m.dst === h.dst &&
+      m.dstPort === h.dstPort
+    )
+      return m.key;
+    const key = flowKeyOf(h);
+    this.#lastFlow = { src: h.src, srcPort: h.srcPort, dst: h.dst, dstPort: h.dstPort, key };
+    return key;
   }
 
   // ------------------------------------------------------------------ send path
@@ -366,7 +419,7 @@ export class OverlayPlane {
       this.counters.noRoute++;
       return true;
     }
-    const r = this.driver.send(next, q.channel, q.header, q.payload, flowKeyOf(q.header));
+    const r = this.driver.send(next, q.channel, q.header, q.payload, this.#flowKey(q.header));
     if (r === SendResult.WouldBlock) return false;
     if (r !== SendResult.Ok) this.counters.noRoute++;
     return true;
@@ -406,8 +459,8 @@ export class OverlayPlane {
       this.counters.ttlExpired++;
       return;
     }
-    const out = transit ? { ...h, ttl: h.ttl - 1 } : h;
-    const flow = flowKeyOf(h);
+    const out = transit ? withTtl(h, h.ttl - 1) : h;
+    const flow = this.#flowKey(h);
     for (const next of hops.nextHops) {
       const r = this.driver.send(next, channel, out, payload, flow);
       if (r === SendResult.Ok) this.counters.groupForwarded++;
