@@ -2,6 +2,8 @@
  * The spines-node daemon: one UdpHost, the receive-side link emulator, the forwarding plane, the
  * session service, and the three local interfaces (control, clients, metrics).
  */
+
+import { UdpHost } from "@spines-ts/node-host";
 import type { Logger, NodeId } from "@spines-ts/primitives";
 import { formatEndpoint } from "./address.ts";
 import { ClientServer } from "./client-server.ts";
@@ -14,7 +16,6 @@ import { type Metric, MetricsServer } from "./metrics.ts";
 import { OverlayPlane } from "./overlay-plane.ts";
 import { DirectPlane, type ForwardingPlane } from "./plane.ts";
 import { LocalSessionService, type SessionService } from "./sessions.ts";
-import { UdpHost } from "./udp-host.ts";
 
 export interface DaemonOptions {
   readonly config: DaemonConfig;

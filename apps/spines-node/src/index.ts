@@ -3,9 +3,16 @@
  * spines-node, the spines-ts overlay daemon, as a library: the daemon itself (`SpinesDaemon`) with
  * its forwarding plane (`OverlayPlane`: link-arq links, routing, the session endpoint), its
  * configuration loader (flags, YAML/JSON files, classic `spines.conf` import), the reusable
- * `UdpHost` (a real `Host` over `node:dgram`), receive-side link emulation, and the client library
+ * `UdpHost` (re-exported from `@spines-ts/node-host`), receive-side link emulation, and the client library
  * for the local client protocol (also at `@spines-ts/spines-node/client`).
  */
+
+export {
+  UdpHost,
+  type UdpHostOptions,
+  type UdpHostStats,
+  type UnknownPeerHandler,
+} from "@spines-ts/node-host";
 export * from "./address.ts";
 export * from "./client.ts";
 export * from "./client-protocol.ts";
@@ -22,4 +29,3 @@ export { channelFor, OverlayPlane, type OverlayPlaneOptions } from "./overlay-pl
 export * from "./plane.ts";
 export * from "./sessions.ts";
 export * from "./spines-conf.ts";
-export * from "./udp-host.ts";

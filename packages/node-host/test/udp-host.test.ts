@@ -1,7 +1,7 @@
 import { createSocket } from "node:dgram";
 import { MemoryLogger } from "@spines-ts/primitives";
 import { afterEach, describe, expect, it } from "vitest";
-import { UdpHost } from "../src/udp-host.ts";
+import { UdpHost } from "../src/index.ts";
 
 const hosts: UdpHost[] = [];
 afterEach(async () => {

@@ -24,7 +24,7 @@ import {
   systemClock,
   TimerQueue,
 } from "@spines-ts/primitives";
-import { canonicalAddress, type Endpoint, endpointKey, formatEndpoint } from "./address.ts";
+import { canonicalAddress, type Endpoint, endpointKey, formatEndpoint } from "./endpoint.ts";
 
 export interface UdpHostOptions {
   readonly id: NodeId;

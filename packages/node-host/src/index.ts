@@ -1,0 +1,11 @@
+/**
+ * @packageDocumentation
+ * The I/O shell of every spines-ts daemon: `UdpHost`, the real `Host` (from
+ * `@spines-ts/primitives`) over one `node:dgram` socket — IPv4, IPv6 or dual-stack, a peer table
+ * mapping node ids to endpoints, one real timer armed for the earliest deadline of a `TimerQueue`,
+ * counters, and handlers that may throw without killing the process. Nothing here is specific to
+ * Spines or to membership, so every daemon runs its sans-IO drivers on it unchanged, exactly as
+ * `@spines-ts/netsim` runs them under virtual time.
+ */
+export { canonicalAddress, type Endpoint, endpointKey, formatEndpoint } from "./endpoint.ts";
+export { UdpHost, type UdpHostOptions, type UdpHostStats, type UnknownPeerHandler } from "./udp-host.ts";
