@@ -1,13 +1,20 @@
-import type { Reader, Writer } from "../cursor.ts";
+import { Reader, Writer } from "../cursor.ts";
 import { WireError, WireErrorCode } from "../errors.ts";
 import { defineMessage, type MessageSpec } from "../registry.ts";
 import { type OverlayHeader, readOverlayHeader, writeOverlayHeader } from "./data.ts";
 
 /**
- * Messages of the end-to-end sessions (0x30-0x3F), specified in docs/wire.md section 5. Every one
- * starts with the 14-byte `OverlayHeader`: `src`/`srcPort` is the sending endpoint, `dst`/`dstPort`
- * the receiving one, so a transit node forwards them like any overlay data. Sequence numbers,
- * acknowledgements and session ids are 32-bit and wrap; windows are in bytes.
+ * Messages of the end-to-end sessions (0x30-0x3F), specified in docs/wire.md section 5. Each has an
+ * `OverlayHeader` (`src`/`srcPort` the sending endpoint, `dst`/`dstPort` the receiving one) and a
+ * type-specific body. Two encodings share the body codec:
+ *
+ * - the **payload form** (`encodeSessionPayload` / `decodeSessionPayload`): type byte + body, carried
+ *   once as the payload of an overlay packet (LinkData, Datagram) whose overlay header is the
+ *   message's header. This is how sessions travel across the overlay.
+ * - the **frame form** (the registered frame types 0x30-0x36): a frame whose body is the overlay
+ *   header followed by the same body, for endpoints that exchange frames directly.
+ *
+ * Sequence numbers, acknowledgements and session ids are 32-bit and wrap; windows are in bytes.
  */
 
 /** The link type a session or datagram prefers to ride on (chosen per session). */
@@ -167,6 +174,29 @@ function checkFlags(f: number, known: number, what: string): void {
   }
 }
 
+/** The body codec of one session message type: everything after the overlay header. */
+interface SessionBody<M extends SessionMessage> {
+  readonly type: number;
+  readonly tag: M["_tag"];
+  encode(w: Writer, m: M): void;
+  decode(r: Reader, header: OverlayHeader): M;
+}
+
+/** The frame form of a session message: overlay header, then the body. */
+function frameSpec<M extends SessionMessage>(b: SessionBody<M>): MessageSpec<M> {
+  return defineMessage<M>({
+    type: b.type,
+    tag: b.tag,
+    encode(w, m) {
+      writeOverlayHeader(w, m.header);
+      b.encode(w, m);
+    },
+    decode(r) {
+      return b.decode(r, readOverlayHeader(r));
+    },
+  });
+}
+
 /** The number of fragments a message of `total` bytes split at `stride` bytes has. */
 export function datagramFragmentCount(total: number, stride: number): number {
   return total === 0 ? 1 : Math.ceil(total / stride);
@@ -177,15 +207,13 @@ export function datagramFragmentLength(total: number, stride: number, index: num
   return Math.min(stride, total - index * stride);
 }
 
-export const SessionOpenSpec = defineMessage<SessionOpen>({
+const SessionOpenBody: SessionBody<SessionOpen> = {
   type: 0x30,
   tag: "SessionOpen",
-  encode(w: Writer, m) {
-    writeOverlayHeader(w, m.header);
+  encode(w: Writer, m: SessionOpen) {
     w.u32(m.sid).u32(m.window).u8(m.linkType);
   },
-  decode(r) {
-    const header = readOverlayHeader(r);
+  decode(r: Reader, header: OverlayHeader): SessionOpen {
     const sid = r.u32();
     const window = r.u32();
     const at = r.offset;
@@ -193,31 +221,29 @@ export const SessionOpenSpec = defineMessage<SessionOpen>({
     if (linkType > 2) bad(r, `linkType ${linkType} unknown`, at);
     return { _tag: "SessionOpen", header, sid, window, linkType: linkType as LinkType };
   },
-});
+};
+export const SessionOpenSpec = frameSpec(SessionOpenBody);
 
-export const SessionAcceptSpec = defineMessage<SessionAccept>({
+const SessionAcceptBody: SessionBody<SessionAccept> = {
   type: 0x31,
   tag: "SessionAccept",
-  encode(w, m) {
-    writeOverlayHeader(w, m.header);
+  encode(w: Writer, m: SessionAccept) {
     w.u32(m.dstSid).u32(m.sid).u32(m.window);
   },
-  decode(r) {
-    const header = readOverlayHeader(r);
+  decode(r: Reader, header: OverlayHeader): SessionAccept {
     return { _tag: "SessionAccept", header, dstSid: r.u32(), sid: r.u32(), window: r.u32() };
   },
-});
+};
+export const SessionAcceptSpec = frameSpec(SessionAcceptBody);
 
-export const SessionDataSpec = defineMessage<SessionData>({
+const SessionDataBody: SessionBody<SessionData> = {
   type: 0x32,
   tag: "SessionData",
-  encode(w, m) {
+  encode(w: Writer, m: SessionData) {
     checkFlags(m.flags, SessionDataFlag.Fin, "SessionData");
-    writeOverlayHeader(w, m.header);
     w.u32(m.dstSid).u8(m.flags).u32(m.seq).u32(m.ack).u32(m.window).bytes(m.payload);
   },
-  decode(r) {
-    const header = readOverlayHeader(r);
+  decode(r: Reader, header: OverlayHeader): SessionData {
     const dstSid = r.u32();
     const flags = readFlags(r, SessionDataFlag.Fin, "SessionData");
     const seq = r.u32();
@@ -225,12 +251,13 @@ export const SessionDataSpec = defineMessage<SessionData>({
     const window = r.u32();
     return { _tag: "SessionData", header, dstSid, flags, seq, ack, window, payload: r.rest() };
   },
-});
+};
+export const SessionDataSpec = frameSpec(SessionDataBody);
 
-export const SessionAckSpec = defineMessage<SessionAck>({
+const SessionAckBody: SessionBody<SessionAck> = {
   type: 0x33,
   tag: "SessionAck",
-  encode(w, m) {
+  encode(w: Writer, m: SessionAck) {
     checkFlags(m.flags, SessionAckFlag.Probe, "SessionAck");
     if (m.sack.length > MAX_SACK_BLOCKS) {
       throw new WireError(
@@ -238,12 +265,10 @@ export const SessionAckSpec = defineMessage<SessionAck>({
         `${m.sack.length} SACK blocks, max ${MAX_SACK_BLOCKS}`,
       );
     }
-    writeOverlayHeader(w, m.header);
     w.u32(m.dstSid).u8(m.flags).u32(m.ack).u32(m.window).u8(m.sack.length);
     for (const b of m.sack) w.u32(b.start).u32(b.end);
   },
-  decode(r) {
-    const header = readOverlayHeader(r);
+  decode(r: Reader, header: OverlayHeader): SessionAck {
     const dstSid = r.u32();
     const flags = readFlags(r, SessionAckFlag.Probe, "SessionAck");
     const ack = r.u32();
@@ -255,23 +280,23 @@ export const SessionAckSpec = defineMessage<SessionAck>({
     for (let i = 0; i < n; i++) sack.push({ start: r.u32(), end: r.u32() });
     return { _tag: "SessionAck", header, dstSid, flags, ack, window, sack };
   },
-});
+};
+export const SessionAckSpec = frameSpec(SessionAckBody);
 
-export const SessionResetSpec = defineMessage<SessionReset>({
+const SessionResetBody: SessionBody<SessionReset> = {
   type: 0x34,
   tag: "SessionReset",
-  encode(w, m) {
+  encode(w: Writer, m: SessionReset) {
     checkFlags(m.flags, SessionResetFlag.Yours, "SessionReset");
-    writeOverlayHeader(w, m.header);
     w.u32(m.sid).u8(m.flags).u8(m.reason);
   },
-  decode(r) {
-    const header = readOverlayHeader(r);
+  decode(r: Reader, header: OverlayHeader): SessionReset {
     const sid = r.u32();
     const flags = readFlags(r, SessionResetFlag.Yours, "SessionReset");
     return { _tag: "SessionReset", header, sid, flags, reason: r.u8() };
   },
-});
+};
+export const SessionResetSpec = frameSpec(SessionResetBody);
 
 function checkFragment(
   total: number,
@@ -291,20 +316,18 @@ function checkFragment(
   return undefined;
 }
 
-export const SessionDatagramSpec = defineMessage<SessionDatagram>({
+const SessionDatagramBody: SessionBody<SessionDatagram> = {
   type: 0x35,
   tag: "SessionDatagram",
-  encode(w, m) {
+  encode(w: Writer, m: SessionDatagram) {
     checkFlags(m.flags, SessionDatagramFlag.Reliable, "SessionDatagram");
     const problem = checkFragment(m.totalLength, m.stride, m.index, m.count, m.payload.length);
     if (problem !== undefined)
       throw new WireError(WireErrorCode.FieldOutOfRange, `SessionDatagram: ${problem}`);
-    writeOverlayHeader(w, m.header);
     w.u8(m.flags).u32(m.flowId).u32(m.msgId).u32(m.totalLength).u16(m.stride).u16(m.index).u16(m.count);
     w.bytes(m.payload);
   },
-  decode(r) {
-    const header = readOverlayHeader(r);
+  decode(r: Reader, header: OverlayHeader): SessionDatagram {
     const flags = readFlags(r, SessionDatagramFlag.Reliable, "SessionDatagram");
     const flowId = r.u32();
     const msgId = r.u32();
@@ -329,7 +352,8 @@ export const SessionDatagramSpec = defineMessage<SessionDatagram>({
       payload,
     };
   },
-});
+};
+export const SessionDatagramSpec = frameSpec(SessionDatagramBody);
 
 function bitmapProblem(count: number, bitmap: Uint8Array): string | undefined {
   if (count < 1 || count > 0xffff) return `count ${count} out of range`;
@@ -342,19 +366,17 @@ function bitmapProblem(count: number, bitmap: Uint8Array): string | undefined {
   return undefined;
 }
 
-export const SessionDatagramAckSpec = defineMessage<SessionDatagramAck>({
+const SessionDatagramAckBody: SessionBody<SessionDatagramAck> = {
   type: 0x36,
   tag: "SessionDatagramAck",
-  encode(w, m) {
+  encode(w: Writer, m: SessionDatagramAck) {
     checkFlags(m.flags, SessionDatagramAckFlag.Refused, "SessionDatagramAck");
     const problem = bitmapProblem(m.count, m.bitmap);
     if (problem !== undefined)
       throw new WireError(WireErrorCode.FieldOutOfRange, `SessionDatagramAck: ${problem}`);
-    writeOverlayHeader(w, m.header);
     w.u8(m.flags).u32(m.flowId).u32(m.msgId).u16(m.count).bytes(m.bitmap);
   },
-  decode(r) {
-    const header = readOverlayHeader(r);
+  decode(r: Reader, header: OverlayHeader): SessionDatagramAck {
     const flags = readFlags(r, SessionDatagramAckFlag.Refused, "SessionDatagramAck");
     const flowId = r.u32();
     const msgId = r.u32();
@@ -366,7 +388,8 @@ export const SessionDatagramAckSpec = defineMessage<SessionDatagramAck>({
     if (problem !== undefined) bad(r, `SessionDatagramAck: ${problem}`, at);
     return { _tag: "SessionDatagramAck", header, flags, flowId, msgId, count, bitmap };
   },
-});
+};
+export const SessionDatagramAckSpec = frameSpec(SessionDatagramAckBody);
 
 export const sessionMessages: readonly MessageSpec<SessionMessage>[] = [
   SessionOpenSpec,
@@ -383,3 +406,74 @@ export function isSessionMessage(m: { readonly _tag: string }): m is SessionMess
   return sessionTags.has(m._tag);
 }
 const sessionTags: ReadonlySet<string> = new Set(sessionMessages.map((s) => s.tag));
+
+// ---------------------------------------------------------------- the payload form
+
+const bodies: readonly SessionBody<SessionMessage>[] = [
+  SessionOpenBody,
+  SessionAcceptBody,
+  SessionDataBody,
+  SessionAckBody,
+  SessionResetBody,
+  SessionDatagramBody,
+  SessionDatagramAckBody,
+] as readonly SessionBody<SessionMessage>[];
+const bodyByType: readonly (SessionBody<SessionMessage> | undefined)[] = (() => {
+  const t: (SessionBody<SessionMessage> | undefined)[] = new Array(256).fill(undefined);
+  for (const b of bodies) t[b.type] = b;
+  return t;
+})();
+const bodyByTag: ReadonlyMap<string, SessionBody<SessionMessage>> = new Map(bodies.map((b) => [b.tag, b]));
+
+/** Bytes the payload form adds in front of the body (the type byte). */
+export const SESSION_PAYLOAD_TYPE_BYTES = 1;
+
+const payloadWriter = new Writer(2048);
+const payloadReader = new Reader(new Uint8Array(0));
+
+/**
+ * Encodes a session message in the payload form: its type byte (0x30-0x36) and its body, without
+ * the overlay header (the enclosing overlay packet carries `msg.header`) and without a frame header.
+ * Returns a fresh Uint8Array. Throws WireError for a message that cannot be encoded.
+ */
+export function encodeSessionPayload(msg: SessionMessage): Uint8Array {
+  const b = typeof msg === "object" && msg !== null ? bodyByTag.get(msg._tag) : undefined;
+  if (b === undefined) {
+    throw new WireError(
+      WireErrorCode.UnknownType,
+      `not a session message: ${String((msg as { _tag?: unknown })?._tag)}`,
+    );
+  }
+  const w = payloadWriter.reset();
+  w.u8(b.type);
+  b.encode(w, msg);
+  return w.finish();
+}
+
+/**
+ * Decodes the payload form of a session message that arrived in an overlay packet with overlay
+ * header `header` (which becomes the message's header). Throws WireError for bad bytes: an empty
+ * payload or trailing bytes, an unknown type byte, or a bad field. Byte fields are views into
+ * `payload`.
+ */
+export function decodeSessionPayload(header: OverlayHeader, payload: Uint8Array): SessionMessage {
+  if (!(payload instanceof Uint8Array)) throw new TypeError("decodeSessionPayload expects a Uint8Array");
+  if (payload.length < 1) throw new WireError(WireErrorCode.Truncated, "empty session payload", 0);
+  const type = payload[0] as number;
+  const b = bodyByType[type];
+  if (b === undefined) {
+    throw new WireError(WireErrorCode.UnknownType, `unknown session payload type 0x${type.toString(16)}`, 0);
+  }
+  const r = payloadReader.reset(payload, 1, payload.length);
+  let m: SessionMessage;
+  try {
+    m = b.decode(r, header);
+  } catch (e) {
+    if (e instanceof WireError) throw e;
+    throw new WireError(WireErrorCode.FieldOutOfRange, `${b.tag} decoder threw ${String(e)}`, r.offset, {
+      cause: e,
+    });
+  }
+  r.end(b.tag);
+  return m;
+}
