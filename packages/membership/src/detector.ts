@@ -1,0 +1,181 @@
+/**
+ * Failure detection: the peer table (one entry per peer id, the current incarnation and the last
+ * few dead ones), who is alive (`now < lastHeard + failureTimeoutMs`), the reachable set that the
+ * view change proposes, heartbeat targets, and stall compensation (time this member itself could
+ * not run is not counted against its peers). docs/membership.md §2, §3 "Joins, leaves, restarts,
+ * pauses" and "Failure-detection arithmetic".
+ */
+import type { NodeId } from "@spines-ts/primitives";
+import { type MbHeartbeat, MbHeartbeatFlag, type MbMemberRef } from "@spines-ts/wire";
+import type { CoreContext } from "./context.ts";
+import { NO_VIEW, sameViewId, type ViewId } from "./types.ts";
+
+export interface Peer {
+  inc: number;
+  lastHeard: number;
+  /** Packets from these earlier incarnations are ignored (bounded). */
+  deadIncs: number[];
+  left: boolean;
+  hbSeq: number;
+  /** Latest heartbeat summary (only from a newer hbSeq). */
+  view: ViewId;
+  flags: number;
+  maxCounter: number;
+  delivered: number;
+  seqHigh: number;
+}
+
+const MAX_DEAD_INCS = 4;
+
+export class FailureDetector {
+  readonly #c: CoreContext;
+  readonly peers = new Map<NodeId, Peer>();
+  readonly configuredPeers: NodeId[];
+  /** A new peer (or incarnation) was heard: answer its heartbeat at once. */
+  greet: NodeId | undefined = undefined;
+
+  constructor(c: CoreContext, configuredPeers: NodeId[]) {
+    this.#c = c;
+    this.configuredPeers = configuredPeers;
+  }
+
+  /** Adds a peer to heartbeat (for example one found by discovery). False when the table is full. */
+  addPeer(id: NodeId): boolean {
+    if (id === this.#c.id || this.configuredPeers.includes(id)) return true;
+    if (this.configuredPeers.length >= this.#c.limits.maxPeers) return false;
+    this.configuredPeers.push(id);
+    return true;
+  }
+
+  /**
+   * A gap in our own activity (GC pause, SIGSTOP, a busy event loop) is time we could not hear
+   * anyone: it must not count against the peers, so their silence clocks are shifted by it.
+   */
+  noteActivity(now: number): void {
+    const c = this.#c;
+    const gap = now - c.lastActivity;
+    const expected = Math.min(c.timing.heartbeatIntervalMs, c.timing.retransmitMs) + 5;
+    if (gap > expected + c.timing.heartbeatIntervalMs) {
+      const shift = gap - expected;
+      c.stats.stalls++;
+      for (const p of this.peers.values()) p.lastHeard = Math.min(now, p.lastHeard + shift);
+    }
+    c.lastActivity = now;
+  }
+
+  /** The earliest time a live peer expires (after `after`), or `limit` if none does before it. */
+  nextExpiry(after: number, limit: number): number {
+    let t = limit;
+    const timeout = this.#c.timing.failureTimeoutMs;
+    for (const p of this.peers.values()) {
+      if (!p.left) {
+        const d = p.lastHeard + timeout;
+        if (d > after && d < t) t = d;
+      }
+    }
+    return t;
+  }
+
+  /**
+   * Notes a packet from `id`/`inc`. Returns the peer, or undefined when the packet must be ignored
+   * (unknown sender and `create` false, a dead incarnation, a peer that left, a full table).
+   */
+  touchPeer(id: NodeId, inc: number, now: number, create: boolean): Peer | undefined {
+    const c = this.#c;
+    let p = this.peers.get(id);
+    if (p === undefined) {
+      if (!create) return undefined;
+      if (this.peers.size >= c.limits.maxPeers) {
+        c.rl.debug(now, "peers-full", { id }, "peer table full");
+        return undefined;
+      }
+      p = {
+        inc,
+        lastHeard: now,
+        deadIncs: [],
+        left: false,
+        hbSeq: -1,
+        view: NO_VIEW,
+        flags: 0,
+        maxCounter: 0,
+        delivered: 0,
+        seqHigh: 0,
+      };
+      this.peers.set(id, p);
+      c.dirty = true;
+      this.greet = id;
+      return p;
+    }
+    if (p.inc !== inc) {
+      if (p.deadIncs.includes(inc) || !create) return undefined; // late packet from a dead incarnation
+      p.deadIncs.push(p.inc);
+      if (p.deadIncs.length > MAX_DEAD_INCS) p.deadIncs.shift();
+      p.inc = inc;
+      p.left = false;
+      p.hbSeq = -1;
+      p.view = NO_VIEW;
+      p.flags = 0;
+      p.delivered = 0;
+      p.seqHigh = 0;
+      c.dirty = true;
+      this.greet = id;
+    }
+    if (p.left) return undefined;
+    const wasAlive = this.isAlive(p, now);
+    p.lastHeard = now;
+    if (!wasAlive) c.dirty = true;
+    return p;
+  }
+
+  /** Records a heartbeat's summary; false when it is older than one already seen (reordered). */
+  onHeartbeat(peer: Peer, hb: MbHeartbeat): boolean {
+    if (hb.hbSeq <= peer.hbSeq) return false;
+    peer.hbSeq = hb.hbSeq;
+    const changed = !sameViewId(peer.view, hb.view) || peer.flags !== hb.flags;
+    peer.view = hb.view;
+    peer.flags = hb.flags;
+    peer.maxCounter = hb.maxCounter;
+    peer.delivered = hb.delivered;
+    peer.seqHigh = hb.seqHigh;
+    if (changed) this.#c.dirty = true;
+    return true;
+  }
+
+  /** A live peer has a view: the group exists, so a joiner that is its lowest id proposes at once. */
+  groupExists(now: number): boolean {
+    for (const p of this.peers.values())
+      if (this.isAlive(p, now) && (p.flags & MbHeartbeatFlag.InView) !== 0) return true;
+    return false;
+  }
+
+  isAlive(p: Peer, now: number): boolean {
+    // the same expression as the deadline in nextExpiry(), so a wake-up at it sees the expiry
+    return !p.left && now < p.lastHeard + this.#c.timing.failureTimeoutMs;
+  }
+
+  heartbeatTargets(): NodeId[] {
+    const out = new Set<NodeId>(this.configuredPeers);
+    for (const [id, p] of this.peers) if (!p.left) out.add(id);
+    return [...out];
+  }
+
+  /** The members this node would put in a view now: itself and every live peer, lowest ids first. */
+  reachable(now: number): MbMemberRef[] {
+    const c = this.#c;
+    const out: MbMemberRef[] = [{ id: c.id, inc: c.incarnation }];
+    for (const [id, p] of this.peers) if (this.isAlive(p, now)) out.push({ id, inc: p.inc });
+    out.sort((a, b) => a.id - b.id);
+    if (out.length > c.limits.maxMembers) {
+      const mine = out.findIndex((m) => m.id === c.id);
+      out.length = c.limits.maxMembers;
+      if (mine >= c.limits.maxMembers) out[out.length - 1] = { id: c.id, inc: c.incarnation };
+    }
+    return out;
+  }
+
+  /** Treats a peer as failed until it is heard from again. */
+  suspect(id: NodeId): void {
+    const p = this.peers.get(id);
+    if (p) p.lastHeard = Number.NEGATIVE_INFINITY;
+  }
+}
