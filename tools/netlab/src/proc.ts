@@ -10,7 +10,10 @@ export interface ExecResult {
 }
 
 /** Runs `argv` and resolves with its output and exit code; never rejects. */
-export function run(argv: readonly string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<ExecResult> {
+export function run(
+  argv: readonly string[],
+  opts: { timeoutMs?: number; input?: string } = {},
+): Promise<ExecResult> {
   return new Promise((resolve) => {
     const [cmd, ...args] = argv;
     if (cmd === undefined) {
@@ -46,7 +49,10 @@ export function run(argv: readonly string[], opts: { timeoutMs?: number; input?:
 }
 
 /** Runs `argv` and throws NetlabError("ERR_COMMAND") unless it exits with 0. */
-export async function must(argv: readonly string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<string> {
+export async function must(
+  argv: readonly string[],
+  opts: { timeoutMs?: number; input?: string } = {},
+): Promise<string> {
   const r = await run(argv, { timeoutMs: 20_000, ...opts });
   if (r.code !== 0) {
     throw new NetlabError("ERR_COMMAND", `\`${argv.join(" ")}\` exited with ${r.code}: ${r.stderr.trim()}`);

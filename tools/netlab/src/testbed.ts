@@ -18,7 +18,10 @@ import { linkParams, type Plan, type PlannedNet, plan, type TopologySpec } from 
  */
 export function requireRoot(): void {
   if (typeof process.getuid !== "function" || process.getuid() !== 0) {
-    throw new NetlabError("ERR_NOT_ROOT", "netlab needs root (network namespaces, TUN devices); run as root or under sudo");
+    throw new NetlabError(
+      "ERR_NOT_ROOT",
+      "netlab needs root (network namespaces, TUN devices); run as root or under sudo",
+    );
   }
   if (!have("ip")) throw new NetlabError("ERR_MISSING_TOOL", "`ip` (iproute2) is not installed");
   if (!existsSync("/var/run/netns") && !existsSync("/proc/self/ns/net")) {
@@ -96,7 +99,11 @@ async function allocPorts(n: number): Promise<number[]> {
 }
 
 /** Sends one control request to an emulator and waits for its reply. */
-export function emulatorRequest(port: number, req: ControlRequest, timeoutMs = 2000): Promise<Record<string, unknown>> {
+export function emulatorRequest(
+  port: number,
+  req: ControlRequest,
+  timeoutMs = 2000,
+): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const s = createSocket("udp4");
     const timer = setTimeout(() => {
@@ -173,7 +180,8 @@ export class Testbed {
   static attach(prefix: string): Testbed {
     requireRoot();
     const s = readState(prefix);
-    if (s === undefined) throw new NetlabError("ERR_TOPOLOGY", `no testbed with prefix "${prefix}" (no state file)`);
+    if (s === undefined)
+      throw new NetlabError("ERR_TOPOLOGY", `no testbed with prefix "${prefix}" (no state file)`);
     return new Testbed(plan(s.spec), s);
   }
 
@@ -212,10 +220,13 @@ export class Testbed {
         const sysctls: Record<string, string> = {
           "net.ipv4.conf.all.rp_filter": "0",
           "net.ipv4.conf.default.rp_filter": "0",
-          ...(this.plan.forwarding.has(h) ? { "net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1" } : {}),
+          ...(this.plan.forwarding.has(h)
+            ? { "net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1" }
+            : {}),
           ...(spec.sysctls ?? {}),
         };
-        for (const [k, v] of Object.entries(sysctls)) await must(["ip", "netns", "exec", ns, "sysctl", "-qw", `${k}=${v}`]);
+        for (const [k, v] of Object.entries(sysctls))
+          await must(["ip", "netns", "exec", ns, "sysctl", "-qw", `${k}=${v}`]);
       }),
     );
     for (const n of nets.filter((x) => x.kind === "lan")) await this.buildLan(n);
@@ -224,13 +235,30 @@ export class Testbed {
     for (const [h, list] of this.plan.routes) {
       const ns = nsName(prefix, h);
       for (const r of list) {
-        await must(["ip", ...(r.v6 ? ["-6"] : []), "-n", ns, "route", "replace", r.dest, "via", r.via, "dev", r.dev]);
+        await must([
+          "ip",
+          ...(r.v6 ? ["-6"] : []),
+          "-n",
+          ns,
+          "route",
+          "replace",
+          r.dest,
+          "via",
+          r.via,
+          "dev",
+          r.dev,
+        ]);
       }
     }
     writeState(this.state);
   }
 
-  private async addAddrs(ns: string, iface: string, n: PlannedNet, m: { addr: string; addr6?: string }): Promise<void> {
+  private async addAddrs(
+    ns: string,
+    iface: string,
+    n: PlannedNet,
+    m: { addr: string; addr6?: string },
+  ): Promise<void> {
     await must(["ip", "-n", ns, "addr", "add", `${m.addr}/${n.prefixLen}`, "dev", iface]);
     if (m.addr6 !== undefined) {
       await must(["ip", "-n", ns, "addr", "add", `${m.addr6}/${n.prefixLen6}`, "dev", iface, "nodad"]);
@@ -291,7 +319,10 @@ export class Testbed {
     closeSync(log);
     const controlPort = await new Promise<number>((resolve, reject) => {
       let buf = "";
-      const timer = setTimeout(() => reject(new NetlabError("ERR_EMULATOR", `emulator did not start; see ${dir}/emulator.log`)), 15_000);
+      const timer = setTimeout(
+        () => reject(new NetlabError("ERR_EMULATOR", `emulator did not start; see ${dir}/emulator.log`)),
+        15_000,
+      );
       emu.stdout?.setEncoding("utf8").on("data", (d: string) => {
         buf += d;
         const m = /READY (\d+)/.exec(buf);
@@ -346,7 +377,8 @@ export class Testbed {
             await sleep(20);
           }
         }
-        if (!ok) throw new NetlabError("ERR_COMMAND", `socat did not create ${tun}; see ${dir}/socat-${tun}.log`);
+        if (!ok)
+          throw new NetlabError("ERR_COMMAND", `socat did not create ${tun}; see ${dir}/socat-${tun}.log`);
         const ns = nsName(this.prefix, host);
         const m = n.members.get(host) as { iface: string; addr: string; addr6?: string };
         await must(["ip", "link", "set", tun, "netns", ns]);
@@ -408,7 +440,11 @@ export class Testbed {
   }
 
   /** Runs argv inside the host's namespace; resolves with output and exit code, never rejects. */
-  exec(host: string, argv: readonly string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<ExecResult> {
+  exec(
+    host: string,
+    argv: readonly string[],
+    opts: { timeoutMs?: number; input?: string } = {},
+  ): Promise<ExecResult> {
     return run(["ip", "netns", "exec", this.ns(host), ...argv], { timeoutMs: 60_000, ...opts });
   }
 
@@ -438,7 +474,8 @@ export class Testbed {
   /** Fault: kill a process started by {@link spawn} and start it again with the same arguments. */
   async restart(p: ChildProcess, signal: NodeJS.Signals = "SIGKILL"): Promise<ChildProcess> {
     const s = this.children.get(p);
-    if (s === undefined) throw new NetlabError("ERR_USAGE", "restart() takes a process started by this testbed");
+    if (s === undefined)
+      throw new NetlabError("ERR_USAGE", "restart() takes a process started by this testbed");
     if (p.exitCode === null && p.signalCode === null) {
       const gone = new Promise<void>((r) => p.once("exit", () => r()));
       this.kill(p, signal);
@@ -466,7 +503,15 @@ export class Testbed {
     if (down) this.state.down.push(key);
     writeState(this.state);
     if (n.kind === "lan") {
-      await must(["ip", "-n", bridgeNs(this.prefix, net), "link", "set", `p${m.index}`, down ? "down" : "up"]);
+      await must([
+        "ip",
+        "-n",
+        bridgeNs(this.prefix, net),
+        "link",
+        "set",
+        `p${m.index}`,
+        down ? "down" : "up",
+      ]);
     } else await this.syncLinks();
   }
 
@@ -548,7 +593,11 @@ export class Testbed {
   }
 
   /** Kernel shaping: a `tbf` qdisc on the host's interface on `net` (a bottleneck). */
-  async shape(host: string, net: string, b: { rateMbit: number; burstBytes?: number; latencyMs?: number }): Promise<void> {
+  async shape(
+    host: string,
+    net: string,
+    b: { rateMbit: number; burstBytes?: number; latencyMs?: number },
+  ): Promise<void> {
     await must([
       "tc",
       "-n",

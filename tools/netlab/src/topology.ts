@@ -1,7 +1,8 @@
 /** Topology description, validation and address planning (pure; no I/O). */
-import { NetlabError } from "./errors.ts";
+
 import type { GilbertElliott, LinkParams } from "./emulator/core.ts";
 import { checkParams } from "./emulator/core.ts";
+import { NetlabError } from "./errors.ts";
 
 /** A LAN segment: a Linux bridge in its own namespace; every member gets a veth on it. */
 export interface LanSpec {
@@ -88,7 +89,13 @@ export function ipToInt(ip: string): number {
   if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
     throw new NetlabError("ERR_TOPOLOGY", `bad IPv4 address ${ip}`);
   }
-  return (((parts[0] as number) << 24) | ((parts[1] as number) << 16) | ((parts[2] as number) << 8) | (parts[3] as number)) >>> 0;
+  return (
+    (((parts[0] as number) << 24) |
+      ((parts[1] as number) << 16) |
+      ((parts[2] as number) << 8) |
+      (parts[3] as number)) >>>
+    0
+  );
 }
 export function intToIp(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
@@ -114,7 +121,15 @@ function parseCidr6(s: string): { base: string; len: number } {
 /** Emulator parameters of a link spec, for a→b and b→a. */
 export function linkParams(l: LinkSpec): { ab: LinkParams; ba: LinkParams } {
   const ab: LinkParams = {};
-  for (const k of ["delayMs", "jitterMs", "lossPct", "gilbert", "rateMbit", "queuePackets", "reorder"] as const) {
+  for (const k of [
+    "delayMs",
+    "jitterMs",
+    "lossPct",
+    "gilbert",
+    "rateMbit",
+    "queuePackets",
+    "reorder",
+  ] as const) {
     if (l[k] !== undefined) (ab as Record<string, unknown>)[k] = l[k];
   }
   return { ab, ba: { ...ab, ...(l.reverse ?? {}) } };
@@ -192,8 +207,18 @@ export function plan(spec: TopologySpec): Plan {
     useIface(l.a, ia.slice(0, 15));
     useIface(l.b, ib.slice(0, 15));
     const members = new Map<string, { iface: string; addr: string; addr6?: string; index: number }>();
-    members.set(l.a, { iface: ia.slice(0, 15), addr: intToIp(base + 1), ...(s6 ? { addr6: addr6(s6.base, 1) } : {}), index: 0 });
-    members.set(l.b, { iface: ib.slice(0, 15), addr: intToIp(base + 2), ...(s6 ? { addr6: addr6(s6.base, 2) } : {}), index: 1 });
+    members.set(l.a, {
+      iface: ia.slice(0, 15),
+      addr: intToIp(base + 1),
+      ...(s6 ? { addr6: addr6(s6.base, 1) } : {}),
+      index: 0,
+    });
+    members.set(l.b, {
+      iface: ib.slice(0, 15),
+      addr: intToIp(base + 2),
+      ...(s6 ? { addr6: addr6(s6.base, 2) } : {}),
+      index: 1,
+    });
     nets.push({
       kind: "link",
       name,
@@ -239,7 +264,8 @@ export function plan(spec: TopologySpec): Plan {
         const gw = f.net.members.get(f.gw) as { addr: string; addr6?: string };
         const dev = (f.net.members.get(h) as { iface: string }).iface;
         list.push({ dest: n.subnet, via: gw.addr, dev, v6: false });
-        if (n.subnet6 !== undefined && gw.addr6 !== undefined) list.push({ dest: n.subnet6, via: gw.addr6, dev, v6: true });
+        if (n.subnet6 !== undefined && gw.addr6 !== undefined)
+          list.push({ dest: n.subnet6, via: gw.addr6, dev, v6: true });
       }
       routes.set(h, list);
     }

@@ -16,12 +16,30 @@ describe("topology planning", () => {
     const lan = p.nets.find((n) => n.name === "lan0");
     expect(lan?.members.get("c")).toMatchObject({ addr: "10.1.0.1", addr6: "fd01::1", iface: "eth-lan0" });
     expect(lan?.members.get("d")).toMatchObject({ addr: "10.1.0.2", addr6: "fd01::2" });
-    expect(p.nets.find((n) => n.name === "a-b")?.members.get("b")).toMatchObject({ addr: "10.2.0.2", iface: "to-a" });
+    expect(p.nets.find((n) => n.name === "a-b")?.members.get("b")).toMatchObject({
+      addr: "10.2.0.2",
+      iface: "to-a",
+    });
     expect([...p.forwarding].sort()).toEqual(["b", "c"]);
     // a reaches the LAN via b, and b reaches it via c
-    expect(p.routes.get("a")).toContainEqual({ dest: "10.1.0.0/24", via: "10.2.0.2", dev: "to-b", v6: false });
-    expect(p.routes.get("b")).toContainEqual({ dest: "10.1.0.0/24", via: "10.3.0.2", dev: "to-c", v6: false });
-    expect(p.routes.get("d")).toContainEqual({ dest: "10.2.0.0/30", via: "10.1.0.1", dev: "eth-lan0", v6: false });
+    expect(p.routes.get("a")).toContainEqual({
+      dest: "10.1.0.0/24",
+      via: "10.2.0.2",
+      dev: "to-b",
+      v6: false,
+    });
+    expect(p.routes.get("b")).toContainEqual({
+      dest: "10.1.0.0/24",
+      via: "10.3.0.2",
+      dev: "to-c",
+      v6: false,
+    });
+    expect(p.routes.get("d")).toContainEqual({
+      dest: "10.2.0.0/30",
+      via: "10.1.0.1",
+      dev: "eth-lan0",
+      v6: false,
+    });
     expect(p.routes.get("a")?.some((r) => r.dest === "10.2.0.0/30")).toBe(false);
   });
 
@@ -33,7 +51,13 @@ describe("topology planning", () => {
       { hosts: ["a"], lans: [{ name: "l", hosts: ["z"], subnet: "10.0.0.0/24" }] },
       { hosts: ["a", "b"], links: [{ a: "a", b: "b", lossPct: 200 }] },
       { hosts: ["a", "b"], links: [{ a: "a", b: "b", subnet: "10.0.0.0/33" }] },
-      { hosts: ["a", "b"], links: [{ a: "a", b: "b" }, { a: "a", b: "b" }] },
+      {
+        hosts: ["a", "b"],
+        links: [
+          { a: "a", b: "b" },
+          { a: "a", b: "b" },
+        ],
+      },
     ];
     for (const spec of bad) {
       expect(() => plan(spec as never), JSON.stringify(spec)).toThrow(NetlabError);

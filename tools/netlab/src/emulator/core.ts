@@ -67,7 +67,8 @@ export function checkParams(p: LinkParams): string[] {
   const bad: string[] = [];
   const num = (k: string, v: unknown, lo: number, hi: number) => {
     if (v === undefined) return;
-    if (typeof v !== "number" || !Number.isFinite(v) || v < lo || v > hi) bad.push(`${k} must be a number in [${lo}, ${hi}]`);
+    if (typeof v !== "number" || !Number.isFinite(v) || v < lo || v > hi)
+      bad.push(`${k} must be a number in [${lo}, ${hi}]`);
   };
   num("delayMs", p.delayMs, 0, 60_000);
   num("jitterMs", p.jitterMs, 0, 60_000);
@@ -86,7 +87,13 @@ export function checkParams(p: LinkParams): string[] {
 /** One direction of a link: decides, per arriving packet, whether and when it leaves. */
 export class Direction {
   params: LinkParams;
-  readonly stats: DirectionStats = { received: 0, delivered: 0, droppedLoss: 0, droppedQueue: 0, droppedDown: 0 };
+  readonly stats: DirectionStats = {
+    received: 0,
+    delivered: 0,
+    droppedLoss: 0,
+    droppedQueue: 0,
+    droppedDown: 0,
+  };
   private readonly rng: Rng;
   private bad = false;
   /** When the serialiser is free again (ms). */
@@ -160,7 +167,10 @@ export class TimerHeap<T> {
   private readonly items: T[] = [];
   private n = 0;
   private counter = 0;
-  constructor(private readonly capacity = 1_000_000) {}
+  private readonly capacity: number;
+  constructor(capacity = 1_000_000) {
+    this.capacity = capacity;
+  }
 
   get size(): number {
     return this.n;
