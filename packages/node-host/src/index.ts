@@ -8,4 +8,11 @@
  * `@spines-ts/netsim` runs them under virtual time.
  */
 export { canonicalAddress, type Endpoint, endpointKey, formatEndpoint } from "./endpoint.ts";
-export { UdpHost, type UdpHostOptions, type UdpHostStats, type UnknownPeerHandler } from "./udp-host.ts";
+export {
+  type GroupSendOptions,
+  MAX_TIMER_DELAY_MS,
+  UdpHost,
+  type UdpHostOptions,
+  type UdpHostStats,
+  type UnknownPeerHandler,
+} from "./udp-host.ts";

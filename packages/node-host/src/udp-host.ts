@@ -2,17 +2,22 @@
  * A real `Host` over one `node:dgram` socket: the shell every spines-ts daemon runs its drivers on.
  * Nothing here is specific to Spines, so other daemons (wackamole-node) reuse it unchanged.
  *
- * - Peers are node ids mapped to `ip:port` endpoints; datagrams from an unknown endpoint go to
- *   `onUnknownPeer` (default: counted and dropped).
- * - Timers: one `TimerQueue` and a single `setTimeout` armed for its earliest deadline.
+ * - Peers are node ids mapped to `ip:port` endpoints (a bounded table); datagrams from an unknown
+ *   endpoint go to `onUnknownPeer`, which may name the sender so the host learns it (default:
+ *   counted and dropped).
+ * - Timers: one `TimerQueue` and at most one real timer, armed for its earliest deadline. Nothing is
+ *   armed for `schedule(Infinity)`; deadlines beyond setTimeout's 2^31-1 ms range are reached in
+ *   clamped steps; a deadline less than 1 ms away gets one `setImmediate`, and if that wakes too
+ *   early, a 1 ms timeout (never a loop of immediates), so a waiting daemon is idle.
  * - Time: `systemClock` (monotonic) unless another clock is given.
- * - A program or hook that throws while handling a datagram or a timer never takes the process down:
- *   the error is counted and logged at debug, rate-limited, and the loop goes on.
+ * - A program, timer or hook that throws never takes the process down: the error is counted and
+ *   logged at debug, rate-limited, and the loop goes on. Socket errors are counted and logged.
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { isIPv4 } from "node:net";
 import {
   type Cancel,
+  CapacityError,
   type Clock,
   type Host,
   type Logger,
@@ -21,16 +26,23 @@ import {
   RateLimitedLog,
   Rng,
   silentLogger,
-  systemClock,
   TimerQueue,
 } from "@spines-ts/primitives";
+import { systemClock } from "@spines-ts/primitives/system-clock";
 import { canonicalAddress, type Endpoint, endpointKey, formatEndpoint } from "./endpoint.ts";
+
+/** The longest delay `setTimeout` takes; longer ones would fire after 1 ms. */
+export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
+const noop: Cancel = () => {};
 
 export interface UdpHostOptions {
   readonly id: NodeId;
   /** Address and port to bind; port 0 picks a free one (read it back with `address()`). */
   readonly listen: Endpoint;
   readonly peers?: Iterable<readonly [NodeId, Endpoint]>;
+  /** Bound of the peer table (default 4096); `setPeer` of a new id beyond it throws `CapacityError`. */
+  readonly maxPeers?: number;
   readonly log?: Logger;
   readonly clock?: Clock;
   /** Seed for `rng`; default: random. */
@@ -46,36 +58,65 @@ export interface UdpHostStats {
   rxBytes: number;
   txPackets: number;
   txBytes: number;
-  /** Datagrams from endpoints that are not a known peer. */
+  /** Datagrams from endpoints that are not a known peer (and that no `onUnknownPeer` claimed). */
   rxUnknownPeer: number;
-  /** Handlers that threw while processing a datagram. */
+  /** Peers learned through `onUnknownPeer`. */
+  peersLearned: number;
+  /** Peers `onUnknownPeer` named but the full peer table could not take. */
+  peersRejected: number;
+  /** Handlers (the program's `receive`, `onUnknownPeer`) that threw while processing a datagram. */
   rxHandlerErrors: number;
   /** `send` to a node id with no endpoint. */
   txNoPeer: number;
-  /** Errors reported by the socket on send. */
+  /** `send`/`sendOwned`/`sendToEndpoint` after `close()` (dropped). */
+  txAfterClose: number;
+  /** Sends the socket refused, and socket "error" events. */
   txErrors: number;
   /** Timer callbacks that threw. */
   timerErrors: number;
+  /** Times the real timer (or immediate) woke the host; idle with nothing due, this stays put. */
+  timerWakeups: number;
 }
 
-/** Receives datagrams from peers that are not in the peer table. */
-export type UnknownPeerHandler = (data: Uint8Array, from: Endpoint) => void;
+/**
+ * Receives datagrams from endpoints that are not in the peer table. Returning a node id makes the
+ * host learn the peer (`setPeer(id, from)`, replacing that id's old endpoint) and deliver the
+ * datagram to the program as coming from it; returning nothing drops it (not counted as unknown).
+ */
+export type UnknownPeerHandler = (data: Uint8Array, from: Endpoint) => NodeId | undefined | void;
+
+/** Lets `sendToEndpoint` reach a broadcast address or a multicast group. */
+export interface GroupSendOptions {
+  /** Allow sending to broadcast addresses (SO_BROADCAST). */
+  readonly broadcast?: boolean;
+  /** Multicast TTL / hop limit (default 1: this LAN segment). */
+  readonly multicastTtl?: number;
+  /** Outgoing interface for multicast: a local IPv4 address, or `::%ifname` for IPv6. */
+  readonly multicastInterface?: string;
+  /** Deliver our own multicasts to sockets on this machine too (default true). */
+  readonly multicastLoopback?: boolean;
+}
 
 export class UdpHost implements Host {
   readonly id: NodeId;
   readonly clock: Clock;
   readonly rng: Rng;
   readonly log: Logger;
+  readonly maxPeers: number;
   readonly stats: UdpHostStats = {
     rxPackets: 0,
     rxBytes: 0,
     txPackets: 0,
     txBytes: 0,
     rxUnknownPeer: 0,
+    peersLearned: 0,
+    peersRejected: 0,
     rxHandlerErrors: 0,
     txNoPeer: 0,
+    txAfterClose: 0,
     txErrors: 0,
     timerErrors: 0,
+    timerWakeups: 0,
   };
   onUnknownPeer: UnknownPeerHandler | undefined;
 
@@ -93,8 +134,10 @@ export class UdpHost implements Host {
   #program: NodeProgram | undefined;
   #timer: NodeJS.Timeout | undefined;
   #immediate: NodeJS.Immediate | undefined;
+  /** The deadline the real timer is armed for (Infinity: none). */
   #armedAt = Number.POSITIVE_INFINITY;
   #closed = false;
+  #closing: Promise<void> | undefined;
   #firing = false;
   #bound: Endpoint;
 
@@ -103,6 +146,9 @@ export class UdpHost implements Host {
     this.clock = opts.clock ?? systemClock;
     this.rng = new Rng(opts.seed ?? (Math.random() * 0x1_0000_0000) >>> 0);
     this.log = opts.log ?? silentLogger;
+    this.maxPeers = opts.maxPeers ?? 4096;
+    if (!(Number.isInteger(this.maxPeers) && this.maxPeers > 0))
+      throw new RangeError(`UdpHost: maxPeers must be a positive integer, got ${opts.maxPeers}`);
     this.#rl = new RateLimitedLog(this.log, 1000, 5);
     this.#socket = socket;
     this.#v6 = v6;
@@ -119,7 +165,13 @@ export class UdpHost implements Host {
       recvBufferSize: opts.recvBufferBytes ?? 4 << 20,
       sendBufferSize: opts.sendBufferBytes ?? 4 << 20,
     });
-    const host = new UdpHost(opts, socket, v6);
+    let host: UdpHost;
+    try {
+      host = new UdpHost(opts, socket, v6);
+    } catch (e) {
+      socket.close();
+      throw e;
+    }
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error) => reject(e);
       socket.once("error", onError);
@@ -143,17 +195,31 @@ export class UdpHost implements Host {
     return this.#bound;
   }
 
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Starts delivering datagrams from known peers to `program`. */
   attach(program: NodeProgram): void {
     this.#program = program;
   }
 
+  /**
+   * Maps `id` to `ep`, replacing the id's old endpoint and any other id that had `ep`. Throws
+   * `CapacityError` when `id` is new and the table holds `maxPeers` peers.
+   */
   setPeer(id: NodeId, ep: Endpoint): void {
-    this.removePeer(id);
     const addr = canonicalAddress(ep.address);
+    const key = endpointKey(addr, ep.port);
+    const other = this.#peersByKey.get(key);
+    if (other !== undefined && other !== id) this.removePeer(other);
+    if (!this.#peersById.has(id) && this.#peersById.size >= this.maxPeers)
+      throw new CapacityError("UdpHost peer table", this.maxPeers);
+    this.removePeer(id);
     const sendAddress = this.#v6 && isIPv4(addr) ? `::ffff:${addr}` : addr;
     this.#peersById.set(id, { ep: { address: addr, port: ep.port }, sendAddress });
-    this.#peersByKey.set(endpointKey(addr, ep.port), id);
+    this.#peersByKey.set(key, id);
     this.#peersByRaw.clear();
   }
 
@@ -177,19 +243,30 @@ export class UdpHost implements Host {
     return id;
   }
 
+  /** The endpoint of a peer. */
   peer(id: NodeId): Endpoint | undefined {
     return this.#peersById.get(id)?.ep;
+  }
+
+  /** The node id at an endpoint (any spelling of the address). */
+  peerAt(ep: Endpoint): NodeId | undefined {
+    return this.#peersByKey.get(endpointKey(ep.address, ep.port));
   }
 
   peers(): [NodeId, Endpoint][] {
     return [...this.#peersById].map(([id, p]) => [id, p.ep]);
   }
 
-  /** Sends to a peer, or to a raw endpoint (for discovery). Never throws for network reasons. */
+  get peerCount(): number {
+    return this.#peersById.size;
+  }
+
+  /** Sends to a peer. Never throws for network reasons; an unknown peer or a closed host is counted. */
   send(to: NodeId, data: Uint8Array): void {
     const p = this.#peersById.get(to);
     if (p === undefined) {
-      this.stats.txNoPeer++;
+      if (this.#closed) this.stats.txAfterClose++;
+      else this.stats.txNoPeer++;
       return;
     }
     this.#sendTo(p.sendAddress, p.ep.port, data, true);
@@ -203,19 +280,39 @@ export class UdpHost implements Host {
   sendOwned(to: NodeId, data: Uint8Array): void {
     const p = this.#peersById.get(to);
     if (p === undefined) {
-      this.stats.txNoPeer++;
+      if (this.#closed) this.stats.txAfterClose++;
+      else this.stats.txNoPeer++;
       return;
     }
     this.#sendTo(p.sendAddress, p.ep.port, data, false);
   }
 
+  /**
+   * Sends to a raw endpoint that need not be a peer (discovery, replies to unknown endpoints; a
+   * broadcast or multicast address after `enableGroupSend`).
+   */
   sendToEndpoint(ep: Endpoint, data: Uint8Array): void {
     const addr = canonicalAddress(ep.address);
     this.#sendTo(this.#v6 && isIPv4(addr) ? `::ffff:${addr}` : addr, ep.port, data, true);
   }
 
-  #sendTo(address: string, port: number, data: Uint8Array, copyFirst: boolean): void {
+  /**
+   * Configures the socket so `sendToEndpoint` can reach broadcast addresses or multicast groups;
+   * receivers then see this host's unicast endpoint as the source (and can `setPeer` it).
+   */
+  enableGroupSend(opts: GroupSendOptions): void {
     if (this.#closed) return;
+    if (opts.broadcast !== undefined) this.#socket.setBroadcast(opts.broadcast);
+    if (opts.multicastTtl !== undefined) this.#socket.setMulticastTTL(opts.multicastTtl);
+    if (opts.multicastInterface !== undefined) this.#socket.setMulticastInterface(opts.multicastInterface);
+    this.#socket.setMulticastLoopback(opts.multicastLoopback ?? true);
+  }
+
+  #sendTo(address: string, port: number, data: Uint8Array, copyFirst: boolean): void {
+    if (this.#closed) {
+      this.stats.txAfterClose++;
+      return;
+    }
     // The socket may hold the buffer until the kernel takes it, and `send` callers may reuse their
     // encode buffers, so hand it a copy (`sendOwned` callers promise not to).
     let copy = data;
@@ -226,8 +323,9 @@ export class UdpHost implements Host {
     this.stats.txPackets++;
     this.stats.txBytes += data.length;
     try {
-      // No per-send callback: a failed send arrives as a socket "error" event (counted there).
-      this.#socket.send(copy, port, address);
+      // Without a callback Node drops most send errors (EMSGSIZE, ENETUNREACH, ...) silently; one
+      // shared callback counts them without a closure per datagram.
+      this.#socket.send(copy, port, address, this.#onSent);
     } catch (e) {
       this.stats.txErrors++;
       this.#rl.debug(
@@ -239,9 +337,22 @@ export class UdpHost implements Host {
     }
   }
 
+  readonly #onSent = (err: Error | null): void => {
+    if (err === null) return;
+    this.stats.txErrors++;
+    this.#rl.debug(this.clock.now(), "send-error", { err: err.message }, "udp send failed");
+  };
+
+  /**
+   * Calls `fn` at `at` on `clock`. `at` in the past runs on the next turn; `Infinity` never runs
+   * and arms nothing; after `close()` nothing runs. Throws RangeError for NaN.
+   */
   schedule(at: number, fn: () => void): Cancel {
+    if (typeof at !== "number" || Number.isNaN(at)) throw new RangeError(`UdpHost.schedule: bad time ${at}`);
+    if (typeof fn !== "function") throw new TypeError("UdpHost.schedule: fn must be a function");
+    if (this.#closed || at === Number.POSITIVE_INFINITY) return noop;
     const cancel = this.#timers.schedule(at, fn);
-    if (at < this.#armedAt && !this.#firing) this.#arm();
+    if (at < this.#armedAt && !this.#firing) this.#arm(false);
     return cancel;
   }
 
@@ -250,9 +361,16 @@ export class UdpHost implements Host {
     return this.#timers.pending;
   }
 
-  #arm(): void {
-    if (this.#closed) return;
-    const next = this.#timers.nextDeadline();
+  /** Whether a real timer or immediate is armed (for tests: false while only `Infinity` waits). */
+  get timerArmed(): boolean {
+    return this.#timer !== undefined || this.#immediate !== undefined;
+  }
+
+  /**
+   * Arms the one real timer for the earliest deadline. `afterIdleWake`: the host just woke and
+   * found nothing due, so a sub-millisecond wait gets a 1 ms timeout instead of another immediate.
+   */
+  #arm(afterIdleWake: boolean): void {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -261,70 +379,81 @@ export class UdpHost implements Host {
       clearImmediate(this.#immediate);
       this.#immediate = undefined;
     }
-    if (next === undefined) {
-      this.#armedAt = Number.POSITIVE_INFINITY;
-      return;
-    }
+    this.#armedAt = Number.POSITIVE_INFINITY;
+    if (this.#closed) return;
+    const next = this.#timers.nextDeadline();
+    if (next === undefined) return;
     this.#armedAt = next;
     const delay = next - this.clock.now();
-    if (delay < 1) {
+    if (delay <= 0 || (delay < 1 && !afterIdleWake)) {
       // setTimeout cannot wait less than 1 ms; pacing and delayed acks need finer steps. An
       // immediate runs after the pending I/O of this loop turn, so sockets are never starved.
-      this.#immediate ??= setImmediate(this.#fireImmediate);
+      this.#immediate = setImmediate(this.#onImmediate);
     } else {
-      this.#timer = setTimeout(this.#fire, Math.floor(delay));
+      this.#timer = setTimeout(this.#onTimeout, Math.min(Math.max(1, Math.ceil(delay)), MAX_TIMER_DELAY_MS));
     }
   }
 
-  readonly #fireImmediate = (): void => {
+  readonly #onImmediate = (): void => {
     this.#immediate = undefined;
-    if (this.#armedAt - this.clock.now() >= 1 && this.#timer === undefined) {
-      this.#arm();
-      return;
-    }
-    this.#fire();
+    this.#wake();
   };
 
-  readonly #fire = (): void => {
+  readonly #onTimeout = (): void => {
     this.#timer = undefined;
-    if (this.#immediate !== undefined) {
-      clearImmediate(this.#immediate);
-      this.#immediate = undefined;
-    }
+    this.#wake();
+  };
+
+  #wake(): void {
+    this.stats.timerWakeups++;
     this.#armedAt = Number.POSITIVE_INFINITY;
     this.#firing = true;
+    let ran = 0;
     // Run everything due; a throwing callback must not stop the others or kill the process.
     for (;;) {
       try {
-        this.#timers.runDue(this.clock.now());
+        ran += this.#timers.runDue(this.clock.now());
         break;
       } catch (e) {
+        ran++;
         this.stats.timerErrors++;
         this.#rl.debug(this.clock.now(), "timer-error", { err: String(e) }, "timer callback threw");
       }
     }
     this.#firing = false;
-    this.#arm();
-  };
+    this.#arm(ran === 0);
+  }
 
   #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.#closed) return;
     this.stats.rxPackets++;
     this.stats.rxBytes += msg.length;
-    const from = this.#peerOf(rinfo.address, rinfo.port);
+    let from = this.#peerOf(rinfo.address, rinfo.port);
     try {
       if (from === undefined) {
-        if (this.onUnknownPeer)
-          this.onUnknownPeer(msg, { address: canonicalAddress(rinfo.address), port: rinfo.port });
-        else {
+        const ep = { address: canonicalAddress(rinfo.address), port: rinfo.port };
+        if (this.onUnknownPeer === undefined) {
           this.stats.rxUnknownPeer++;
           this.#rl.debug(
             this.clock.now(),
             "unknown-peer",
-            { from: formatEndpoint({ address: canonicalAddress(rinfo.address), port: rinfo.port }) },
+            { from: formatEndpoint(ep) },
             "datagram from an unknown peer dropped",
           );
+          return;
         }
-        return;
+        const id = this.onUnknownPeer(msg, ep);
+        if (typeof id !== "number") return;
+        try {
+          this.setPeer(id, ep);
+        } catch (e) {
+          if (!(e instanceof CapacityError)) throw e;
+          this.stats.peersRejected++;
+          this.#rl.debug(this.clock.now(), "peer-table-full", { id }, "peer table full; datagram dropped");
+          return;
+        }
+        this.stats.peersLearned++;
+        from = id;
       }
       this.#program?.receive(from, msg);
     } catch (e) {
@@ -339,19 +468,17 @@ export class UdpHost implements Host {
   }
 
   /** Stops the program, cancels every timer and closes the socket. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
     try {
       this.#program?.stop?.();
     } catch (e) {
       this.log.warn({ err: String(e) }, "program stop threw");
     }
     this.#closed = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    if (this.#immediate !== undefined) clearImmediate(this.#immediate);
-    this.#timer = undefined;
-    this.#immediate = undefined;
+    this.#arm(false);
     this.#timers.clear();
-    await new Promise<void>((resolve) => this.#socket.close(() => resolve()));
+    this.#closing = new Promise<void>((resolve) => this.#socket.close(() => resolve()));
+    return this.#closing;
   }
 }

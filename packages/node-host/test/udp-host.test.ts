@@ -1,10 +1,11 @@
 import { createSocket } from "node:dgram";
-import { MemoryLogger } from "@spines-ts/primitives";
-import { afterEach, describe, expect, it } from "vitest";
-import { UdpHost } from "../src/index.ts";
+import { CapacityError, ManualClock, MemoryLogger } from "@spines-ts/primitives";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { MAX_TIMER_DELAY_MS, UdpHost } from "../src/index.ts";
 
 const hosts: UdpHost[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   await Promise.all(hosts.splice(0).map((h) => h.close()));
 });
 
@@ -106,5 +107,169 @@ describe("UdpHost", () => {
     expect(order).toEqual([1, 2, 2.5, 3]);
     expect(h.stats.timerErrors).toBe(1);
     expect(h.pendingTimers).toBe(0);
+  });
+});
+
+describe("UdpHost timers", () => {
+  it("arms no real timer for schedule(Infinity) and never wakes for it", async () => {
+    const h = await UdpHost.open({ id: 1, listen: { address: "127.0.0.1", port: 0 } });
+    hosts.push(h);
+    let fired = false;
+    h.schedule(Number.POSITIVE_INFINITY, () => {
+      fired = true;
+    });
+    expect(h.timerArmed).toBe(false);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(fired).toBe(false);
+    expect(h.stats.timerWakeups).toBe(0);
+    // A real deadline still arms, and Infinity does not disturb it.
+    let real = false;
+    h.schedule(h.clock.now() + 2, () => {
+      real = true;
+    });
+    expect(h.timerArmed).toBe(true);
+    await waitFor(() => real, "the finite timer");
+    expect(h.timerArmed).toBe(false);
+    expect(fired).toBe(false);
+  });
+
+  it("reaches deadlines beyond setTimeout's range in clamped steps", async () => {
+    const h = await UdpHost.open({
+      id: 1,
+      listen: { address: "127.0.0.1", port: 0 },
+      clock: { now: () => Date.now() },
+    });
+    hosts.push(h);
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setImmediate", "clearImmediate", "Date"] });
+    const t0 = Date.now();
+    const far = t0 + MAX_TIMER_DELAY_MS + 1000;
+    let firedAt = -1;
+    h.schedule(far, () => {
+      firedAt = Date.now();
+    });
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(1); // an overflowed setTimeout would fire after 1 ms
+    expect(h.stats.timerWakeups).toBe(0);
+    vi.advanceTimersByTime(MAX_TIMER_DELAY_MS - 1);
+    expect(h.stats.timerWakeups).toBe(1);
+    expect(firedAt).toBe(-1);
+    vi.advanceTimersByTime(1000);
+    expect(firedAt).toBe(far);
+    expect(h.stats.timerWakeups).toBe(2);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("waits for a sub-millisecond deadline with one immediate, then a 1 ms timeout, not a spin", async () => {
+    const clock = new ManualClock(1000);
+    const h = await UdpHost.open({ id: 1, listen: { address: "127.0.0.1", port: 0 }, clock });
+    hosts.push(h);
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setImmediate", "clearImmediate"] });
+    let fired = 0;
+    h.schedule(1000.4, () => fired++);
+    // The clock does not move: a spinning host would wake again and again.
+    for (let i = 0; i < 20; i++) vi.advanceTimersToNextTimer();
+    expect(fired).toBe(0);
+    // One immediate, then one 1 ms timeout per advance: each idle wake arms a timeout, never an immediate.
+    expect(h.stats.timerWakeups).toBe(20);
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(1);
+    expect(h.stats.timerWakeups).toBe(21);
+    clock.advance(0.5);
+    vi.advanceTimersByTime(1);
+    expect(fired).toBe(1);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("chains of sub-millisecond timers cost at most two wakeups per fire", async () => {
+    const h = await UdpHost.open({ id: 1, listen: { address: "127.0.0.1", port: 0 } });
+    hosts.push(h);
+    let fires = 0;
+    const step = () => {
+      fires++;
+      if (fires < 100) h.schedule(h.clock.now() + 0.3, step);
+    };
+    h.schedule(h.clock.now() + 0.3, step);
+    await waitFor(() => fires === 100, "100 chained timers");
+    expect(h.stats.timerWakeups).toBeLessThanOrEqual(2 * fires);
+    expect(h.stats.timerWakeups).toBeGreaterThanOrEqual(fires);
+  });
+
+  it("runs callbacks scheduled in the past on the next turn, and nothing after close", async () => {
+    const h = await UdpHost.open({ id: 1, listen: { address: "127.0.0.1", port: 0 } });
+    hosts.push(h);
+    let past = false;
+    h.schedule(h.clock.now() - 1000, () => {
+      past = true;
+    });
+    expect(past).toBe(false);
+    await waitFor(() => past, "the past deadline");
+    await h.close();
+    let late = false;
+    const cancel = h.schedule(h.clock.now(), () => {
+      late = true;
+    });
+    cancel();
+    expect(h.timerArmed).toBe(false);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(late).toBe(false);
+    expect(() => h.schedule(Number.NaN, () => {})).toThrow(RangeError);
+  });
+});
+
+describe("UdpHost peers and failures", () => {
+  it("learns a peer that onUnknownPeer names, and counts a throwing hook", async () => {
+    const { a, b } = await pair("127.0.0.1");
+    b.removePeer(1);
+    const got: number[] = [];
+    b.attach({ receive: (from) => got.push(from) });
+    b.onUnknownPeer = (data) => {
+      if (data[0] === 0xee) throw new Error("hook boom");
+      return data[0] === 7 ? 7 : undefined;
+    };
+    a.send(2, Uint8Array.of(0xee));
+    a.send(2, Uint8Array.of(3)); // not claimed: dropped quietly
+    a.send(2, Uint8Array.of(7)); // claimed as node 7
+    a.send(2, Uint8Array.of(8)); // now from a known peer
+    await waitFor(() => got.length === 2, "two deliveries");
+    expect(got).toEqual([7, 7]);
+    expect(b.stats.rxHandlerErrors).toBe(1);
+    expect(b.stats.peersLearned).toBe(1);
+    expect(b.peer(7)).toEqual(a.address());
+    expect(b.peerAt({ address: "::ffff:127.0.0.1", port: a.address().port })).toBe(7);
+  });
+
+  it("keeps the peer table consistent and bounded", async () => {
+    const h = await UdpHost.open({ id: 1, listen: { address: "127.0.0.1", port: 0 }, maxPeers: 2 });
+    hosts.push(h);
+    const ep = { address: "127.0.0.1", port: 9 };
+    h.setPeer(5, ep);
+    h.setPeer(6, ep); // the endpoint moved to another id: 5 is gone
+    expect(h.peers()).toEqual([[6, ep]]);
+    h.removePeer(5); // must not remove 6's mapping
+    expect(h.peerAt(ep)).toBe(6);
+    h.setPeer(7, { address: "127.0.0.1", port: 10 });
+    expect(() => h.setPeer(8, { address: "127.0.0.1", port: 11 })).toThrow(CapacityError);
+    h.setPeer(7, { address: "127.0.0.1", port: 12 }); // an existing id may move
+    expect(h.peerCount).toBe(2);
+    expect(h.peerAt({ address: "127.0.0.1", port: 10 })).toBeUndefined();
+  });
+
+  it("counts sends to unknown peers, after close and those the socket refuses, and survives them", async () => {
+    const { a, b } = await pair("127.0.0.1");
+    a.send(99, Uint8Array.of(1));
+    expect(a.stats.txNoPeer).toBe(1);
+    a.sendToEndpoint(b.address(), new Uint8Array(70_000)); // too big for UDP: an async socket error
+    a.sendToEndpoint({ address: "127.0.0.1", port: 0 }, Uint8Array.of(1)); // refused synchronously
+    await waitFor(() => a.stats.txErrors >= 2, "two send errors");
+    const got: number[] = [];
+    b.attach({ receive: (_f, d) => got.push(d[0] ?? -1) });
+    a.send(2, Uint8Array.of(5));
+    await waitFor(() => got.length === 1, "the socket still works");
+    await a.close();
+    a.send(2, Uint8Array.of(1));
+    a.sendOwned(2, Uint8Array.of(1));
+    a.sendToEndpoint(b.address(), Uint8Array.of(1));
+    expect(a.stats.txAfterClose).toBe(3);
+    await a.close(); // idempotent
   });
 });
