@@ -9,6 +9,7 @@
  * latency, loss, expected latency) with hysteresis. Every table is bounded. Design: docs/routing.md.
  */
 export { RoutingErrorCode, UnknownNeighborError } from "./errors.ts";
+export { Flooding, type FloodingOptions, type Outgoing } from "./flooding.ts";
 export {
   bfs,
   type DisjointPath,
@@ -34,12 +35,17 @@ export {
 } from "./metrics.ts";
 export {
   DEFAULT_LIMITS,
-  type MulticastHops,
-  type Outgoing,
-  type Route,
-  Router,
+  type ResolvedRouterOptions,
   type RouterLimits,
   type RouterOptions,
   type RouterStats,
+  resolveRouterOptions,
+} from "./options.ts";
+export { Router } from "./router.ts";
+export {
+  type MulticastHops,
+  type Route,
+  RouteComputer,
+  type RouteComputerOptions,
   type RoutingEvent,
-} from "./router.ts";
+} from "./routes.ts";
