@@ -23,6 +23,11 @@ export interface SimulatorOptions {
   log?: Logger;
   /** Cap on pending events (packets in flight + timers + scripted actions). Default 1,000,000. */
   maxEvents?: number;
+  /**
+   * Packets a stalled node's inbox holds (like a socket's receive buffer); beyond it arrivals are
+   * dropped with cause "queue". Default 10,000.
+   */
+  stallQueuePackets?: number;
 }
 
 /** Counters of one simulator run. Drops are counted by cause; `dropped` is their sum. */
@@ -55,7 +60,12 @@ export interface LinkStats {
   bytesDelivered: number;
 }
 
-export type FaultKind = "crash" | "linkFlap" | "partition";
+/**
+ * Random fault kinds. The default set is crash, linkFlap and partition; the others are opt-in:
+ * `oneWayFlap` takes one direction of a link down (the other keeps working) and brings it back,
+ * `stall` freezes a node (it processes nothing; its inputs queue) for the fault's duration.
+ */
+export type FaultKind = "crash" | "linkFlap" | "partition" | "oneWayFlap" | "stall";
 
 export interface RandomFaultOptions {
   /** First possible fault time, ms. Default: now. */
@@ -77,6 +87,8 @@ export interface RandomFaultOptions {
 const EV_DELIVER = 1;
 const EV_TIMER = 2;
 const EV_ACTION = 3;
+/** A stalled node resumes: drains one queued event per firing, in arrival order. */
+const EV_RESUME = 4;
 
 const TAG_NODE = 0x6e6f6465;
 const TAG_LINK = 0x6c696e6b;
@@ -101,6 +113,13 @@ class NodeRec {
   /** 0 = cut off from everyone while a partition is active; else the group number. */
   group = 0;
   readonly out = new Map<number, Link>();
+  /** While stalled (or still draining what queued during a stall), events for the node wait in `held`. */
+  stalled = false;
+  stalledUntil = 0;
+  /** Deliveries and timers that came due while stalled, in order; `heldPackets` of them are deliveries. */
+  held: Ev[] = [];
+  heldHead = 0;
+  heldPackets = 0;
   constructor(id: number) {
     this.id = id;
   }
@@ -165,6 +184,7 @@ export class Simulator {
   readonly seed: number;
   readonly log: Logger;
   readonly maxEvents: number;
+  readonly stallQueuePackets: number;
   #now = 0;
   #seq = 0;
   readonly #heap: Ev[] = [];
@@ -205,6 +225,10 @@ export class Simulator {
     if (!(Number.isInteger(max) && max > 0))
       throw new RangeError(`Simulator: maxEvents must be a positive integer, got ${max}`);
     this.maxEvents = max;
+    const sq = options.stallQueuePackets ?? 10_000;
+    if (!(Number.isInteger(sq) && sq >= 0))
+      throw new RangeError(`Simulator: stallQueuePackets must be an integer >= 0, got ${sq}`);
+    this.stallQueuePackets = sq;
     this.#trace = new TraceRing(options.traceCapacity ?? 10_000);
     this.#clock = { now: () => this.#now };
   }
@@ -250,6 +274,7 @@ export class Simulator {
     rec.program = undefined;
     rec.inc++;
     this.#trace.record(Kind.crash, this.#now, id, 0, rec.inc, null);
+    this.#discardHeld(rec);
     this.log.debug({ node: id, t: this.#now }, "netsim: crash");
   }
 
@@ -288,6 +313,41 @@ export class Simulator {
     const out: NodeId[] = [];
     for (const r of this.#nodes.values()) if (r.factory !== undefined) out.push(r.id);
     return out;
+  }
+
+  /**
+   * Freezes a node for `ms`, as when its process is descheduled or paused by the garbage
+   * collector: it runs no timer and receives no packet. Packets arriving meanwhile queue (up to
+   * `stallQueuePackets`, then they are dropped with cause "queue"), timers fall due late. When the
+   * stall ends, the node handles what queued in arrival order, one event at a time, at the resume
+   * time, before anything newer. Stalling a stalled node extends the stall; a crash ends it (the
+   * queue is lost). Scripted actions that call the program directly are not held back.
+   */
+  stall(id: NodeId, ms: number): void {
+    const rec = this.#existing("Simulator.stall", id);
+    if (!rec.up) throw new RangeError(`Simulator.stall: node ${id} is down`);
+    if (typeof ms !== "number" || !(ms >= 0) || !Number.isFinite(ms))
+      throw new RangeError(`Simulator.stall: ms must be a finite number >= 0, got ${ms}`);
+    const until = this.#now + ms;
+    if (rec.stalled && until <= rec.stalledUntil) return;
+    rec.stalled = true;
+    rec.stalledUntil = until;
+    this.#trace.record(Kind.stall, this.#now, id, 0, Math.round(ms * 1000) >>> 0, null);
+    const ev = this.#alloc(until, EV_RESUME);
+    ev.rec = rec;
+    ev.inc = rec.inc;
+    this.#push(ev);
+  }
+
+  /** True while the node is stalled or still handling what queued during a stall. */
+  isStalled(id: NodeId): boolean {
+    return this.#nodes.get(id)?.stalled === true;
+  }
+
+  /** Events (packets and timers) queued at a stalled node. */
+  stalledEvents(id: NodeId): number {
+    const r = this.#nodes.get(id);
+    return r === undefined ? 0 : r.held.length - r.heldHead;
   }
 
   // ---------------------------------------------------------------- links
@@ -361,12 +421,17 @@ export class Simulator {
     return this.#nodes.get(a)?.out.get(b)?.up === true;
   }
 
-  /** Takes the link between a and b down in both directions; packets in flight on it are lost. */
-  linkDown(a: NodeId, b: NodeId): void {
+  /**
+   * Takes the link between a and b down in both directions (with `bothWays` false, only a → b: an
+   * asymmetric failure, b still reaches a); packets in flight on a downed direction are lost.
+   */
+  linkDown(a: NodeId, b: NodeId, bothWays = true): void {
     const ab = this.#nodes.get(a)?.out.get(b);
-    const ba = this.#nodes.get(b)?.out.get(a);
+    const ba = bothWays ? this.#nodes.get(b)?.out.get(a) : undefined;
     if (ab === undefined && ba === undefined)
-      throw new RangeError(`Simulator.linkDown: no link between ${a} and ${b}`);
+      throw new RangeError(
+        `Simulator.linkDown: no link ${bothWays ? "between" : "from"} ${a} ${bothWays ? "and" : "to"} ${b}`,
+      );
     for (const l of [ab, ba]) {
       if (l === undefined || !l.up) continue;
       l.up = false;
@@ -374,18 +439,20 @@ export class Simulator {
       l.busyUntil = this.#now;
       l.lastArrival = this.#now;
     }
-    this.#trace.record(Kind.linkDown, this.#now, a, b, 0, null);
+    this.#trace.record(Kind.linkDown, this.#now, a, b, bothWays ? 0 : 1, null);
   }
 
-  /** Brings the link between a and b back up in both directions. */
-  linkUp(a: NodeId, b: NodeId): void {
+  /** Brings the link between a and b back up in both directions (with `bothWays` false, only a → b). */
+  linkUp(a: NodeId, b: NodeId, bothWays = true): void {
     const ab = this.#nodes.get(a)?.out.get(b);
-    const ba = this.#nodes.get(b)?.out.get(a);
+    const ba = bothWays ? this.#nodes.get(b)?.out.get(a) : undefined;
     if (ab === undefined && ba === undefined)
-      throw new RangeError(`Simulator.linkUp: no link between ${a} and ${b}`);
+      throw new RangeError(
+        `Simulator.linkUp: no link ${bothWays ? "between" : "from"} ${a} ${bothWays ? "and" : "to"} ${b}`,
+      );
     if (ab !== undefined) ab.up = true;
     if (ba !== undefined) ba.up = true;
-    this.#trace.record(Kind.linkUp, this.#now, a, b, 0, null);
+    this.#trace.record(Kind.linkUp, this.#now, a, b, bothWays ? 0 : 1, null);
   }
 
   /**
@@ -472,7 +539,7 @@ export class Simulator {
   /**
    * Schedules random faults drawn from the seed: crashes (restarted later), link flaps (both
    * directions down, then up) and partitions into two sides (healed later), with exponential gaps
-   * and durations. Everything is repaired by `until`.
+   * and durations; opt-in, one-way link flaps and node stalls. Everything is repaired by `until`.
    */
   randomFaults(options: RandomFaultOptions): void {
     const { until, meanIntervalMs } = options;
@@ -488,7 +555,7 @@ export class Simulator {
     if (!(meanDur > 0)) throw new RangeError("Simulator.randomFaults: meanDurationMs must be > 0");
     if (kinds.length === 0) throw new RangeError("Simulator.randomFaults: kinds is empty");
     for (const k of kinds)
-      if (k !== "crash" && k !== "linkFlap" && k !== "partition")
+      if (k !== "crash" && k !== "linkFlap" && k !== "partition" && k !== "oneWayFlap" && k !== "stall")
         throw new RangeError(`Simulator.randomFaults: unknown fault kind ${String(k)}`);
     if (options.nodes !== undefined) for (const id of options.nodes) checkId("Simulator.randomFaults", id);
     const rng = new Rng(mix(this.seed, TAG_FAULT, this.#faultSchedules++, 0));
@@ -532,6 +599,26 @@ export class Simulator {
             if (l !== undefined && !l.up && l.epoch === epoch) this.linkUp(a, b);
           });
         }
+      } else if (kind === "oneWayFlap") {
+        const inSet = new Set(ids);
+        const dirs: [number, number][] = [];
+        for (const a of ids) {
+          const rec = this.#nodes.get(a);
+          if (rec === undefined) continue;
+          for (const [b, l] of rec.out) if (inSet.has(b) && l.up) dirs.push([a, b]);
+        }
+        if (dirs.length > 0) {
+          const [a, b] = rng.pick(dirs);
+          this.linkDown(a, b, false);
+          const epoch = this.#nodes.get(a)?.out.get(b)?.epoch ?? 0;
+          this.at(end(), () => {
+            const l = this.#nodes.get(a)?.out.get(b);
+            if (l !== undefined && !l.up && l.epoch === epoch) this.linkUp(a, b, false);
+          });
+        }
+      } else if (kind === "stall") {
+        const up = ids.filter((id) => this.isUp(id));
+        if (up.length > 0) this.stall(rng.pick(up), end() - this.#now);
       } else if (!this.#partitioned && ids.length >= 2) {
         const shuffled = rng.shuffle([...ids]);
         const cut = rng.intBetween(1, shuffled.length - 1);
@@ -878,7 +965,7 @@ export class Simulator {
     return true;
   }
 
-  /** Pops one event and runs it; false if it was a dead one (cancelled timer, crashed node's timer). */
+  /** Pops one event and runs it; false if it was a dead one (cancelled timer, crashed node's timer) or held by a stall. */
   #processNext(): boolean {
     const ev = this.#pop() as Ev;
     if (ev.cancelled) {
@@ -895,6 +982,20 @@ export class Simulator {
       }
     }
     this.#now = ev.time;
+    if (type === EV_RESUME) return this.#resume(ev);
+    const target =
+      type === EV_TIMER ? (ev.rec as NodeRec) : type === EV_DELIVER ? (ev.link as Link).dst : null;
+    if (target?.stalled === true && target.up) {
+      this.#hold(target, ev);
+      return false;
+    }
+    this.#dispatch(ev);
+    return true;
+  }
+
+  /** Runs one live event at the current time, then checks the invariants. */
+  #dispatch(ev: Ev): void {
+    const type = ev.type;
     const st = this.#stats;
     st.events++;
     if (type === EV_DELIVER) {
@@ -944,7 +1045,72 @@ export class Simulator {
       }
     }
     if (this.#invariants.length > 0) this.checkInvariants();
+  }
+
+  /** Queues an event for a stalled node (a packet beyond the inbox bound is dropped). */
+  #hold(rec: NodeRec, ev: Ev): void {
+    if (ev.type === EV_DELIVER) {
+      if (rec.heldPackets >= this.stallQueuePackets) {
+        const link = ev.link as Link;
+        this.#release(ev);
+        this.#stats.inFlight--;
+        this.#drop(DropCause.queue, link.src.id, rec.id, link);
+        return;
+      }
+      rec.heldPackets++;
+    }
+    rec.held.push(ev);
+  }
+
+  /**
+   * The stall of `ev.rec` is over (unless it was extended or the node crashed): hands the node the
+   * oldest queued event and comes back at the same time for the next, until the queue is empty.
+   */
+  #resume(ev: Ev): boolean {
+    const rec = ev.rec as NodeRec;
+    const inc = ev.inc;
+    this.#release(ev);
+    if (!rec.stalled || rec.inc !== inc || this.#now < rec.stalledUntil) return false;
+    const next = rec.heldHead < rec.held.length ? (rec.held[rec.heldHead++] as Ev) : undefined;
+    if (next === undefined || rec.heldHead >= rec.held.length) {
+      rec.stalled = false;
+      rec.held = [];
+      rec.heldHead = 0;
+      rec.heldPackets = 0;
+      this.#trace.record(Kind.resume, this.#now, rec.id, 0, 0, null);
+    } else {
+      const again = this.#alloc(this.#now, EV_RESUME);
+      again.rec = rec;
+      again.inc = inc;
+      this.#push(again);
+    }
+    if (next === undefined) return false;
+    if (next.type === EV_DELIVER) rec.heldPackets = Math.max(0, rec.heldPackets - 1);
+    if (next.cancelled) {
+      if (this.#dead > 0) this.#dead--;
+      this.#release(next);
+      return false;
+    }
+    next.time = this.#now;
+    this.#dispatch(next);
     return true;
+  }
+
+  /** A crashed node's queue is lost: its packets are dropped (cause "crashed"), its timers die. */
+  #discardHeld(rec: NodeRec): void {
+    for (let i = rec.heldHead; i < rec.held.length; i++) {
+      const ev = rec.held[i] as Ev;
+      if (ev.type === EV_DELIVER) {
+        const link = ev.link as Link;
+        this.#stats.inFlight--;
+        this.#drop(DropCause.crashed, link.src.id, rec.id, link);
+      } else if (ev.cancelled && this.#dead > 0) this.#dead--;
+      this.#release(ev);
+    }
+    rec.stalled = false;
+    rec.held = [];
+    rec.heldHead = 0;
+    rec.heldPackets = 0;
   }
 
   #wrap(e: unknown, node: number | undefined, where: string): unknown {

@@ -16,6 +16,8 @@ export const Kind = {
   duplicate: 12,
   addNode: 13,
   linkSet: 14,
+  stall: 15,
+  resume: 16,
 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
