@@ -127,6 +127,27 @@ export class FailureDetector {
     return p;
   }
 
+  /**
+   * The members of a view just installed were heard by its coordinator moments ago: a member this
+   * one has not heard from yet (a joiner whose first heartbeat or greeting was lost) gets a peer
+   * entry as if heard now, so this member does not propose to drop it at once. A member that really
+   * is gone is then detected by the timeout as usual.
+   */
+  vouch(members: readonly MbMemberRef[], now: number): void {
+    const c = this.#c;
+    const greet = this.greet;
+    for (const m of members) {
+      if (m.id === c.id) continue;
+      const p = this.peers.get(m.id);
+      if (
+        p === undefined ? this.peers.size >= c.limits.maxPeers : p.inc === m.inc || p.deadIncs.includes(m.inc)
+      )
+        continue;
+      this.touchPeer(m.id, m.inc, now, true);
+    }
+    this.greet = greet;
+  }
+
   /** Records a heartbeat's summary; false when it is older than one already seen (reordered). */
   onHeartbeat(peer: Peer, hb: MbHeartbeat): boolean {
     if (hb.hbSeq <= peer.hbSeq) return false;

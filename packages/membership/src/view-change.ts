@@ -106,7 +106,7 @@ export class ViewChange {
         return;
       }
     }
-    if (reach[0]?.id !== c.id) return; // not the coordinator
+    if (this.#coordinator(now, reach) !== c.id) return;
     // a joiner gives the group a moment to propose to it before it forms a view of its own
     // (a group that exists proposes to a joiner at once: its coordinator has a view)
     if (this.#ord.view === null && now - this.joinedAt < this.#joinGraceMs() && !this.#fd.groupExists(now))
@@ -118,6 +118,33 @@ export class ViewChange {
     }
     if (acc !== null && acc.coord === c.id && acc.install !== null) return; // syncing my own install
     if (this.#needChange(now, reach)) this.#startProposal(now, reach);
+  }
+
+  /**
+   * Who coordinates the next change, as this member sees it: the lowest reachable member that has
+   * a view. A member without a view (a joiner: a new process or a restarted one) leads only when no
+   * reachable member has a view, or when the group has not taken it in within `2·viewChangeTimeoutMs`
+   * of its join (a liveness fallback for one-way links). So a returning member, even one with the
+   * lowest id, is merged into the established view by that view's coordinator; it never proposes a
+   * view of the few peers it has heard so far, which would split the established view.
+   */
+  #coordinator(now: number, reach: readonly MbMemberRef[]): NodeId {
+    const c = this.#c;
+    const view = this.#ord.view;
+    const joinerLeads = now - this.joinedAt >= 2 * c.timing.viewChangeTimeoutMs;
+    for (const m of reach) {
+      if (m.id === c.id) {
+        if (view !== null || joinerLeads) return c.id;
+        continue;
+      }
+      const p = this.#fd.peers.get(m.id);
+      if (p === undefined) continue;
+      // a member of our view has one too, even before its next heartbeat says so
+      if ((p.flags & MbHeartbeatFlag.InView) !== 0) return m.id;
+      const i = view?.index.get(m.id);
+      if (i !== undefined && view?.members[i]?.inc === m.inc) return m.id;
+    }
+    return (reach[0] as MbMemberRef).id;
   }
 
   #needChange(now: number, reach: readonly MbMemberRef[]): boolean {
@@ -152,8 +179,8 @@ export class ViewChange {
   #startProposal(now: number, members: MbMemberRef[]): void {
     const c = this.#c;
     this.#forceChange = false;
-    if (members[0]?.id !== c.id) {
-      // a lower member is reachable now: it coordinates
+    if (this.#coordinator(now, members) !== c.id) {
+      // a lower member with a view is reachable now: it coordinates
       this.proposal = null;
       return;
     }
@@ -247,7 +274,7 @@ export class ViewChange {
     if (msg.pid.coord !== from) return;
     if (!msg.members.some((m) => m.id === c.id && m.inc === c.incarnation)) return;
     if (msg.members.length > c.limits.maxMembers || !ascending(msg.members)) return;
-    if (msg.members[0]?.id !== from) return; // the coordinator is the lowest member
+    if (!msg.members.some((m) => m.id === from)) return; // the coordinator is a member
     const reject = (): void => {
       if (from !== c.id) c.send(from, { _tag: "MbReject", pid: msg.pid, maxCounter: this.maxCounter });
     };
@@ -313,7 +340,11 @@ export class ViewChange {
       return;
     }
     if (acc.install !== null) return; // duplicate
-    if (msg.entries.length > c.limits.maxMembers || !ascending(msg.entries) || msg.entries[0]?.id !== from)
+    if (
+      msg.entries.length > c.limits.maxMembers ||
+      !ascending(msg.entries) ||
+      !msg.entries.some((e) => e.id === from)
+    )
       return;
     const entry = msg.entries.find((e) => e.id === c.id && e.inc === c.incarnation);
     if (entry === undefined) return;
@@ -383,6 +414,7 @@ export class ViewChange {
       pub,
     };
     this.#ord.startView(installed, new Map(msg.entries.map((e) => [e.id, e.floor])));
+    this.#fd.vouch(members, now);
     this.accepted = null;
     this.#transitionalSent = false;
     this.#forceChange = false;
