@@ -5,8 +5,15 @@
  * mapping node ids to endpoints, one real timer armed for the earliest deadline of a `TimerQueue`,
  * counters, and handlers that may throw without killing the process. Nothing here is specific to
  * Spines or to membership, so every daemon runs its sans-IO drivers on it unchanged, exactly as
- * `@spines-ts/netsim` runs them under virtual time.
+ * `@spines-ts/netsim` runs them under virtual time. `DiscoverySocket` finds peers on a LAN segment
+ * (multicast or broadcast announcements) for drivers such as membership, which then `setPeer` them.
  */
+export {
+  type DiscoveryOptions,
+  DiscoverySocket,
+  type DiscoveryStats,
+  isMulticastAddress,
+} from "./discovery.ts";
 export { canonicalAddress, type Endpoint, endpointKey, formatEndpoint } from "./endpoint.ts";
 export {
   type GroupSendOptions,

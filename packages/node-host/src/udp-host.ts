@@ -83,6 +83,7 @@ export interface UdpHostStats {
  * host learn the peer (`setPeer(id, from)`, replacing that id's old endpoint) and deliver the
  * datagram to the program as coming from it; returning nothing drops it (not counted as unknown).
  */
+// biome-ignore lint/suspicious/noConfusingVoidType: handlers written as `(d, ep) => void` stay valid
 export type UnknownPeerHandler = (data: Uint8Array, from: Endpoint) => NodeId | undefined | void;
 
 /** Lets `sendToEndpoint` reach a broadcast address or a multicast group. */
