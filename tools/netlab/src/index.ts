@@ -9,8 +9,11 @@
  */
 export type { DirectionStats, GilbertElliott, LinkParams } from "./emulator/core.ts";
 export { NetlabError, type NetlabErrorCode } from "./errors.ts";
+export { measureEmulatorOverhead, type OverheadRow } from "./overhead.ts";
+export { type ProbeOptions, type ProbeResult, probe, RECEIVER_JS, SENDER_JS } from "./probe.ts";
 export type { ExecResult } from "./proc.ts";
 export { stateDir } from "./state.ts";
+export { type LatencySummary, summarize } from "./stats.ts";
 export { canRun, emulatorRequest, nsName, requireRoot, Testbed } from "./testbed.ts";
 export type { Bottleneck, LanSpec, LinkSpec, TopologySpec } from "./topology.ts";
 export { plan } from "./topology.ts";

@@ -1,5 +1,6 @@
 /** Running external commands (ip, tc, socat, ...) with captured output. */
 import { spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { NetlabError } from "./errors.ts";
 
 export interface ExecResult {
@@ -66,13 +67,17 @@ export function have(cmd: string): boolean {
   return r.status === 0;
 }
 
-/** True when process `pid` exists. */
+/** True when process `pid` exists and is not a zombie. */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z";
+  } catch {
+    return false;
   }
 }
 

@@ -57,6 +57,8 @@ export interface TopologySpec {
   routes?: "auto" | "none";
   /** sysctls set in every host namespace, e.g. { "net.ipv4.tcp_congestion_control": "cubic" }. */
   sysctls?: Record<string, string>;
+  /** Nice value of the emulator and socat processes (default -10: ahead of ordinary work on a busy machine). */
+  niceness?: number;
   /** Remove leftovers of an earlier run with the same prefix first (default false: error if any exist). */
   replace?: boolean;
 }

@@ -48,6 +48,8 @@ interface Pending {
 const LOCAL = "127.0.0.1";
 /** Wake this much before a deadline and deliver what is due within it (setTimeout has ms granularity). */
 const EARLY_MS = 0.3;
+/** Socket buffers: absorb scheduling stalls of a busy machine instead of dropping (capped by net.core.rmem_max). */
+const BUF = 4 << 20;
 
 function main(): void {
   const file = process.argv[2];
@@ -96,8 +98,8 @@ function main(): void {
     const ab = new Direction(l.ab, l.seed * 2 + 1);
     const ba = new Direction(l.ba, l.seed * 2 + 2);
     links.set(l.id, { ab, ba });
-    const sa = createSocket("udp4");
-    const sb = createSocket("udp4");
+    const sa = createSocket({ type: "udp4", recvBufferSize: BUF, sendBufferSize: BUF });
+    const sb = createSocket({ type: "udp4", recvBufferSize: BUF, sendBufferSize: BUF });
     sockets.push(sa, sb);
     const wire = (inSock: Socket, out: Socket, peer: number, dir: Direction) => {
       inSock.on("message", (data) => {
