@@ -1,4 +1,4 @@
-import { Deque } from "./deque.ts";
+import { Deque } from "@spines-ts/primitives";
 
 /** A flow's identity on a link: any string or number (e.g. "src:port>dst:port"). */
 export type FlowKey = string | number;

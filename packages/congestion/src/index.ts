@@ -15,9 +15,7 @@ export {
   RateCapped,
   type WindowOptions,
 } from "./controller.ts";
-export { Deque } from "./deque.ts";
 export { type DrrOptions, DrrRefusal, DrrScheduler, type FlowKey } from "./drr.ts";
-export { RttEstimator } from "./rtt.ts";
 export { TokenBucket } from "./token-bucket.ts";
 
 /** Jain's fairness index (Σx)² / (n·Σx²) of non-negative shares; 1 when all are equal. */

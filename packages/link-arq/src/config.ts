@@ -63,6 +63,13 @@ export interface LinkConfig {
   readonly lossEwmaAlpha: number;
   /** How often a metrics event is emitted. */
   readonly metricsIntervalMs: number;
+  /**
+   * First sequence number of the reliable channel, both directions (tests use it to start next to
+   * the 2^32 wrap). Undefined (the default): each direction starts at a 32-bit mix of the sender's
+   * and the receiver's incarnations, which are random per process start and known to both ends, so
+   * every pair of lives gets its own unpredictable starting point without a field on the wire.
+   */
+  readonly initialSequence: number | undefined;
 }
 
 export const defaultLinkConfig: LinkConfig = {
@@ -96,6 +103,7 @@ export const defaultLinkConfig: LinkConfig = {
   unreliableWindowPackets: 1024,
   lossEwmaAlpha: 0.01,
   metricsIntervalMs: 1000,
+  initialSequence: undefined,
 };
 
 /** Wire overhead of a data frame: 16 (frame) + 14 (LinkData fields) + 14 (overlay header). */
@@ -137,6 +145,7 @@ export function resolveLinkConfig(partial: Partial<LinkConfig> = {}, source = "l
   num("lossEwmaAlpha", 0.0001, false, 1);
   num("metricsIntervalMs", 1);
   if (c.rateCapBytesPerMs !== undefined) num("rateCapBytesPerMs", 1e-6);
+  if (c.initialSequence !== undefined) num("initialSequence", 0, true, 0xffffffff);
   if (typeof c.pacing !== "boolean") throw new ConfigError(source, "pacing", "a boolean", c.pacing);
   if (typeof c.ackCoalescing !== "boolean")
     throw new ConfigError(source, "ackCoalescing", "a boolean", c.ackCoalescing);

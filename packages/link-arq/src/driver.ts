@@ -1,5 +1,5 @@
 import type { FlowKey } from "@spines-ts/congestion";
-import type { Cancel, Host, NodeId } from "@spines-ts/primitives";
+import { CoreDriver, type Host, type NodeId } from "@spines-ts/primitives";
 import { decode, type Frame, type LinkChannel, type OverlayHeader, WireError } from "@spines-ts/wire";
 import type { LinkConfig } from "./config.ts";
 import { Link } from "./link.ts";
@@ -26,18 +26,16 @@ export interface LinkDriverOptions {
 
 interface Entry {
   readonly link: Link;
-  cancel: Cancel | undefined;
-  armedAt: number | undefined;
-  flushing: boolean;
-  again: boolean;
+  readonly driver: CoreDriver;
 }
 
 const LINK_TAGS = new Set(["Hello", "LinkData", "LinkAck", "RealtimeNack"]);
 
 /**
  * Runs one `Link` core per neighbour on a `Host`: decodes incoming datagrams and routes them by
- * sender, arms one host timer per link at its `nextTimeout()`, sends its frames, and passes
- * deliveries and events to the owner. The simulator and the daemon both use this.
+ * sender, and drives each link with the shared `CoreDriver` (docs/drivers.md): after every input
+ * its frames are sent and its deliveries and events passed to the owner, and one host timer per
+ * link stays armed at its `nextDeadline()`. The simulator and the daemon both use this.
  */
 export class LinkDriver {
   readonly host: Host;
@@ -70,9 +68,14 @@ export class LinkDriver {
       now: this.host.clock.now(),
       rng: this.host.rng,
     });
-    const e: Entry = { link, cancel: undefined, armedAt: undefined, flushing: false, again: false };
-    this.#links.set(peer, e);
-    this.#flush(peer, e);
+    const driver = new CoreDriver(this.host, {
+      drain: () => this.#drain(peer, link),
+      hasOutput: () => link.hasOutput,
+      nextDeadline: () => link.nextDeadline(),
+      handleTimeout: (now) => link.handleTimeout(now),
+    });
+    this.#links.set(peer, { link, driver });
+    driver.flush();
     return link;
   }
 
@@ -80,9 +83,8 @@ export class LinkDriver {
   removeNeighbour(peer: NodeId): void {
     const e = this.#links.get(peer);
     if (!e) return;
-    e.link.close(this.host.clock.now());
-    this.#flush(peer, e);
-    e.cancel?.();
+    e.driver.input((now) => e.link.close(now));
+    e.driver.stop();
     this.#links.delete(peer);
   }
 
@@ -116,8 +118,7 @@ export class LinkDriver {
       this.unknownSender++;
       return;
     }
-    e.link.handleFrame(f, this.host.clock.now());
-    this.#flush(f.sender, e);
+    e.driver.input((now) => e.link.handleFrame(f, now));
   }
 
   /** Sends an overlay packet to a neighbour on a channel. */
@@ -130,19 +131,16 @@ export class LinkDriver {
   ): SendResult {
     const e = this.#links.get(peer);
     if (!e || this.#stopped) return SendResult.Down;
-    const r = e.link.send(channel, header, payload, this.host.clock.now(), flow);
-    this.#flush(peer, e);
-    return r;
+    return e.driver.input((now) => e.link.send(channel, header, payload, now, flow)) ?? SendResult.Down;
   }
 
   /** Offers held deliveries again (e.g. after a writable event on the link they are going to). */
   offerDeliveries(peer?: NodeId): void {
     if (peer === undefined) {
-      for (const [p, e] of this.#links) this.#flush(p, e);
+      for (const e of this.#links.values()) e.driver.flush();
       return;
     }
-    const e = this.#links.get(peer);
-    if (e) this.#flush(peer, e);
+    this.#links.get(peer)?.driver.flush();
   }
 
   /** Sends goodbyes and cancels every timer. */
@@ -151,55 +149,27 @@ export class LinkDriver {
     this.#stopped = true;
   }
 
-  #flush(peer: NodeId, e: Entry): void {
-    if (e.flushing) {
-      e.again = true;
-      return;
+  /** One drain pass of a link's outputs; true when anything was sent, reported or delivered. */
+  #drain(peer: NodeId, link: Link): boolean {
+    // A pass that sent, reported or delivered nothing cannot change what the next pass would see,
+    // so a re-entrant flush (e.g. a refused forward back onto this same full link) must not make
+    // us offer the same held deliveries again forever: CoreDriver stops after such a pass.
+    let progress = false;
+    const tx = this.#opts.transmit;
+    for (const b of link.takeTransmits()) {
+      progress = true;
+      if (tx) tx(peer, b);
+      else this.host.send(peer, b);
     }
-    e.flushing = true;
-    try {
-      do {
-        e.again = false;
-        // A pass that sent, reported or delivered nothing cannot change what the next pass would
-        // see, so a re-entrant flush (e.g. a refused forward back onto this same full link) must not
-        // make us offer the same held deliveries again forever.
-        let progress = false;
-        const now = this.host.clock.now();
-        const tx = this.#opts.transmit;
-        for (const b of e.link.takeTransmits()) {
-          progress = true;
-          if (tx) tx(peer, b);
-          else this.host.send(peer, b);
-        }
-        for (const ev of e.link.takeEvents()) {
-          progress = true;
-          this.#opts.onEvent?.(peer, ev);
-        }
-        const take = this.#opts.onDelivery;
-        if (e.link.pendingDeliveries > 0) {
-          if (e.link.consumeDeliveries(now, take ? (d) => take(peer, d) : () => true) > 0) progress = true;
-        }
-        if (e.link.hasOutput) e.again = true;
-        else if (!progress) e.again = false;
-      } while (e.again);
-      this.#arm(peer, e);
-    } finally {
-      e.flushing = false;
+    for (const ev of link.takeEvents()) {
+      progress = true;
+      this.#opts.onEvent?.(peer, ev);
     }
-  }
-
-  #arm(peer: NodeId, e: Entry): void {
-    if (this.#links.get(peer) !== e) return;
-    const at = e.link.nextTimeout();
-    if (e.armedAt === at && e.cancel) return;
-    e.cancel?.();
-    e.armedAt = at;
-    e.cancel = this.host.schedule(at, () => {
-      e.cancel = undefined;
-      e.armedAt = undefined;
-      if (this.#links.get(peer) !== e) return;
-      e.link.handleTimeout(Math.max(at, this.host.clock.now()));
-      this.#flush(peer, e);
-    });
+    const take = this.#opts.onDelivery;
+    if (link.pendingDeliveries > 0) {
+      const now = this.host.clock.now();
+      if (link.consumeDeliveries(now, take ? (d) => take(peer, d) : () => true) > 0) progress = true;
+    }
+    return progress;
   }
 }

@@ -1,5 +1,5 @@
-import { type FlowKey, RttEstimator, TokenBucket } from "@spines-ts/congestion";
-import type { NodeId, Rng } from "@spines-ts/primitives";
+import { type FlowKey, TokenBucket } from "@spines-ts/congestion";
+import { type NodeId, type Rng, RttEstimator } from "@spines-ts/primitives";
 import {
   decode,
   encode,
@@ -239,7 +239,10 @@ export class Link {
     }
     if (inc !== this.#peerInc) {
       if (this.#peerInc !== 0) this.#restart(now, inc);
-      else this.#peerInc = inc;
+      else {
+        this.#peerInc = inc;
+        this.#startReliable();
+      }
     }
     this.stats.framesIn++;
     this.#lastHeard = now;
@@ -358,9 +361,25 @@ export class Link {
     if (this.#retired.length > RETIRED_KEEP) this.#retired.shift();
   }
 
+  /** The first sequence number of the reliable channel from `sender` to `receiver` (incarnations). */
+  #isn(sender: number, receiver: number): number {
+    const fixed = this.config.initialSequence;
+    if (fixed !== undefined) return fixed;
+    let h = Math.imul(sender ^ 0x9e3779b9, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13) ^ receiver, 0xc2b2ae35);
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    return (h ^ (h >>> 13)) >>> 0;
+  }
+
+  /** Starts both reliable directions at their ISNs for the current peer incarnation (channels idle). */
+  #startReliable(): number {
+    const discarded = this.reliable.reset(this.#isn(this.incarnation, this.#peerInc));
+    this.reliableIn.reset(this.#isn(this.#peerInc, this.incarnation));
+    return discarded;
+  }
+
   #resetChannels(): number {
-    const discarded = this.reliable.reset();
-    this.reliableIn.reset();
+    const discarded = this.#startReliable();
     this.realtime.reset();
     this.realtimeIn.reset();
     this.bestEffort.reset();
@@ -559,7 +578,12 @@ export class Link {
     this.#now = now;
   }
 
-  /** The earliest time `handleTimeout` must be called. */
+  /** The earliest time `handleTimeout` must be called (the shared verb; docs/drivers.md). */
+  nextDeadline(): number {
+    return this.nextTimeout();
+  }
+
+  /** The earliest time `handleTimeout` must be called. Same as `nextDeadline`. */
   nextTimeout(): number {
     let t = Math.min(this.#nextHelloAt, this.#nextMetricsAt);
     if (this.#state === "up") t = Math.min(t, this.#lastHeard + this.config.deadTimeoutMs);

@@ -1,12 +1,11 @@
 import {
   type CongestionController,
   createController,
-  Deque,
   DrrScheduler,
   type FlowKey,
-  type RttEstimator,
   TokenBucket,
 } from "@spines-ts/congestion";
+import { Deque, type RttEstimator, unwrap32, wrap32 } from "@spines-ts/primitives";
 import {
   type LinkAck,
   LinkChannel,
@@ -17,7 +16,7 @@ import {
   type SackRange,
 } from "@spines-ts/wire";
 import { DATA_OVERHEAD_BYTES, type LinkConfig } from "./config.ts";
-import { elapsedMs, tsUs, unwrap32, wire32 } from "./seq.ts";
+import { elapsedMs, tsUs } from "./seq.ts";
 
 const INFLIGHT = 0;
 const LOST = 1;
@@ -149,7 +148,7 @@ export class ReliableSender {
   }
 
   #rto(): number {
-    const base = this.#rtt.rto({
+    const base = this.#rtt.rto(0, {
       minMs: this.#cfg.minRtoMs,
       maxMs: this.#cfg.maxRtoMs,
       initialMs: this.#cfg.initialRtoMs,
@@ -280,7 +279,7 @@ export class ReliableSender {
         peerIncarnation,
         channel: LinkChannel.Reliable,
         flags: p.txCount > 1 ? LinkDataFlag.Retransmission : 0,
-        seq: wire32(p.seq),
+        seq: wrap32(p.seq),
         ts: tsUs(now),
         header: p.header,
         payload: p.payload,
@@ -311,7 +310,8 @@ export class ReliableSender {
   /** Processes an acknowledgement. Returns false if it was inconsistent (and ignored). */
   onAck(now: number, ack: LinkAck): boolean {
     const cum = unwrap32(ack.cumAck, this.#sndUna);
-    if (cum > this.#nextSeq || cum < this.#sndUna - this.#cfg.recvWindowPackets) {
+    // Full sequence numbers are never negative: a negative unwrapped ack is from no packet we sent.
+    if (cum < 0 || cum > this.#nextSeq || cum < this.#sndUna - this.#cfg.recvWindowPackets) {
       this.stats.badAcks++;
       return false;
     }
@@ -446,17 +446,20 @@ export class ReliableSender {
     if (this.#paceAt !== undefined && now >= this.#paceAt) this.#paceAt = undefined;
   }
 
-  /** Forgets everything (peer restarted); returns how many packets were discarded. */
-  reset(): number {
+  /**
+   * Forgets everything (peer restarted) and starts the sequence space at `isn` (the next packet
+   * sent gets it); returns how many packets were discarded.
+   */
+  reset(isn = 0): number {
     const n = this.#queue.packets + this.#unacked.size;
     this.#queue.clear();
     this.#unacked.clear();
     this.#order.clear();
     this.#retx.clear();
     this.#unackedBytes = 0;
-    this.#nextSeq = 0;
-    this.#sndUna = 0;
-    this.#peerLimit = ReliableSender.#initialLimit(this.#cfg);
+    this.#nextSeq = isn;
+    this.#sndUna = isn;
+    this.#peerLimit = isn + ReliableSender.#initialLimit(this.#cfg);
     this.#txCounter = 0;
     this.#bytesInFlight = 0;
     this.#largestAckedTx = -1;
@@ -625,7 +628,7 @@ export class ReliableReceiver {
     const ranges: SackRange[] = [];
     for (let i = this.#ranges.length - 1; i >= 0 && ranges.length < MAX_ACK_RANGES; i--) {
       const [s, e] = this.#ranges[i] as [number, number];
-      ranges.push({ start: wire32(s), end: wire32(e) });
+      ranges.push({ start: wrap32(s), end: wrap32(e) });
     }
     const delayUs = Math.min(0xffffffff, Math.max(0, Math.round((now - this.#arrivedAt) * 1000)));
     this.#pending = 0;
@@ -634,20 +637,21 @@ export class ReliableReceiver {
     return {
       _tag: "LinkAck",
       peerIncarnation,
-      cumAck: wire32(this.#cum),
-      limit: wire32(limit),
+      cumAck: wrap32(this.#cum),
+      limit: wrap32(limit),
       echoTs: this.#echoTs,
       ackDelay: delayUs,
       ranges,
     };
   }
 
-  reset(): void {
+  /** Forgets everything and expects the peer's sequence space to start at `isn`. */
+  reset(isn = 0): void {
     this.#bits.fill(0);
     this.#ranges.length = 0;
-    this.#cum = 0;
-    this.#highest = 0;
-    this.#advertised = 0;
+    this.#cum = isn;
+    this.#highest = isn;
+    this.#advertised = isn;
     this.#pending = 0;
     this.#ackAt = undefined;
     this.#everReceived = false;

@@ -1,23 +1,19 @@
-/** 32-bit wire values: sequence numbers and microsecond timestamps. */
+/**
+ * 32-bit wire values of the links. Sequence numbers use the shared arithmetic of
+ * `@spines-ts/primitives` (`wrap32`, `unwrap32`: one meaning project-wide, see its `seq.ts`);
+ * what is link-specific here is the microsecond timestamp carried in hellos, data and acks.
+ */
+import { wrap32 } from "@spines-ts/primitives";
+
+export { unwrap32, wrap32 } from "@spines-ts/primitives";
 
 const TWO32 = 0x100000000;
 
 /**
- * The full sequence number whose low 32 bits are `wire`, nearest to `ref` (as QUIC decodes
- * packet numbers). Internally sequence numbers never wrap; only the wire form does.
+ * The wire form of a full sequence number.
+ * @deprecated use `wrap32` from `@spines-ts/primitives` (same function).
  */
-export function unwrap32(wire: number, ref: number): number {
-  const base = ref - (ref % TWO32);
-  let v = base + wire;
-  if (v - ref > TWO32 / 2) v -= TWO32;
-  else if (ref - v > TWO32 / 2) v += TWO32;
-  return v < 0 ? v + TWO32 : v;
-}
-
-/** The wire form of a full sequence number. */
-export function wire32(seq: number): number {
-  return seq % TWO32;
-}
+export const wire32: (seq: number) => number = wrap32;
 
 /** A clock reading (ms) as the µs timestamp carried on the wire. */
 export function tsUs(nowMs: number): number {

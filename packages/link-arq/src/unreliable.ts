@@ -1,4 +1,4 @@
-import { Deque } from "@spines-ts/congestion";
+import { Deque, unwrap32, wrap32 } from "@spines-ts/primitives";
 import {
   type LinkChannel,
   type LinkData,
@@ -8,7 +8,7 @@ import {
   type RealtimeNack,
 } from "@spines-ts/wire";
 import type { LinkConfig } from "./config.ts";
-import { tsUs, unwrap32, wire32 } from "./seq.ts";
+import { tsUs } from "./seq.ts";
 
 interface HistoryEntry {
   readonly seq: number;
@@ -89,7 +89,7 @@ export class UnreliableSender {
       peerIncarnation,
       channel: this.channel,
       flags: 0,
-      seq: wire32(seq),
+      seq: wrap32(seq),
       ts: tsUs(now),
       header,
       payload,
@@ -137,7 +137,7 @@ export class UnreliableSender {
         peerIncarnation,
         channel: this.channel,
         flags: LinkDataFlag.Retransmission,
-        seq: wire32(seq),
+        seq: wrap32(seq),
         ts: tsUs(now),
         header: h.header,
         payload: h.payload,
@@ -198,6 +198,11 @@ export class UnreliableReceiver {
   onData(_now: number, d: LinkData, srttMs: number, nack: (seqs: number[]) => void): number | undefined {
     const W = this.#cfg.unreliableWindowPackets;
     const seq = unwrap32(d.seq, this.#highest);
+    // Full sequence numbers are never negative: a negative one precedes the sender's first packet.
+    if (seq < 0) {
+      this.stats.tooOld++;
+      return undefined;
+    }
     const retx = (d.flags & LinkDataFlag.Retransmission) !== 0;
     if (!this.#started) {
       this.#started = true;
@@ -237,7 +242,7 @@ export class UnreliableReceiver {
       const missing = seq - gapFrom;
       if (spacing + 1.5 * srttMs <= this.#cfg.realtimeHistoryMs) {
         const seqs: number[] = [];
-        for (let s = Math.max(gapFrom, seq - MAX_NACK_SEQS); s < seq; s++) seqs.push(wire32(s));
+        for (let s = Math.max(gapFrom, seq - MAX_NACK_SEQS); s < seq; s++) seqs.push(wrap32(s));
         this.stats.nacked += seqs.length;
         this.stats.notNackedLate += missing - seqs.length;
         nack(seqs);

@@ -1,7 +1,8 @@
 import { randomInt } from "node:crypto";
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { EventEmitter } from "node:events";
-import { type Logger, type NodeId, silentLogger, systemClock } from "@spines-ts/primitives";
+import { type Logger, type NodeId, silentLogger } from "@spines-ts/primitives";
+import { systemClock } from "@spines-ts/primitives/system-clock";
 import { decodeHeader } from "@spines-ts/wire";
 import { MembershipCore } from "./core.ts";
 import type { Delivery, MembershipConfig, View, ViewId } from "./types.ts";

@@ -6,17 +6,8 @@
  * interleaved rounds and the median is reported.
  */
 import { opsPerSec, runBench, stats } from "@spines-ts/bench";
-import {
-  type Datagram,
-  DestKind,
-  decode,
-  encode,
-  encodeInto,
-  sign,
-  signInto,
-  verify,
-  Writer,
-} from "../src/index.ts";
+import { sign, signInto, verify } from "../src/auth.ts";
+import { type Datagram, DestKind, decode, encode, encodeInto, Writer } from "../src/index.ts";
 
 await runBench("wire", (ctx) => {
   const roundMs = ctx.quick ? 150 : 1000;

@@ -3,19 +3,11 @@
  * The spines-ts wire codec. Every datagram is one frame: a 16-byte header (magic "SP", version,
  * message type, flags, body length, sender node id, sender incarnation), the message body, and an
  * optional authentication trailer. `encode` and `decode` turn messages (plain objects with a `_tag`)
- * into bytes and back; malformed input throws `WireError` and nothing else. `sign` and `verify` add and
- * check the authentication trailer (HMAC-SHA-256 truncated to 16 bytes). The format is specified in
- * docs/wire.md.
+ * into bytes and back; malformed input throws `WireError` and nothing else. The authentication
+ * trailer (HMAC-SHA-256 truncated to 16 bytes) is added and checked by `sign` and `verify` from the
+ * `@spines-ts/wire/auth` subpath (it needs `node:crypto`; this root is pure). The format is
+ * specified in docs/wire.md.
  */
-export {
-  AUTH_KEY_MIN_BYTES,
-  authMac,
-  sign,
-  signInto,
-  VerifyFailure,
-  type VerifyResult,
-  verify,
-} from "./auth.ts";
 export { Reader, Writer } from "./cursor.ts";
 export { WireError, WireErrorCode } from "./errors.ts";
 export {

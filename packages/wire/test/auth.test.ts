@@ -1,15 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { authMac, sign, signInto, VerifyFailure, verify } from "../src/auth.ts";
 import {
   AUTH_TRAILER_BYTES,
-  authMac,
   DestKind,
   decode,
   encode,
   encodeInto,
-  sign,
-  signInto,
-  VerifyFailure,
-  verify,
   WireError,
   WireErrorCode,
   Writer,

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { verify } from "../src/auth.ts";
 import {
   dataMessages,
   decode,
@@ -12,7 +13,6 @@ import {
   registry,
   routingMessages,
   sessionMessages,
-  verify,
   vipMessages,
   WireError,
 } from "../src/index.ts";

@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { sign, verify } from "../src/auth.ts";
 import {
   type Datagram,
   DestKind,
@@ -10,8 +11,6 @@ import {
   HEADER_BYTES,
   OVERLAY_HEADER_BYTES,
   Reader,
-  sign,
-  verify,
   WireError,
   Writer,
 } from "../src/index.ts";

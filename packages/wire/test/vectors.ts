@@ -7,7 +7,8 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { encode, type Message, sign, type WireErrorCode } from "../src/index.ts";
+import { sign } from "../src/auth.ts";
+import { encode, type Message, type WireErrorCode } from "../src/index.ts";
 
 export const fixturesDir = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
 

@@ -1,23 +1,35 @@
+import { CapacityError } from "./errors.ts";
+
 /**
- * A growable ring-buffer double-ended queue: O(1) push/shift at both ends. Used by the schedulers
- * and link buffers so that queue operations never copy arrays.
+ * A bounded double-ended queue on a growable ring buffer: O(1) push/shift at both ends and O(1)
+ * indexed access, never copying on shift. `maxLength` (default unbounded — the owner then enforces
+ * its own bound) makes `push`/`unshift` throw `CapacityError` when full; check `isFull` first.
  */
 export class Deque<T> {
+  readonly maxLength: number;
   #buf: (T | undefined)[];
   #head = 0;
   #size = 0;
 
-  constructor(initialCapacity = 16) {
+  constructor(initialCapacity = 16, maxLength = Number.POSITIVE_INFINITY) {
+    if (!(maxLength >= 0)) throw new RangeError(`Deque: maxLength must be >= 0, got ${maxLength}`);
     let cap = 1;
     while (cap < initialCapacity) cap *= 2;
     this.#buf = new Array<T | undefined>(cap);
+    this.maxLength = maxLength;
   }
 
   get length(): number {
     return this.#size;
   }
 
+  get isFull(): boolean {
+    return this.#size >= this.maxLength;
+  }
+
   #grow(): void {
+    if (this.#size >= this.maxLength) throw new CapacityError("deque", this.maxLength);
+    if (this.#size < this.#buf.length) return;
     const old = this.#buf;
     const nb = new Array<T | undefined>(old.length * 2);
     for (let i = 0; i < this.#size; i++) nb[i] = old[(this.#head + i) & (old.length - 1)];
@@ -25,19 +37,22 @@ export class Deque<T> {
     this.#head = 0;
   }
 
+  /** Appends at the back. */
   push(x: T): void {
-    if (this.#size === this.#buf.length) this.#grow();
+    this.#grow();
     this.#buf[(this.#head + this.#size) & (this.#buf.length - 1)] = x;
     this.#size++;
   }
 
+  /** Prepends at the front. */
   unshift(x: T): void {
-    if (this.#size === this.#buf.length) this.#grow();
+    this.#grow();
     this.#head = (this.#head - 1) & (this.#buf.length - 1);
     this.#buf[this.#head] = x;
     this.#size++;
   }
 
+  /** Removes and returns the front element. */
   shift(): T | undefined {
     if (this.#size === 0) return undefined;
     const x = this.#buf[this.#head];
@@ -47,13 +62,29 @@ export class Deque<T> {
     return x;
   }
 
+  /** Removes and returns the back element. */
+  pop(): T | undefined {
+    if (this.#size === 0) return undefined;
+    const i = (this.#head + this.#size - 1) & (this.#buf.length - 1);
+    const x = this.#buf[i];
+    this.#buf[i] = undefined;
+    this.#size--;
+    return x;
+  }
+
+  /** The front element, or undefined. */
   peek(): T | undefined {
     return this.#size === 0 ? undefined : this.#buf[this.#head];
   }
 
+  /** The back element, or undefined. */
+  last(): T | undefined {
+    return this.#size === 0 ? undefined : this.#buf[(this.#head + this.#size - 1) & (this.#buf.length - 1)];
+  }
+
   /** The i-th element from the front (0-based), or undefined. */
   at(i: number): T | undefined {
-    if (i < 0 || i >= this.#size) return undefined;
+    if (!(i >= 0 && i < this.#size)) return undefined;
     return this.#buf[(this.#head + i) & (this.#buf.length - 1)];
   }
 
