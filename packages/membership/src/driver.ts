@@ -9,6 +9,8 @@ export type MembershipNodeOptions = Omit<MembershipConfig, "id" | "incarnation">
   readonly incarnation?: number;
   /** Join as soon as the node starts (default true). */
   readonly autoJoin?: boolean;
+  /** Sends a discovery announcement (a core transmit to `null`, with `announce: true`). */
+  readonly onAnnounce?: (data: Uint8Array) => void;
 };
 
 /**
@@ -19,6 +21,7 @@ export class MembershipNode implements NodeProgram {
   readonly core: MembershipCore;
   readonly host: Host;
   readonly #onEvent: MembershipHandler;
+  readonly #onAnnounce: ((data: Uint8Array) => void) | undefined;
   #cancel: Cancel | undefined;
   #armedAt = Number.POSITIVE_INFINITY;
   #stopped = false;
@@ -30,6 +33,7 @@ export class MembershipNode implements NodeProgram {
   constructor(host: Host, options: MembershipNodeOptions, onEvent: MembershipHandler = () => {}) {
     this.host = host;
     this.#onEvent = onEvent;
+    this.#onAnnounce = options.onAnnounce;
     let inc = options.incarnation ?? host.rng.uint32();
     if (inc === 0) inc = 1;
     this.core = new MembershipCore({ ...options, id: host.id, incarnation: inc });
@@ -104,6 +108,7 @@ export class MembershipNode implements NodeProgram {
         this.#again = false;
         for (const t of this.core.drainTransmits()) {
           if (t.to !== null) this.host.send(t.to, t.data);
+          else this.#onAnnounce?.(t.data);
         }
         for (const ev of this.core.drainEvents()) this.#onEvent(ev, this);
       } while (this.#again);
