@@ -175,6 +175,24 @@ export class VipCore {
     return this.#held;
   }
 
+  /** The agreed table of the current view once its exchange completed. */
+  get table(): Table | undefined {
+    return this.#table;
+  }
+
+  /** Membership deliveries processed in the current view: a point in the view's total order. */
+  get delivered(): number {
+    return this.#delivered;
+  }
+
+  get mature(): boolean {
+    return this.#mature;
+  }
+
+  get settled(): boolean {
+    return this.#settled;
+  }
+
   /** Neighbours learned from the group (bounded, newest wins). */
   neighbors(): VipNeighbor[] {
     return [...this.#neighbors.values()];
