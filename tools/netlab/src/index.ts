@@ -9,6 +9,15 @@
  */
 export type { DirectionStats, GilbertElliott, LinkParams } from "./emulator/core.ts";
 export { NetlabError, type NetlabErrorCode } from "./errors.ts";
+export {
+  type ModelParams,
+  type ModelRow,
+  type ModelSummary,
+  model,
+  PyRandom,
+  type Scheme,
+  simulate,
+} from "./latency-model.ts";
 export { measureEmulatorOverhead, type OverheadRow } from "./overhead.ts";
 export { type ProbeOptions, type ProbeResult, probe, RECEIVER_JS, SENDER_JS } from "./probe.ts";
 export type { ExecResult } from "./proc.ts";
