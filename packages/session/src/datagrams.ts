@@ -1,4 +1,4 @@
-import { CapacityError, type Rng } from "@spines-ts/primitives";
+import { CapacityError, type Rng, RttEstimator, unwrap32, wrap32 } from "@spines-ts/primitives";
 import {
   DestKind,
   datagramFragmentCount,
@@ -13,8 +13,6 @@ import {
 } from "@spines-ts/wire";
 import type { SessionConfig } from "./config.ts";
 import { DatagramTimeoutError, DatagramUnreachableError } from "./errors.ts";
-import { RttEstimator } from "./rtt.ts";
-import { unwrap32, wrap32 } from "./seq.ts";
 import type { SessionEvent } from "./types.ts";
 
 export interface DatagramContext {
@@ -72,7 +70,7 @@ class SendFlow {
     this.dst = dst;
     this.dstPort = dstPort;
     this.reliable = reliable;
-    this.rtt = new RttEstimator(cfg.initialRtoMs, cfg.minRtoMs, cfg.maxRtoMs);
+    this.rtt = new RttEstimator({ initialMs: cfg.initialRtoMs, minMs: cfg.minRtoMs, maxMs: cfg.maxRtoMs });
     this.lastUsed = now;
   }
 }

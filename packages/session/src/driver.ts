@@ -1,4 +1,4 @@
-import type { Cancel, Host, NodeId, NodeProgram } from "@spines-ts/primitives";
+import { CoreDriver, type Host, type NodeId, type NodeProgram } from "@spines-ts/primitives";
 import {
   decode,
   encode,
@@ -28,9 +28,10 @@ export interface SessionDriverOptions {
 }
 
 /**
- * Runs a `SessionEndpoint` on a `Host` (a netsim node now, the daemon later): encodes its packets as
- * frames and sends them to the next hop, feeds it received frames, keeps one host timer armed for
- * its earliest deadline, and hands its events to `onEvent`. Application calls read the host clock.
+ * Runs a `SessionEndpoint` on a `Host` (a netsim node or the daemon) with the shared `CoreDriver`
+ * (docs/drivers.md): encodes its packets as frames and sends them to the next hop, feeds it
+ * received frames, keeps one host timer armed for its earliest deadline, and hands its events to
+ * `onEvent`. Application calls read the host clock.
  */
 export class SessionDriver implements NodeProgram {
   readonly host: Host;
@@ -39,9 +40,9 @@ export class SessionDriver implements NodeProgram {
   onEvent: ((e: SessionEvent, driver: SessionDriver) => void) | undefined;
   readonly #onOther: ((from: NodeId, bytes: Uint8Array) => void) | undefined;
   readonly #src: FrameSource;
-  #timerAt = Number.POSITIVE_INFINITY;
-  #cancel: Cancel | undefined;
-  #pumping = false;
+  readonly #driver: CoreDriver;
+  /** True while an application call's flush runs: its events wait for a host callback. */
+  #deferEvents = false;
   #dispatchScheduled = false;
   readonly #queue: SessionEvent[] = [];
   #stopped = false;
@@ -61,6 +62,11 @@ export class SessionDriver implements NodeProgram {
     this.onEvent = opts.onEvent;
     this.#onOther = opts.onOtherFrame;
     this.#src = { sender: host.id, incarnation: host.rng.uint32() };
+    this.#driver = new CoreDriver(host, {
+      drain: () => this.#drain(),
+      nextDeadline: () => this.core.nextDeadline(),
+      handleTimeout: (now) => this.core.handleTimeout(now),
+    });
   }
 
   /** Builds a netsim/daemon node factory: `sim.addNode(id, SessionDriver.factory({...}))`. */
@@ -102,8 +108,7 @@ export class SessionDriver implements NodeProgram {
 
   stop(): void {
     this.#stopped = true;
-    this.#cancel?.();
-    this.#cancel = undefined;
+    this.#driver.stop();
   }
 
   /** Sends one core packet toward its destination (used by pump; exposed for forwarding tests). */
@@ -122,55 +127,51 @@ export class SessionDriver implements NodeProgram {
    * has not seen its result yet): they go out from a host callback at the same instant.
    */
   pump(): void {
-    this.#flush(true);
+    this.#driver.flush();
   }
 
-  #flush(dispatch: boolean): void {
-    if (this.#stopped) return;
-    for (const p of this.core.takePackets()) this.transmit(p);
-    for (const e of this.core.takeEvents()) this.#queue.push(e);
-    if (dispatch && !this.#pumping) {
-      this.#pumping = true;
-      try {
-        for (;;) {
-          const e = this.#queue.shift();
-          if (e === undefined) break;
-          this.onEvent?.(e, this);
-          for (const p of this.core.takePackets()) this.transmit(p);
-          for (const ev of this.core.takeEvents()) this.#queue.push(ev);
-        }
-      } finally {
-        this.#pumping = false;
+  /** One drain pass: packets out, events queued, and dispatched unless an app call is flushing. */
+  #drain(): boolean {
+    let progress = false;
+    for (const p of this.core.takePackets()) {
+      progress = true;
+      this.transmit(p);
+    }
+    for (const e of this.core.takeEvents()) {
+      progress = true;
+      this.#queue.push(e);
+    }
+    if (!this.#deferEvents) {
+      for (;;) {
+        const e = this.#queue.shift();
+        if (e === undefined) break;
+        progress = true;
+        this.onEvent?.(e, this);
+        for (const p of this.core.takePackets()) this.transmit(p);
+        for (const ev of this.core.takeEvents()) this.#queue.push(ev);
       }
-    } else if (this.#queue.length > 0 && !this.#pumping && !this.#dispatchScheduled) {
+    } else if (this.#queue.length > 0 && !this.#dispatchScheduled) {
       this.#dispatchScheduled = true;
       this.host.schedule(this.now, () => {
         this.#dispatchScheduled = false;
         this.pump();
       });
     }
-    this.#arm();
+    return progress;
   }
 
-  /** After an application call: packets now, events later. */
+  /** After an application call: packets now, events later (unless called from an event handler). */
   #afterCall(): void {
-    this.#flush(false);
-  }
-
-  #arm(): void {
-    const d = this.core.nextDeadline();
-    const at = d ?? Number.POSITIVE_INFINITY;
-    if (at === this.#timerAt) return;
-    this.#cancel?.();
-    this.#cancel = undefined;
-    this.#timerAt = at;
-    if (d === undefined) return;
-    this.#cancel = this.host.schedule(Math.max(d, this.now), () => {
-      this.#cancel = undefined;
-      this.#timerAt = Number.POSITIVE_INFINITY;
-      this.core.handleTimeout(this.now);
-      this.pump();
-    });
+    if (this.#driver.flushing) {
+      this.#driver.flush(); // re-entrant: the running flush dispatches the events
+      return;
+    }
+    this.#deferEvents = true;
+    try {
+      this.#driver.flush();
+    } finally {
+      this.#deferEvents = false;
+    }
   }
 
   // ---- application calls on the host clock

@@ -36,6 +36,4 @@ export {
   SessionResetError,
   SessionStateError,
 } from "./errors.ts";
-export { RttEstimator } from "./rtt.ts";
-export { unwrap32, wrap32 } from "./seq.ts";
 export type { OutPacket, SessionEvent, SessionInfo } from "./types.ts";

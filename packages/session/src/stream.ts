@@ -1,4 +1,4 @@
-import type { SpinesError } from "@spines-ts/primitives";
+import { Deque, RttEstimator, type SpinesError, unwrap32, wrap32 } from "@spines-ts/primitives";
 import {
   DestKind,
   type LinkType,
@@ -13,10 +13,7 @@ import {
   SessionResetFlag,
 } from "@spines-ts/wire";
 import type { SessionConfig } from "./config.ts";
-import { Deque } from "./deque.ts";
 import { PeerDeadError, SessionResetError, SessionStateError } from "./errors.ts";
-import { RttEstimator } from "./rtt.ts";
-import { unwrap32, wrap32 } from "./seq.ts";
 import type { SessionEvent, SessionInfo } from "./types.ts";
 
 /** What a stream needs from the endpoint that owns it. */
@@ -158,7 +155,11 @@ export class Stream {
       this.#cfg.minRtoMs,
       Math.min(this.#cfg.maxRtoMs, this.#cfg.deadPeerTimeoutMs / 8),
     );
-    this.rtt = new RttEstimator(this.#cfg.initialRtoMs, this.#cfg.minRtoMs, maxRto);
+    this.rtt = new RttEstimator({
+      initialMs: this.#cfg.initialRtoMs,
+      minMs: this.#cfg.minRtoMs,
+      maxMs: maxRto,
+    });
     this.#header = {
       src: ctx.nodeId,
       srcPort: init.localPort,

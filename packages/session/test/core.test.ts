@@ -1,4 +1,4 @@
-import { CapacityError, ConfigError, Rng } from "@spines-ts/primitives";
+import { CapacityError, ConfigError, Rng, RttEstimator, unwrap32, wrap32 } from "@spines-ts/primitives";
 import { DestKind, encode, ResetReason, type SessionMessage } from "@spines-ts/wire";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -6,14 +6,11 @@ import {
   type OutPacket,
   PeerDeadError,
   PortInUseError,
-  RttEstimator,
   resolveSessionConfig,
   type SessionConfig,
   SessionEndpoint,
   type SessionEvent,
   SessionStateError,
-  unwrap32,
-  wrap32,
 } from "../src/index.ts";
 
 /** Two cores joined by a hand-driven wire: nothing moves until the test delivers it. */
@@ -98,7 +95,7 @@ describe("sequence numbers and RTT", () => {
   });
 
   it("RTO: initial value before a sample, floor after, doubling back-off up to the cap", () => {
-    const r = new RttEstimator(1000, 50, 4000);
+    const r = new RttEstimator({ initialMs: 1000, minMs: 50, maxMs: 4000 });
     expect(r.rto()).toBe(1000);
     r.sample(2);
     expect(r.rto()).toBe(50); // 2 + 4 * 1 < 50: the floor
