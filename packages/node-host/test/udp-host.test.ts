@@ -180,7 +180,7 @@ describe("UdpHost timers", () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it("chains of sub-millisecond timers cost at most two wakeups per fire", async () => {
+  it("chains of sub-millisecond timers cost at most three wakeups per fire", async () => {
     const h = await UdpHost.open({ id: 1, listen: { address: "127.0.0.1", port: 0 } });
     hosts.push(h);
     let fires = 0;
@@ -190,7 +190,9 @@ describe("UdpHost timers", () => {
     };
     h.schedule(h.clock.now() + 0.3, step);
     await waitFor(() => fires === 100, "100 chained timers");
-    expect(h.stats.timerWakeups).toBeLessThanOrEqual(2 * fires);
+    // An immediate that comes too early, then 1 ms timeouts that Node's ms-truncated loop clock may
+    // fire early once: at most three wakeups per deadline (a spinning host takes dozens).
+    expect(h.stats.timerWakeups).toBeLessThanOrEqual(3 * fires);
     expect(h.stats.timerWakeups).toBeGreaterThanOrEqual(fires);
   });
 
