@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { type LinkConfig, resolveLinkConfig } from "@spines-ts/link-arq";
+import { DAEMON_DEFAULTS } from "@spines-ts/overlay";
 import { ConfigError, type NodeId } from "@spines-ts/primitives";
 import { Metric } from "@spines-ts/routing";
 import { resolveSessionConfig, type SessionConfig } from "@spines-ts/session";
@@ -72,15 +73,10 @@ export interface Limits {
 }
 
 /**
- * Session settings the daemon changes from the session core's defaults. Over hop-by-hop reliable
- * links the end-to-end retransmission timer mostly covers crashes of transit nodes, and a short
- * one fires spuriously whenever link queues grow (in one 4-hop throughput run on an earlier link
- * core, the core's 50 ms floor had nearly every segment sent twice end to end and 250 ms none).
- * End-to-end acks every 4 segments (or 5 ms) instead of 2 (or 10 ms): each ack crosses every
- * reliable link of the path back, and the links already recover losses hop by hop; in alternated
- * quick throughput runs this lifted 4-hop reliable from 0.32-0.33 to 0.34-0.37 of the forwarders.
+ * Session settings the daemon changes from the session core's defaults: `DAEMON_DEFAULTS.session`
+ * of `@spines-ts/overlay` (the reasons are there), the settings the overlay netsim sweeps run.
  */
-export const DAEMON_SESSION_DEFAULTS: Partial<SessionConfig> = { minRtoMs: 250, ackEvery: 4, ackDelayMs: 5 };
+export const DAEMON_SESSION_DEFAULTS: Partial<SessionConfig> = DAEMON_DEFAULTS.session;
 
 export const DEFAULT_LIMITS: Limits = {
   maxClients: 256,
@@ -620,8 +616,8 @@ export function resolveConfig(cli: CliOptions, env: { tmpdir?: string } = {}): D
     metrics: cli.metrics ?? fileCfg.metrics,
     configFile: cli.config,
     limits: { ...DEFAULT_LIMITS, ...fileCfg.limits },
-    link: fileCfg.link ?? {},
+    link: { ...DAEMON_DEFAULTS.link, ...fileCfg.link },
     session: { ...DAEMON_SESSION_DEFAULTS, ...fileCfg.session },
-    metric: fileCfg.metric ?? Metric.ExpectedLatency,
+    metric: fileCfg.metric ?? DAEMON_DEFAULTS.metric,
   };
 }

@@ -1,46 +1,52 @@
 /**
- * The spines-node daemon: one UdpHost, the receive-side link emulator, the forwarding plane, the
- * session service, and the three local interfaces (control, clients, metrics).
+ * The spines-node daemon: one UdpHost running one `OverlayNode` (links, routing, sessions: the
+ * composition the overlay netsim sweeps prove, with `DAEMON_DEFAULTS` under the configuration), the
+ * receive-side link emulator in front of it, and the three local interfaces (control, clients,
+ * metrics). Everything here is wiring and presentation.
  */
 
 import { UdpHost } from "@spines-ts/node-host";
+import { DAEMON_DEFAULTS, type LinkStatus, OverlayNode } from "@spines-ts/overlay";
 import type { Logger, NodeId } from "@spines-ts/primitives";
 import { formatEndpoint } from "./address.ts";
-import { ClientServer } from "./client-server.ts";
+import { type ClientOverlay, ClientServer } from "./client-server.ts";
+import { ClientSessions } from "./client-sessions.ts";
 import { type DaemonConfig, VERSION } from "./config.ts";
 import { argNumber, ControlError, ControlErrorCode, ControlServer } from "./control.ts";
-import { CoreSessionService } from "./core-sessions.ts";
 import { LinkEmulator } from "./emulation.ts";
 import { checkEmulation, type EmulationParams } from "./emulation-params.ts";
 import { type Metric, MetricsServer } from "./metrics.ts";
-import { OverlayPlane } from "./overlay-plane.ts";
-import { DirectPlane, type ForwardingPlane } from "./plane.ts";
-import { LocalSessionService, type SessionService } from "./sessions.ts";
 
 export interface DaemonOptions {
   readonly config: DaemonConfig;
   readonly log: Logger;
   /** Applies a new log level (SIGHUP, control `log-level`). */
   readonly setLogLevel?: (level: DaemonConfig["logLevel"]) => void;
-  /**
-   * "overlay" (default): link-arq links, routing and the session core. "direct": no protocol cores,
-   * best-effort datagrams to direct neighbours and sessions between clients of this node only.
-   */
-  readonly plane?: "overlay" | "direct";
 }
 
-type Sessions = SessionService & { readonly stats: Record<string, number> };
+/** A neighbour's liveness as the control socket shows it: the node's view plus its UDP endpoint. */
+export interface NeighborView {
+  readonly id: NodeId;
+  readonly endpoint: string;
+  readonly state: string;
+  readonly lastHeardMsAgo: number | null;
+  readonly rxFrames: number;
+  readonly txFrames: number;
+}
 
 export class SpinesDaemon {
   readonly log: Logger;
   readonly host: UdpHost;
   readonly emulator: LinkEmulator;
-  readonly plane: ForwardingPlane;
-  readonly sessions: Sessions;
+  /** The overlay node: links, routing and the session endpoint. */
+  readonly node: OverlayNode;
+  /** The client-facing session service over `node`. */
+  readonly sessions: ClientSessions;
   readonly clients: ClientServer;
   readonly control: ControlServer;
   #metrics: MetricsServer | undefined;
   #config: DaemonConfig;
+  readonly #endpoints: ReadonlyMap<NodeId, string>;
   readonly #setLogLevel: ((level: DaemonConfig["logLevel"]) => void) | undefined;
   readonly startedAt: number;
   #stopping: Promise<void> | undefined;
@@ -48,45 +54,48 @@ export class SpinesDaemon {
   readonly bound: { udp: string; clientTcp?: number; metrics?: number } = { udp: "" };
 
   private constructor(opts: DaemonOptions, host: UdpHost) {
-    this.#config = opts.config;
+    const cfg = opts.config;
+    this.#config = cfg;
     this.log = opts.log;
     this.#setLogLevel = opts.setLogLevel;
     this.host = host;
     this.startedAt = host.clock.now();
-    const neighbors = new Map<NodeId, string>(
-      opts.config.neighbors.map((n) => [n.id, formatEndpoint(n.endpoint)]),
-    );
-    if (opts.plane === "direct") {
-      const local = new LocalSessionService(opts.config.id, {
-        transport: { sendDatagram: (...a) => this.plane.sendDatagram(...a) },
-      });
-      this.sessions = local;
-      this.plane = new DirectPlane(host, neighbors, (src, srcPort, dstPort, data) =>
-        local.deliverDatagram(src, srcPort, dstPort, data),
-      );
-    } else {
-      const plane = new OverlayPlane(host, {
-        neighbors: [...neighbors].map(([id, endpoint]) => ({ id, endpoint })),
-        log: this.log.child({ part: "overlay" }),
-        link: opts.config.link,
-        metric: opts.config.metric,
-      });
-      const svc = new CoreSessionService(host, plane, plane.driver.incarnation, opts.config.session);
-      plane.deliverLocal = (payload) => svc.deliver(payload);
-      plane.onWritable = () => svc.wake();
-      this.plane = plane;
-      this.sessions = svc;
-    }
-    this.emulator = new LinkEmulator(host, (from, data) => this.plane.receive(from, data));
-    for (const n of opts.config.neighbors) if (n.emulation) this.emulator.set(n.id, n.emulation);
+    this.#endpoints = new Map(cfg.neighbors.map((n) => [n.id, formatEndpoint(n.endpoint)]));
+    // The configuration was resolved over DAEMON_DEFAULTS (config.ts); spread them first anyway so
+    // a config object built by hand runs the simulated defaults too.
+    this.node = new OverlayNode(host, {
+      ...DAEMON_DEFAULTS,
+      neighbors: cfg.neighbors.map((n) => n.id),
+      log: this.log.child({ part: "overlay" }),
+      link: { ...DAEMON_DEFAULTS.link, ...cfg.link },
+      session: { ...DAEMON_DEFAULTS.session, ...cfg.session },
+      metric: cfg.metric,
+      // Multicast packets for groups clients joined.
+      onMulticast: (m) => this.clients.deliverGroup(m.src, m.srcPort, m.group, m.port, m.data),
+    });
+    this.sessions = new ClientSessions(this.node);
+    const node = this.node;
+    // Groups, anycast and routes for clients (client-server.ts).
+    const overlay: ClientOverlay = {
+      hasRoute: (n) => node.hasRoute(n),
+      route: (n) => node.route(n),
+      join: (group) => node.join(group),
+      leave: (group) => node.leave(group),
+      anycastNearest: (group) => node.anycastNearest(group),
+      sendMulticast: (srcPort, group, port, link, data) =>
+        node.sendMulticast(group, port, data, { srcPort, linkType: link }),
+    };
+    this.emulator = new LinkEmulator(host, (from, data) => node.receive(from, data));
+    for (const n of cfg.neighbors) if (n.emulation) this.emulator.set(n.id, n.emulation);
     host.attach({
       receive: (from, data) => this.emulator.receive(from, data),
-      stop: () => this.plane.stop?.(),
+      stop: () => node.stop(),
     });
     const lim = opts.config.limits;
     this.clients = new ClientServer({
       self: opts.config.id,
       service: this.sessions,
+      overlay,
       log: this.log.child({ part: "clients" }),
       now: () => host.clock.now(),
       maxClients: lim.maxClients,
@@ -193,6 +202,21 @@ export class SpinesDaemon {
     return { applied, needsRestart };
   }
 
+  /** Every neighbour's liveness with its configured UDP endpoint (control `neighbors`). */
+  neighbors(): NeighborView[] {
+    return this.node
+      .neighborStatus()
+      .map((n) => ({ ...n, endpoint: this.#endpoints.get(n.id) ?? "" }))
+      .map(({ id, endpoint, state, lastHeardMsAgo, rxFrames, txFrames }) => ({
+        id,
+        endpoint,
+        state,
+        lastHeardMsAgo,
+        rxFrames,
+        txFrames,
+      }));
+  }
+
   status(): Record<string, unknown> {
     const now = this.host.clock.now();
     return {
@@ -207,8 +231,9 @@ export class SpinesDaemon {
       logLevel: this.#config.logLevel,
       counters: {
         ...this.host.stats,
-        ...this.plane.counters,
-        decodeErrorsByCode: Object.fromEntries(this.plane.decodeErrorsByCode),
+        ...this.node.counters,
+        noPort: this.sessions.stats.noPort,
+        decodeErrorsByCode: Object.fromEntries(this.node.decodeErrorsByCode),
         emulation: Object.fromEntries(this.emulator.links().map((id) => [id, this.emulator.stats(id)])),
         datagrams: this.sessions.stats,
         clientProtocol: this.clients.stats,
@@ -231,15 +256,15 @@ export class SpinesDaemon {
     return {
       ping: () => ({ pong: true, id: this.#config.id }),
       status: () => this.status(),
-      neighbors: () => this.plane.neighbors(),
+      neighbors: () => this.neighbors(),
       links: () =>
-        this.plane.links().map((l) => ({
+        this.node.linkStatus().map((l) => ({
           ...l,
           emulation: this.emulator.get(l.neighbor) ?? null,
           emulationStats: this.emulator.stats(l.neighbor) ?? null,
         })),
-      routes: () => this.plane.routes(),
-      groups: () => this.plane.groups(),
+      routes: () => this.node.routes(),
+      groups: () => this.node.groups(),
       sessions: () => this.sessions.sessions(),
       "get-link": (args) => {
         const id = neighborArg(args);
@@ -293,7 +318,7 @@ export class SpinesDaemon {
       type: "gauge",
     });
     const h = this.host.stats;
-    const p = this.plane.counters;
+    const p = this.node.counters;
     return [
       c("spines_udp_rx_packets_total", "UDP datagrams received", h.rxPackets),
       c("spines_udp_rx_bytes_total", "UDP bytes received", h.rxBytes),
@@ -305,7 +330,7 @@ export class SpinesDaemon {
         name: "spines_decode_errors_total",
         help: "Frames that could not be decoded, by reason",
         type: "counter",
-        samples: [...this.plane.decodeErrorsByCode].map(([code, value]) => ({
+        samples: [...this.node.decodeErrorsByCode].map(([code, value]) => ({
           labels: { node: id, code },
           value,
         })),
@@ -329,12 +354,8 @@ export class SpinesDaemon {
   }
 
   #linkMetrics(id: string): Metric[] {
-    const links = this.plane.links();
-    const gauge = (
-      name: string,
-      help: string,
-      pick: (l: (typeof links)[number]) => number | null,
-    ): Metric => ({
+    const links = this.node.linkStatus();
+    const gauge = (name: string, help: string, pick: (l: LinkStatus) => number | null): Metric => ({
       name,
       help,
       type: "gauge",

@@ -24,15 +24,15 @@ function read(stream: NodeJS.ReadableStream): Promise<string> {
   });
 }
 
-describe.each(["overlay", "direct"] as const)("client interface, %s plane (in process)", (plane) => {
+describe("client interface (in process)", () => {
   let a: SpinesDaemon;
   let b: SpinesDaemon;
   const dir = tmp();
 
   beforeAll(async () => {
     const [pa, pb] = (await freeUdpPorts(2)) as [number, number];
-    a = await startInProcess(inProcessConfig(dir, 1, pa, [[2, pb]]), plane);
-    b = await startInProcess(inProcessConfig(dir, 2, pb, [[1, pa]]), plane);
+    a = await startInProcess(inProcessConfig(dir, 1, pa, [[2, pb]]));
+    b = await startInProcess(inProcessConfig(dir, 2, pb, [[1, pa]]));
   });
   afterAll(async () => {
     await a?.stop();
@@ -144,7 +144,7 @@ describe.each(["overlay", "direct"] as const)("client interface, %s plane (in pr
 
   it("survives random well-framed requests and keeps serving", async () => {
     const { Rng } = await import("@spines-ts/primitives");
-    const rng = new Rng(plane === "overlay" ? 11 : 12);
+    const rng = new Rng(11);
     const sock = connect(a.config.clientSocket as string);
     await new Promise((r) => sock.once("connect", r));
     let replies = 0;

@@ -21,7 +21,7 @@ afterAll(async () => {
   await b?.stop();
 });
 
-const link = () => a.plane.links()[0] as { state: string; rttMs: number | null };
+const link = () => a.node.linkStatus()[0] as { state: string; rttMs: number | null };
 
 describe("link emulation in the daemon (set from the control socket)", () => {
   it("delay on receive shows in the link's measured RTT", async () => {
@@ -49,7 +49,7 @@ describe("link emulation in the daemon (set from the control socket)", () => {
     "a session on %s (%s) links recovers 3%% loss end to end",
     async (link) => {
       await ctl.call("set-link", { neighbor: 2, emulation: { lossPct: 3 } });
-      await waitFor(() => (a.plane.links()[0] as { state: string }).state === "up", "link up", 15_000);
+      await waitFor(() => (a.node.linkStatus()[0] as { state: string }).state === "up", "link up", 15_000);
       const ca = await SpinesClient.connect({ path: a.config.clientSocket as string });
       const cb = await SpinesClient.connect({ path: b.config.clientSocket as string });
       const l = await ca.listen(0);

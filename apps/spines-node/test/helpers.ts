@@ -81,11 +81,8 @@ export function inProcessConfig(
   };
 }
 
-export function startInProcess(
-  cfg: DaemonConfig,
-  plane: "overlay" | "direct" = "overlay",
-): Promise<SpinesDaemon> {
-  return SpinesDaemon.start({ config: cfg, log: silentLogger, plane });
+export function startInProcess(cfg: DaemonConfig): Promise<SpinesDaemon> {
+  return SpinesDaemon.start({ config: cfg, log: silentLogger });
 }
 
 const MAIN = join(import.meta.dirname, "..", "src", "main.ts");

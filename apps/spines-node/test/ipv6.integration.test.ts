@@ -4,7 +4,6 @@ import { silentLogger } from "@spines-ts/primitives";
 import { afterAll, describe, expect, it } from "vitest";
 import { SpinesClient } from "../src/client.ts";
 import { SpinesDaemon } from "../src/daemon.ts";
-import type { OverlayPlane } from "../src/overlay-plane.ts";
 import { inProcessConfig, tmp, waitFor } from "./helpers.ts";
 
 async function freeUdp6Ports(n: number): Promise<number[]> {
@@ -52,7 +51,7 @@ describe("an IPv6 overlay", () => {
     }
     const [d1, d2, d3] = daemons as [SpinesDaemon, SpinesDaemon, SpinesDaemon];
     expect(d1.bound.udp).toBe(`[::1]:${p1}`);
-    await waitFor(() => d1.plane.routes().some((r) => r.dst === 3), "a route 1 -> 3");
+    await waitFor(() => d1.node.routes().some((r) => r.dst === 3), "a route 1 -> 3");
     const rx = await SpinesClient.connect({ path: d3.config.clientSocket as string });
     const tx = await SpinesClient.connect({ path: d1.config.clientSocket as string });
     const l = await rx.listen(7000);
@@ -66,7 +65,7 @@ describe("an IPv6 overlay", () => {
     s.end(text);
     await ended;
     expect(got).toBe(text);
-    expect(d2.plane.counters.forwarded).toBeGreaterThan(0);
+    expect(d2.node.counters.forwarded).toBeGreaterThan(0);
     // Datagrams cross the transit too (best-effort: resend until one arrives).
     const drx = await rx.openDatagram(7001);
     const dtx = await tx.openDatagram(0, { link: 0 });
@@ -81,9 +80,9 @@ describe("an IPv6 overlay", () => {
     }
     expect(dgrams[0]).toBe(`1:${dtx.port}:20000`);
     // Group state floods too: a group joined on node 3 shows on node 1 with its member.
-    (d3.plane as OverlayPlane).join(7);
+    d3.node.join(7);
     await waitFor(
-      () => JSON.stringify(d1.plane.groups()) === JSON.stringify([{ group: 7, members: [3] }]),
+      () => JSON.stringify(d1.node.groups()) === JSON.stringify([{ group: 7, members: [3] }]),
       "group 7 on node 1",
     );
     tx.close();

@@ -23,7 +23,7 @@ describe("a stream over a lossy, bursty, delayed 3-hop path (receive-side emulat
       );
     }
     const [d1, , , d4] = daemons as [SpinesDaemon, SpinesDaemon, SpinesDaemon, SpinesDaemon];
-    await waitFor(() => d1.plane.routes().some((r) => r.dst === 4), "a route 1 -> 4", 20_000);
+    await waitFor(() => d1.node.routes().some((r) => r.dst === 4), "a route 1 -> 4", 20_000);
     const rx = await SpinesClient.connect({ path: d4.config.clientSocket as string });
     const tx = await SpinesClient.connect({ path: d1.config.clientSocket as string });
     const l = await rx.listen(8000);

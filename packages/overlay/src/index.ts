@@ -7,9 +7,12 @@
  * router's next hop (reliable packets the next hop cannot take are left with the upstream link, so
  * back-pressure reaches the previous hop); local packets go to the next hop's link through a bounded
  * queue. `OverlayNode` adds a `@spines-ts/session` endpoint (`PlaneSessionDriver`) on top: a full
- * overlay node (links, routing, sessions) as a `NodeProgram`.
+ * overlay node (links, routing, sessions) as a `NodeProgram`, with status snapshots. The spines-node
+ * daemon runs `OverlayNode` with `DAEMON_DEFAULTS`, the settings the netsim sweeps also run.
  */
+export { DAEMON_DEFAULTS, type OverlayDefaults } from "./defaults.ts";
 export {
+  type MulticastPacket,
   OverlayNode,
   type OverlayNodeOptions,
   PlaneSessionDriver,
@@ -24,3 +27,11 @@ export {
   type OverlayPlaneOptions,
   type OwningHost,
 } from "./plane.ts";
+export {
+  type LinkStatus,
+  linkStatus,
+  type NeighborStatus,
+  neighborStatus,
+  type RouteStatus,
+  routeStatus,
+} from "./status.ts";

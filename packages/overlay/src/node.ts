@@ -2,77 +2,91 @@
  * A full overlay node: the forwarding plane with a session endpoint on top. `PlaneSessionDriver` is
  * a `SessionDriver` whose packets go through the plane (router next hop, link channel of the
  * session's link type) instead of straight to a neighbour; `OverlayNode` wires the two on one
- * `Host`, so a netsim node (or the daemon) runs links, routing and sessions together.
+ * `Host`, so a netsim node and the spines-node daemon run links, routing and sessions together,
+ * with the same code. It also offers the status snapshots the daemon shows (`neighborStatus`,
+ * `linkStatus`, `routes`, `counters`).
  */
 import type { Host, NodeId, NodeProgram } from "@spines-ts/primitives";
-import type { RoutingEvent } from "@spines-ts/routing";
+import type { Route, RoutingEvent } from "@spines-ts/routing";
 import {
   type ConnectOptions,
   type DatagramOptions,
+  type EndpointCounters,
   type SessionConfig,
   SessionDriver,
   type SessionEvent,
+  type SessionInfo,
 } from "@spines-ts/session";
-import { DestKind, encode, type LinkType, type OverlayHeader } from "@spines-ts/wire";
-import { OverlayPlane, type OverlayPlaneOptions } from "./plane.ts";
+import { DestKind, encodeSessionPayload, type LinkType, type OverlayHeader } from "@spines-ts/wire";
+import { type OverlayCounters, OverlayPlane, type OverlayPlaneOptions } from "./plane.ts";
+import {
+  type LinkStatus,
+  linkStatus,
+  type NeighborStatus,
+  neighborStatus,
+  type RouteStatus,
+  routeStatus,
+} from "./status.ts";
 
 /** Where a session endpoint's packets go: the plane (or an adapter around it). */
 export interface SessionTransport {
+  /** Sends `payload` (a session message in the payload form) in an overlay packet with `header`. */
   sendLocal(linkType: LinkType | number, header: OverlayHeader, payload: Uint8Array): void;
   /** Whether a route to `node` is known now. */
   hasRoute(node: NodeId): boolean;
 }
 
 export interface PlaneSessionDriverOptions {
-  /** Incarnation written in the frames (the plane's). */
-  readonly incarnation: number;
   readonly config?: Partial<SessionConfig>;
   readonly onEvent?: (e: SessionEvent, driver: SessionDriver) => void;
-  /**
-   * Runs `fn` soon, outside the current call (used to loop back sessions between two ports of this
-   * node). Default: `host.schedule(now, fn)`; the daemon passes `queueMicrotask`.
-   */
-  readonly defer?: (fn: () => void) => void;
 }
 
-/** The session driver with its packets sent through the overlay plane. */
+interface Looped {
+  readonly header: OverlayHeader;
+  readonly payload: Uint8Array;
+}
+
+/**
+ * The session driver with its packets sent through the overlay plane. A session message travels
+ * once, as the payload of the overlay packet (docs/wire.md §5.10): the packet's overlay header is
+ * the message's header, the payload its type byte and body; `deliver` decodes it once.
+ */
 export class PlaneSessionDriver extends SessionDriver {
   readonly #transport: SessionTransport;
-  readonly #src: { sender: number; incarnation: number };
   readonly #self: NodeId;
-  readonly #defer: (fn: () => void) => void;
-  readonly #loop: Uint8Array[] = [];
+  #loop: Looped[] = [];
   #loopScheduled = false;
 
-  constructor(host: Host, transport: SessionTransport, opts: PlaneSessionDriverOptions) {
+  constructor(host: Host, transport: SessionTransport, opts: PlaneSessionDriverOptions = {}) {
     super(host, {
       ...(opts.config ? { config: opts.config } : {}),
       ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     });
     this.#transport = transport;
-    this.#src = { sender: host.id, incarnation: opts.incarnation };
     this.#self = host.id;
-    this.#defer = opts.defer ?? ((fn) => void host.schedule(host.clock.now(), fn));
   }
 
   override transmit(p: Parameters<SessionDriver["transmit"]>[0]): void {
-    const bytes = encode(this.#src, p.msg);
+    const payload = encodeSessionPayload(p.msg);
     if (p.to === this.#self) {
-      // A session between two ports of this node: loop back, outside the current pump. The loop
-      // holds at most one pump's output (the endpoint's buffers bound it).
-      this.#loop.push(bytes);
+      // A session between two ports of this node: loop back at the same instant, outside the
+      // current pump (`host.schedule(now)`, in netsim and in the daemon alike). The loop holds at
+      // most one pump's output (the endpoint's buffers bound it).
+      this.#loop.push({ header: p.msg.header, payload });
       if (!this.#loopScheduled) {
         this.#loopScheduled = true;
-        this.#defer(() => {
+        this.host.schedule(this.now, () => {
           this.#loopScheduled = false;
-          const xs = this.#loop.splice(0);
-          for (const b of xs) this.core.receiveFrame(this.now, b);
+          const xs = this.#loop;
+          this.#loop = [];
+          const now = this.now;
+          for (const x of xs) this.core.receivePayload(now, x.header, x.payload);
           this.pump();
         });
       }
       return;
     }
-    this.#transport.sendLocal(p.linkType, p.msg.header, bytes);
+    this.#transport.sendLocal(p.linkType, p.msg.header, payload);
   }
 
   /** Packets looped back and not yet processed. */
@@ -80,19 +94,21 @@ export class PlaneSessionDriver extends SessionDriver {
     return this.#loop.length;
   }
 
-  /** A session frame the overlay delivered to this node. */
-  deliver(bytes: Uint8Array): void {
-    this.core.receiveFrame(this.now, bytes);
+  /** A session packet the overlay delivered to this node (its header and payload). */
+  deliver(header: OverlayHeader, payload: Uint8Array): void {
+    this.core.receivePayload(this.now, header, payload);
     this.pump();
   }
 }
 
 export interface OverlayNodeOptions
-  extends Omit<OverlayPlaneOptions, "deliverLocal" | "onWritable" | "onRouteChange"> {
+  extends Omit<OverlayPlaneOptions, "deliverLocal" | "deliverGroup" | "onWritable" | "onRouteChange"> {
   /** Session endpoint configuration. */
   readonly session?: Partial<SessionConfig>;
   /** Every session event, after the packets of the same step went out. */
   readonly onEvent?: (e: SessionEvent, node: OverlayNode) => void;
+  /** A link or route change may let blocked senders go on. */
+  readonly onWritable?: (node: OverlayNode) => void;
   /** Every route change. */
   readonly onRouteChange?: (e: RoutingEvent, node: OverlayNode) => void;
   /** A multicast packet for a group this node joined. */
@@ -120,23 +136,25 @@ export class OverlayNode implements NodeProgram {
   readonly sessions: PlaneSessionDriver;
   onEvent: ((e: SessionEvent, node: OverlayNode) => void) | undefined;
   onMulticast: ((m: MulticastPacket, node: OverlayNode) => void) | undefined;
+  onWritable: ((node: OverlayNode) => void) | undefined;
 
   constructor(host: Host, opts: OverlayNodeOptions) {
     if (typeof opts !== "object" || opts === null) throw new TypeError("OverlayNode: options required");
     this.host = host;
     this.onEvent = opts.onEvent;
     this.onMulticast = opts.onMulticast;
-    const { session, onEvent: _e, onRouteChange, onMulticast: _m, ...planeOpts } = opts;
+    this.onWritable = opts.onWritable;
+    const { session, onEvent: _e, onRouteChange, onMulticast: _m, onWritable: _w, ...planeOpts } = opts;
     this.plane = new OverlayPlane(host, {
       ...planeOpts,
       ...(onRouteChange ? { onRouteChange: (e: RoutingEvent) => onRouteChange(e, this) } : {}),
+      onWritable: () => this.onWritable?.(this),
     });
     this.sessions = new PlaneSessionDriver(host, this.plane, {
-      incarnation: this.plane.incarnation,
       ...(session ? { config: session } : {}),
       onEvent: (e) => this.onEvent?.(e, this),
     });
-    this.plane.deliverLocal = (payload) => this.sessions.deliver(payload);
+    this.plane.deliverLocal = (payload, header) => this.sessions.deliver(header, payload);
     this.plane.deliverGroup = (data, h) =>
       this.onMulticast?.({ src: h.src, srcPort: h.srcPort, group: h.dst, port: h.dstPort, data }, this);
   }
@@ -169,6 +187,42 @@ export class OverlayNode implements NodeProgram {
     this.plane.stop();
   }
 
+  /** This run's incarnation (in every frame the node sends). */
+  get incarnation(): number {
+    return this.plane.incarnation;
+  }
+
+  // ---- status (plain data, for the daemon's control socket and metrics, and for tests)
+
+  /** What the plane counted (received, delivered, forwarded, dropped by reason). */
+  get counters(): Readonly<OverlayCounters> {
+    return this.plane.counters;
+  }
+  /** Undecodable datagrams by WireError code. */
+  get decodeErrorsByCode(): ReadonlyMap<string, number> {
+    return this.plane.decodeErrorsByCode;
+  }
+  /** What the session endpoint counted. */
+  get sessionCounters(): Readonly<EndpointCounters> {
+    return this.sessions.core.counters;
+  }
+  /** Every neighbour's liveness, in the order of `neighbors`. */
+  neighborStatus(): NeighborStatus[] {
+    return neighborStatus(this.plane);
+  }
+  /** Every link's measurements, in the order of `neighbors`. */
+  linkStatus(): LinkStatus[] {
+    return linkStatus(this.plane);
+  }
+  /** The routing table. */
+  routes(): RouteStatus[] {
+    return routeStatus(this.plane);
+  }
+  /** Groups known from the link-state database, with their members. */
+  groups(): { group: number; members: number[] }[] {
+    return this.plane.groups();
+  }
+
   // ---- routing
 
   hasRoute(node: NodeId): boolean {
@@ -176,6 +230,14 @@ export class OverlayNode implements NodeProgram {
   }
   nextHop(node: NodeId): NodeId | undefined {
     return this.plane.router.nextHop(node);
+  }
+  /** The route to `node` (cost, path inclusive of both ends), or undefined without one. */
+  route(node: NodeId): Route | undefined {
+    return this.plane.router.route(node);
+  }
+  /** The nearest reachable member of `group` (this node if it joined), or undefined. */
+  anycastNearest(group: number): NodeId | undefined {
+    return this.plane.router.anycastNearest(group);
   }
 
   // ---- multicast
@@ -211,8 +273,14 @@ export class OverlayNode implements NodeProgram {
 
   // ---- sessions (see SessionDriver)
 
-  listen(port: number, backlog?: number): void {
-    this.sessions.listen(port, backlog);
+  /** Listens on `port` (0: a free ephemeral port); returns the port. */
+  listen(port: number, backlog?: number): number {
+    return this.sessions.core.listen(port, backlog);
+  }
+  /** Stops listening; sessions waiting to be accepted are reset. */
+  unlisten(port: number): void {
+    this.sessions.core.unlisten(this.now, port);
+    this.sessions.pump();
   }
   connect(dst: NodeId, dstPort: number, opts?: ConnectOptions): number {
     return this.sessions.connect(dst, dstPort, opts);
@@ -235,8 +303,16 @@ export class OverlayNode implements NodeProgram {
   reset(sid: number): void {
     this.sessions.reset(sid);
   }
-  bind(port: number): void {
-    this.sessions.bind(port);
+  /** Binds `port` for datagrams (0: a free ephemeral port); returns the port. */
+  bind(port: number): number {
+    return this.sessions.core.bind(port);
+  }
+  unbind(port: number): void {
+    this.sessions.core.unbind(port);
+  }
+  /** A snapshot of session `sid` (also of finished ones still in the table). */
+  info(sid: number): SessionInfo {
+    return this.sessions.core.info(sid);
   }
   sendDatagram(o: DatagramOptions): number | false {
     return this.sessions.sendDatagram(o);

@@ -92,7 +92,7 @@ export interface OverlayPlaneOptions {
   readonly maxLocalQueue?: number;
   /** Default `host.log`. */
   readonly log?: Logger;
-  /** Where packets for this node go (their payload is, for sessions, an encoded session frame). */
+  /** Where packets for this node go (for sessions: a session message in the payload form, docs/wire.md §5.10). */
   readonly deliverLocal?: (payload: Uint8Array, header: OverlayHeader) => void;
   /** Where multicast packets addressed to a group this node joined go. */
   readonly deliverGroup?: (payload: Uint8Array, header: OverlayHeader) => void;
@@ -392,7 +392,7 @@ export class OverlayPlane {
     return this.router.nextHop(node) !== undefined;
   }
 
-  /** Sends an overlay packet originated here (for sessions: an encoded session frame as payload). */
+  /** Sends an overlay packet originated here (for sessions: a session message in the payload form). */
   sendLocal(linkType: LinkType | number, header: OverlayHeader, payload: Uint8Array): void {
     if (this.#stopped) return;
     const q: Queued = { channel: channelFor(linkType), header, payload };

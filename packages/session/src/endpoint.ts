@@ -2,9 +2,11 @@ import { CapacityError, MinHeap, type Rng } from "@spines-ts/primitives";
 import {
   DestKind,
   decode,
+  decodeSessionPayload,
   isSessionMessage,
   LinkType,
   MAX_SESSION_DATAGRAM_BYTES,
+  type OverlayHeader,
   ResetReason,
   type SessionAccept,
   type SessionAck,
@@ -113,8 +115,9 @@ function checkLinkType(t: unknown): asserts t is LinkType {
 }
 
 /**
- * The sans-IO session core of one overlay node. Inputs: `receive(now, msg)` /
- * `receiveFrame(now, bytes)` for packets the overlay delivered here, `handleTimeout(now)` at or after
+ * The sans-IO session core of one overlay node. Inputs: `receivePayload(now, header, payload)` for
+ * packets the overlay delivered here (`receive(now, msg)` for decoded ones, `receiveFrame(now, bytes)`
+ * for the frame form), `handleTimeout(now)` at or after
  * `nextDeadline()`, and the application calls (`listen`, `connect`, `accept`, `write`, `read`,
  * `shutdown`, `close`, `reset`, `bind`, `sendDatagram`). Outputs: `takePackets()` (messages for the
  * overlay to carry to a node, with the preferred link type) and `takeEvents()` for the application.
@@ -249,16 +252,21 @@ export class SessionEndpoint {
 
   // ------------------------------------------------------------------ application: streams
 
-  /** Accepts opens on `port` (queued up to `backlog`, announced by "incoming" events). */
-  listen(port: number, backlog = this.config.defaultBacklog): void {
-    checkPort(port, "port");
+  /**
+   * Accepts opens on `port` (queued up to `backlog`, announced by "incoming" events); port 0 picks a
+   * free ephemeral port (40000-60000, in order, so a seeded run picks the same ones). Returns the port.
+   */
+  listen(port: number, backlog = this.config.defaultBacklog): number {
+    if (port !== 0) checkPort(port, "port");
     if (!Number.isInteger(backlog) || backlog < 1 || backlog > this.config.defaultBacklog) {
       throw new RangeError(
         `backlog must be an integer in [1, ${this.config.defaultBacklog}], got ${backlog}`,
       );
     }
-    if (this.#listeners.has(port) || this.#sessionPorts.has(port)) throw new PortInUseError(port);
+    if (port === 0) port = this.#ephemeral();
+    else if (this.#listeners.has(port) || this.#sessionPorts.has(port)) throw new PortInUseError(port);
     this.#listeners.set(port, { port, backlog, queue: [] });
+    return port;
   }
 
   /** Stops listening; sessions still waiting in the accept queue are reset. */
@@ -430,11 +438,16 @@ export class SessionEndpoint {
 
   // ------------------------------------------------------------------ application: datagrams
 
-  /** Lets `port` receive datagrams (and send them). */
-  bind(port: number): void {
-    checkPort(port, "port");
-    if (this.#bound.has(port) || this.#sessionPorts.has(port)) throw new PortInUseError(port);
+  /**
+   * Lets `port` receive datagrams (and send them); port 0 picks a free ephemeral port as `listen`
+   * does. Returns the port.
+   */
+  bind(port: number): number {
+    if (port !== 0) checkPort(port, "port");
+    if (port === 0) port = this.#ephemeral();
+    else if (this.#bound.has(port) || this.#sessionPorts.has(port)) throw new PortInUseError(port);
     this.#bound.add(port);
+    return port;
   }
 
   unbind(port: number): void {
@@ -476,6 +489,27 @@ export class SessionEndpoint {
         return;
       }
       msg = f.msg;
+    } catch (e) {
+      if (e instanceof WireError) {
+        this.counters.malformed++;
+        return;
+      }
+      throw e;
+    }
+    this.receive(now, msg);
+  }
+
+  /**
+   * Decodes one session message in the payload form (docs/wire.md §5.10) that the overlay delivered
+   * in a packet with overlay header `header`, and handles it; bad bytes are counted and dropped,
+   * never thrown. This is the overlay's delivery path: the packet is decoded once.
+   */
+  receivePayload(now: number, header: OverlayHeader, payload: Uint8Array): void {
+    checkNow(now);
+    checkBytes(payload, "payload");
+    let msg: SessionMessage;
+    try {
+      msg = decodeSessionPayload(header, payload);
     } catch (e) {
       if (e instanceof WireError) {
         this.counters.malformed++;

@@ -1,22 +1,21 @@
 /**
- * The session service backed by `@spines-ts/session`: one SessionEndpoint (run by the
- * `PlaneSessionDriver` of `@spines-ts/overlay`, whose packets go through the overlay plane) serving
- * every client's listeners, streams and datagram sockets, including sessions between two clients of
- * the same node (looped back on a microtask).
+ * The client-facing session service: the client protocol's listeners, streams and datagram sockets
+ * (services.ts) over the daemon's `OverlayNode`, whose session endpoint serves every client,
+ * including sessions between two clients of the same node (looped back by the node). This file only
+ * adapts events to promises and sinks and maps error codes; the protocol is `OverlayNode`'s.
  *
  * Flow control end to end: bytes are read from the endpoint only while the client's connection
  * accepts more, so a slow client shrinks the session's receive window; a client's writes beyond the
  * endpoint's send buffer pause that client's connection until the session is writable again.
  */
-import { type SessionTransport as OverlaySessionTransport, PlaneSessionDriver } from "@spines-ts/overlay";
-import type { Host, NodeId } from "@spines-ts/primitives";
-import { type SessionConfig, SessionErrorCode, type SessionEvent } from "@spines-ts/session";
-import { ClientErrorCode, ClosedReason, type LinkType } from "./client-protocol.ts";
+import { ClientErrorCode, ClosedReason } from "@spines-ts/client/protocol";
+import type { OverlayNode } from "@spines-ts/overlay";
+import type { NodeId } from "@spines-ts/primitives";
+import { SessionErrorCode, type SessionEvent } from "@spines-ts/session";
+import type { LinkType } from "@spines-ts/wire";
 import {
   type DatagramHandler,
   type DatagramSocket,
-  EPHEMERAL_PORT_MAX,
-  EPHEMERAL_PORT_MIN,
   type Listener,
   MAX_BACKLOG,
   SessionError,
@@ -24,10 +23,7 @@ import {
   type SessionService,
   type StreamSession,
   type StreamSink,
-} from "./sessions.ts";
-
-/** Where the endpoint's packets go: the overlay plane. */
-export type SessionTransport = OverlaySessionTransport;
+} from "./services.ts";
 
 const CODE_MAP: Record<string, string> = {
   [SessionErrorCode.Refused]: ClientErrorCode.Refused,
@@ -36,6 +32,7 @@ const CODE_MAP: Record<string, string> = {
   [SessionErrorCode.PortInUse]: ClientErrorCode.PortInUse,
   [SessionErrorCode.Reset]: "ERR_RESET",
   [SessionErrorCode.DatagramUnreachable]: ClientErrorCode.Unreachable,
+  ERR_CAPACITY: ClientErrorCode.Limit,
 };
 
 function clientError(e: unknown): SessionError {
@@ -54,7 +51,7 @@ class CoreStream implements StreamSession {
   readonly remoteNode: NodeId;
   readonly remotePort: number;
   readonly link: LinkType;
-  readonly #svc: CoreSessionService;
+  readonly #svc: ClientSessions;
   #sink: StreamSink | undefined;
   #unsent: Uint8Array[] = [];
   #writers: (() => void)[] = [];
@@ -67,7 +64,7 @@ class CoreStream implements StreamSession {
   bytesOut = 0;
 
   constructor(
-    svc: CoreSessionService,
+    svc: ClientSessions,
     sid: number,
     info: { localPort: number; remoteNode: NodeId; remotePort: number; link: LinkType },
   ) {
@@ -91,7 +88,7 @@ class CoreStream implements StreamSession {
       this.#flushTerminal();
       return;
     }
-    const d = this.#svc.driver;
+    const d = this.#svc.node;
     for (;;) {
       if (!sink.writable) {
         if (!this.#waitingForSink) {
@@ -152,7 +149,7 @@ class CoreStream implements StreamSession {
       this.#unsent.push(bytes);
       return false;
     }
-    const n = this.#svc.driver.write(this.sid, bytes);
+    const n = this.#svc.node.write(this.sid, bytes);
     if (n === bytes.length) return true;
     this.#unsent.push(bytes.subarray(n));
     return false;
@@ -160,7 +157,7 @@ class CoreStream implements StreamSession {
 
   /** The endpoint has room again. */
   onWritable(): void {
-    const d = this.#svc.driver;
+    const d = this.#svc.node;
     while (this.#unsent.length > 0 && !this.#gone) {
       const b = this.#unsent[0] as Uint8Array;
       let n: number;
@@ -188,7 +185,7 @@ class CoreStream implements StreamSession {
     if (this.#gone) return;
     this.#afterUnsent(() => {
       try {
-        this.#svc.driver.shutdown(this.sid);
+        this.#svc.node.shutdown(this.sid);
       } catch {
         // already finished
       }
@@ -199,7 +196,7 @@ class CoreStream implements StreamSession {
     if (this.#gone) return;
     this.#afterUnsent(() => {
       try {
-        this.#svc.driver.close(this.sid);
+        this.#svc.node.close(this.sid);
       } catch {
         // already finished
       }
@@ -214,7 +211,7 @@ class CoreStream implements StreamSession {
   reset(): void {
     if (this.#gone) return;
     try {
-      this.#svc.driver.reset(this.sid);
+      this.#svc.node.reset(this.sid);
     } catch {
       // already gone
     }
@@ -223,7 +220,7 @@ class CoreStream implements StreamSession {
   info(): SessionInfo {
     let state = this.#gone ? "closed" : "open";
     try {
-      const i = this.#svc.driver.core.info(this.sid);
+      const i = this.#svc.node.info(this.sid);
       state = i.state;
       return {
         localPort: this.localPort,
@@ -259,9 +256,9 @@ class CoreListener implements Listener {
   readonly ready: StreamSession[] = [];
   readonly waiters: { resolve: (s: StreamSession) => void; reject: (e: Error) => void }[] = [];
   closed = false;
-  readonly #svc: CoreSessionService;
+  readonly #svc: ClientSessions;
 
-  constructor(svc: CoreSessionService, port: number, link: LinkType) {
+  constructor(svc: ClientSessions, port: number, link: LinkType) {
     this.#svc = svc;
     this.port = port;
     this.link = link;
@@ -274,7 +271,7 @@ class CoreListener implements Listener {
       if (s === undefined) {
         let sid: number | undefined;
         try {
-          sid = this.#svc.driver.accept(this.port);
+          sid = this.#svc.node.accept(this.port);
         } catch {
           sid = undefined;
         }
@@ -304,8 +301,8 @@ class CoreListener implements Listener {
   }
 }
 
-export class CoreSessionService implements SessionService {
-  readonly driver: PlaneSessionDriver;
+export class ClientSessions implements SessionService {
+  readonly node: OverlayNode;
   readonly #streams = new Map<number, CoreStream>();
   readonly #listeners = new Map<number, CoreListener>();
   readonly #dgrams = new Map<number, DatagramHandler>();
@@ -313,30 +310,18 @@ export class CoreSessionService implements SessionService {
     number,
     { resolve: (s: StreamSession) => void; reject: (e: Error) => void; stream: CoreStream }
   >();
-  #nextEphemeral = EPHEMERAL_PORT_MIN;
   readonly stats = { sent: 0, delivered: 0, noPort: 0, noRoute: 0, datagramFailures: 0 };
 
-  readonly #transport: SessionTransport;
-
-  constructor(host: Host, transport: SessionTransport, incarnation: number, config?: Partial<SessionConfig>) {
-    this.#transport = transport;
-    // Sessions between two clients of this node loop back on a microtask (no timer tick).
-    this.driver = new PlaneSessionDriver(host, transport, {
-      incarnation,
-      ...(config ? { config } : {}),
-      defer: queueMicrotask,
-    });
-    this.driver.onEvent = (e) => this.#onEvent(e);
-  }
-
-  /** A session frame the overlay delivered to this node. */
-  deliver(bytes: Uint8Array): void {
-    this.driver.deliver(bytes);
+  /** Takes over `node`'s session events and writable notifications. */
+  constructor(node: OverlayNode) {
+    this.node = node;
+    node.onEvent = (e) => this.#onEvent(e);
+    node.onWritable = () => this.wake();
   }
 
   /** Wraps a session the endpoint accepted; it rides the link type its initiator chose. */
   adopt(sid: number): CoreStream {
-    const i = this.driver.core.info(sid);
+    const i = this.node.info(sid);
     const s = new CoreStream(this, sid, {
       localPort: i.localPort,
       remoteNode: i.remoteNode,
@@ -420,31 +405,13 @@ export class CoreSessionService implements SessionService {
     for (const s of this.#streams.values()) s.onWritable();
   }
 
-  #pickPort(tryIt: (p: number) => void): number {
-    const span = EPHEMERAL_PORT_MAX - EPHEMERAL_PORT_MIN + 1;
-    for (let i = 0; i < span; i++) {
-      const p = this.#nextEphemeral;
-      this.#nextEphemeral = p >= EPHEMERAL_PORT_MAX ? EPHEMERAL_PORT_MIN : p + 1;
-      try {
-        tryIt(p);
-        return p;
-      } catch (e) {
-        if ((e as { code?: string }).code !== SessionErrorCode.PortInUse) throw clientError(e);
-      }
-    }
-    throw new SessionError(ClientErrorCode.Limit, "no free ephemeral port");
-  }
-
   listen(port: number, link: LinkType, backlog: number): Listener {
-    const b = Math.max(1, Math.min(backlog, this.driver.core.config.defaultBacklog));
-    let p = port;
-    if (port === 0) p = this.#pickPort((x) => this.driver.listen(x, b));
-    else {
-      try {
-        this.driver.listen(port, b);
-      } catch (e) {
-        throw clientError(e);
-      }
+    const b = Math.max(1, Math.min(backlog, MAX_BACKLOG, this.node.sessions.core.config.defaultBacklog));
+    let p: number;
+    try {
+      p = this.node.listen(port, b);
+    } catch (e) {
+      throw clientError(e);
     }
     const l = new CoreListener(this, p, link);
     this.#listeners.set(p, l);
@@ -453,32 +420,28 @@ export class CoreSessionService implements SessionService {
 
   unlisten(l: CoreListener): void {
     if (this.#listeners.get(l.port) === l) this.#listeners.delete(l.port);
-    this.driver.core.unlisten(this.driver.now, l.port);
-    this.driver.pump();
+    this.node.unlisten(l.port);
   }
 
   connect(node: NodeId, port: number, link: LinkType): Promise<StreamSession> {
     let sid: number;
     try {
-      sid = this.driver.connect(node, port, { linkType: link });
+      sid = this.node.connect(node, port, { linkType: link });
     } catch (e) {
       return Promise.reject(clientError(e));
     }
-    const i = this.driver.core.info(sid);
+    const i = this.node.info(sid);
     const s = new CoreStream(this, sid, { localPort: i.localPort, remoteNode: node, remotePort: port, link });
     this.#streams.set(sid, s);
     return new Promise((resolve, reject) => this.#connecting.set(sid, { resolve, reject, stream: s }));
   }
 
   openDatagram(port: number, link: LinkType, onDatagram: DatagramHandler): DatagramSocket {
-    let p = port;
-    if (port === 0) p = this.#pickPort((x) => this.driver.bind(x));
-    else {
-      try {
-        this.driver.bind(port);
-      } catch (e) {
-        throw clientError(e);
-      }
+    let p: number;
+    try {
+      p = this.node.bind(port);
+    } catch (e) {
+      throw clientError(e);
     }
     this.#dgrams.set(p, onDatagram);
     let open = true;
@@ -487,13 +450,13 @@ export class CoreSessionService implements SessionService {
       link,
       sendTo: (node, dstPort, data) => {
         if (!open) throw new SessionError(ClientErrorCode.Closed, "datagram socket is closed");
-        if (node !== this.driver.host.id && !this.#transport.hasRoute(node)) {
+        if (node !== this.node.id && !this.node.hasRoute(node)) {
           this.stats.noRoute++;
           throw new SessionError(ClientErrorCode.Unreachable, `no route to node ${node}`);
         }
         this.stats.sent++;
         try {
-          this.driver.sendDatagram({ srcPort: p, dst: node, dstPort, data, linkType: link, reliable: false });
+          this.node.sendDatagram({ srcPort: p, dst: node, dstPort, data, linkType: link, reliable: false });
         } catch (e) {
           throw clientError(e);
         }
@@ -502,7 +465,7 @@ export class CoreSessionService implements SessionService {
         if (!open) return;
         open = false;
         this.#dgrams.delete(p);
-        this.driver.core.unbind(p);
+        this.node.unbind(p);
       },
     };
   }
@@ -520,6 +483,6 @@ export class CoreSessionService implements SessionService {
       await new Promise((r) => setTimeout(r, 10));
     }
     for (const s of [...this.#streams.values()]) s.reset();
-    this.driver.stop();
+    this.node.sessions.stop();
   }
 }
