@@ -1,4 +1,10 @@
-import type { Cancel, Host, NodeFactory, NodeId, NodeProgram } from "@spines-ts/primitives";
+import {
+  CoreDriver,
+  type Host,
+  type NodeFactory,
+  type NodeId,
+  type NodeProgram,
+} from "@spines-ts/primitives";
 import { MembershipCore } from "./core.ts";
 import type { MembershipConfig, MembershipEvent } from "./types.ts";
 
@@ -14,19 +20,17 @@ export type MembershipNodeOptions = Omit<MembershipConfig, "id" | "incarnation">
 };
 
 /**
- * Runs a `MembershipCore` on a `Host` (the simulator's or a real one): packets in, one scheduled
- * wake-up for the core's next deadline, transmits out, events to `onEvent`.
+ * Runs a `MembershipCore` on a `Host` (the simulator's or a real one) with the shared `CoreDriver`
+ * (docs/drivers.md): packets in, one scheduled wake-up for the core's next deadline, transmits out,
+ * events to `onEvent`.
  */
 export class MembershipNode implements NodeProgram {
   readonly core: MembershipCore;
   readonly host: Host;
   readonly #onEvent: MembershipHandler;
   readonly #onAnnounce: ((data: Uint8Array) => void) | undefined;
-  #cancel: Cancel | undefined;
-  #armedAt = Number.POSITIVE_INFINITY;
+  readonly #driver: CoreDriver;
   #stopped = false;
-  #flushing = false;
-  #again = false;
   /** While paused (a simulated GC pause / SIGSTOP), inputs queue and nothing runs. */
   #paused: { from: NodeId; data: Uint8Array }[] | null = null;
 
@@ -37,22 +41,28 @@ export class MembershipNode implements NodeProgram {
     let inc = options.incarnation ?? host.rng.uint32();
     if (inc === 0) inc = 1;
     this.core = new MembershipCore({ ...options, id: host.id, incarnation: inc });
+    this.#driver = new CoreDriver(host, {
+      drain: () => this.#drain(),
+      nextDeadline: () => this.core.nextDeadline(),
+      // A paused process runs nothing: the overdue timer fires on `resume`.
+      handleTimeout: (now) => (this.#paused ? false : this.core.handleTimeout(now)),
+    });
     if (options.autoJoin ?? true) this.join();
   }
 
   join(): void {
     this.core.join(this.host.clock.now());
-    this.#flush();
+    this.#driver.flush();
   }
 
   leave(): void {
     this.core.leave(this.host.clock.now());
-    this.#flush();
+    this.#driver.flush();
   }
 
   multicast(payload: Uint8Array): boolean {
     const ok = this.core.multicast(payload, this.host.clock.now());
-    this.#flush();
+    this.#driver.flush();
     return ok;
   }
 
@@ -62,8 +72,7 @@ export class MembershipNode implements NodeProgram {
       if (this.#paused.length < 10_000) this.#paused.push({ from, data });
       return;
     }
-    this.core.receive(from, data, this.host.clock.now());
-    this.#flush();
+    this.#driver.input((now) => this.core.receive(from, data, now));
   }
 
   /** Simulates an unresponsive process (GC pause, SIGSTOP): nothing runs until `resume`. */
@@ -76,58 +85,33 @@ export class MembershipNode implements NodeProgram {
     const q = this.#paused;
     if (q === null) return;
     this.#paused = null;
-    this.#fire();
+    if (this.#stopped) return;
+    this.#driver.input((now) => this.core.handleTimeout(now));
     for (const p of q) {
       if (this.#stopped) break;
       this.core.receive(p.from, p.data, this.host.clock.now());
     }
-    this.#flush();
+    this.#driver.flush();
   }
 
   stop(): void {
     this.#stopped = true;
-    this.#cancel?.();
+    this.#driver.stop();
   }
 
-  #fire(): void {
-    if (this.#stopped || this.#paused) return;
-    this.#armedAt = Number.POSITIVE_INFINITY;
-    this.#cancel = undefined;
-    this.core.handleTimeout(this.host.clock.now());
-    this.#flush();
-  }
-
-  #flush(): void {
-    if (this.#flushing) {
-      this.#again = true;
-      return;
+  /** One drain pass: transmits out (announcements to `onAnnounce`), events to the handler. */
+  #drain(): boolean {
+    let progress = false;
+    for (const t of this.core.drainTransmits()) {
+      progress = true;
+      if (t.to !== null) this.host.send(t.to, t.data);
+      else this.#onAnnounce?.(t.data);
     }
-    this.#flushing = true;
-    try {
-      do {
-        this.#again = false;
-        for (const t of this.core.drainTransmits()) {
-          if (t.to !== null) this.host.send(t.to, t.data);
-          else this.#onAnnounce?.(t.data);
-        }
-        for (const ev of this.core.drainEvents()) this.#onEvent(ev, this);
-      } while (this.#again);
-    } finally {
-      this.#flushing = false;
+    for (const ev of this.core.drainEvents()) {
+      progress = true;
+      this.#onEvent(ev, this);
     }
-    if (this.#stopped) return;
-    const d = this.core.nextDeadline();
-    if (d === undefined) {
-      this.#cancel?.();
-      this.#cancel = undefined;
-      this.#armedAt = Number.POSITIVE_INFINITY;
-      return;
-    }
-    const at = Math.max(d, this.host.clock.now());
-    if (at === this.#armedAt) return;
-    this.#cancel?.();
-    this.#armedAt = at;
-    this.#cancel = this.host.schedule(at, () => this.#fire());
+    return progress;
   }
 }
 
