@@ -33,7 +33,7 @@ export interface DiscoveryOptions {
   readonly ttl?: number;
   /** Address the socket binds (default: the wildcard of the group's family, needed for broadcast). */
   readonly bindAddress?: string;
-  /** Send announcements out of this host's socket instead of the discovery socket. */
+  /** Send announcements out of this host's socket instead of the discovery socket (same IP family as `group`). */
   readonly via?: UdpHost;
   /** Larger announcements are dropped on send and on receive (default 1400 bytes). */
   readonly maxBytes?: number;
@@ -116,6 +116,10 @@ export class DiscoverySocket {
     const kind = isMulticastAddress(opts.group) ? "multicast" : "broadcast";
     if (kind === "broadcast" && family === 6)
       throw new RangeError("DiscoverySocket: IPv6 has no broadcast; use a multicast group (ff02::/16)");
+    if (opts.via !== undefined && opts.via.ipv6 !== (family === 6))
+      throw new RangeError(
+        `DiscoverySocket: via host is ${opts.via.ipv6 ? "IPv6" : "IPv4"} but group ${opts.group} is not; use a host of the group's family`,
+      );
     const socket = createSocket({ type: family === 6 ? "udp6" : "udp4", reuseAddr: true });
     const d = new DiscoverySocket(opts, socket, kind);
     try {

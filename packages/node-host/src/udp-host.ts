@@ -173,14 +173,19 @@ export class UdpHost implements Host {
       socket.close();
       throw e;
     }
-    await new Promise<void>((resolve, reject) => {
-      const onError = (e: Error) => reject(e);
-      socket.once("error", onError);
-      socket.bind(opts.listen.port, opts.listen.address, () => {
-        socket.off("error", onError);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once("error", reject);
+        socket.bind(opts.listen.port, opts.listen.address, () => {
+          socket.off("error", reject);
+          resolve();
+        });
       });
-    });
+    } catch (e) {
+      host.#closed = true;
+      socket.close();
+      throw e;
+    }
     const a = socket.address();
     host.#bound = { address: a.address, port: a.port };
     socket.on("message", (msg, rinfo) => host.#onMessage(msg, rinfo));
@@ -194,6 +199,11 @@ export class UdpHost implements Host {
   /** The bound address (with the real port when 0 was asked for). */
   address(): Endpoint {
     return this.#bound;
+  }
+
+  /** `udp6` (IPv6 or dual-stack) rather than `udp4`. */
+  get ipv6(): boolean {
+    return this.#v6;
   }
 
   /** True once `close()` was called. */

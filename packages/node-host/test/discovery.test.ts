@@ -114,5 +114,8 @@ describe("DiscoverySocket", () => {
     await expect(DiscoverySocket.open({ group: "not-an-ip", port })).rejects.toThrow(RangeError);
     await expect(DiscoverySocket.open({ group: "239.1.1.1", port: 0 })).rejects.toThrow(RangeError);
     await expect(DiscoverySocket.open({ group: "fe80::1", port })).rejects.toThrow(/broadcast/);
+    const v6host = await UdpHost.open({ id: 9, listen: { address: "::1", port: 0 } });
+    open.push(v6host);
+    await expect(DiscoverySocket.open({ group: "239.1.1.1", port, via: v6host })).rejects.toThrow(/family/);
   });
 });

@@ -240,6 +240,15 @@ describe("UdpHost peers and failures", () => {
     expect(b.peerAt({ address: "::ffff:127.0.0.1", port: a.address().port })).toBe(7);
   });
 
+  it("rejects a bind that fails, with the socket's error", async () => {
+    const h = await UdpHost.open({ id: 1, listen: { address: "127.0.0.1", port: 0 } });
+    hosts.push(h);
+    await expect(UdpHost.open({ id: 2, listen: h.address() })).rejects.toThrow(/EADDRINUSE/);
+    await expect(
+      UdpHost.open({ id: 2, listen: { address: "127.0.0.1", port: 0 }, maxPeers: 0 }),
+    ).rejects.toThrow(RangeError);
+  });
+
   it("keeps the peer table consistent and bounded", async () => {
     const h = await UdpHost.open({ id: 1, listen: { address: "127.0.0.1", port: 0 }, maxPeers: 2 });
     hosts.push(h);
