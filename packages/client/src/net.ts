@@ -7,12 +7,13 @@ import {
   type ClientConnectOptions,
   type DaemonTarget,
   defaultDaemon,
-  SpinesAbortError,
   SpinesClient,
   type SpinesListener,
   SpinesStream,
 } from "./client.ts";
-import { ClientErrorCode, checkId, checkLink, checkPort, LinkType } from "./protocol.ts";
+import { ClientErrorCode, ClientProtocolError, checkId, checkLink, checkPort, LinkType } from "./protocol.ts";
+
+const closedError = () => new ClientProtocolError(ClientErrorCode.Closed, "connection to the daemon closed");
 
 /** A daemon to talk through: an address, or an open `SpinesClient` to share. */
 export type DaemonOption = DaemonTarget | SpinesClient;
@@ -65,7 +66,7 @@ export function connect(opts: ConnectOptions, connectListener?: () => void): Spi
         s.onDestroy = () => client.close();
         // The daemon connection died (the daemon stopped): the stream is gone too.
         client.once("close", () => {
-          if (!s.destroyed && !s.connected) s.destroy(new SpinesAbortError());
+          if (!s.destroyed && !s.connected) s.destroy(closedError());
         });
       }
       if (s.destroyed) {
@@ -154,7 +155,7 @@ export class Server extends EventEmitter {
         return;
       }
       client.once("close", () => {
-        if (!this.#closed) this.#fail(new SpinesAbortError("the daemon connection closed"));
+        if (!this.#closed) this.#fail(closedError());
       });
       this.#listener = await client.listen(o.port ?? 0, {
         ...(o.link !== undefined ? { link: o.link } : {}),
