@@ -1,9 +1,9 @@
 /**
  * The daemon side of the client protocol: accepts Unix (and optionally localhost TCP) connections,
- * decodes frames, and maps client handles onto the SessionService.
+ * decodes frames, and maps client handles onto the SessionService. Multicast groups, anycast and
+ * route queries go to the overlay (`ClientOverlay`); datagram port 7 is an echo service (ping).
  */
 import { createServer, type Server, type Socket } from "node:net";
-import { type Logger, type NodeId, RateLimitedLog } from "@spines-ts/primitives";
 import {
   CLIENT_MAGIC,
   CLIENT_PROTOCOL_VERSION,
@@ -12,20 +12,48 @@ import {
   ClosedReason,
   CloseHow,
   closedFrame,
+  ECHO_PORT,
   errorFrame,
   FrameBuilder,
   FrameDecoder,
   FrameReader,
-  type LinkType,
+  isLinkType,
+  LinkType,
   MAX_DATAGRAM_BYTES,
+  MAX_ID,
+  MAX_ROUTE_HOPS,
   Op,
-} from "./client-protocol.ts";
-import type { DatagramSocket, Listener, SessionService, StreamSession, StreamSink } from "./sessions.ts";
+} from "@spines-ts/client/protocol";
+import { type Logger, type NodeId, RateLimitedLog } from "@spines-ts/primitives";
+import type { DatagramSocket, Listener, SessionService, StreamSession, StreamSink } from "./services.ts";
 import { closeServer, listenTcp, listenUnix } from "./unix-socket.ts";
+
+/**
+ * What the client server asks of the overlay beyond sessions: routes (CONNECT fails at once without
+ * one; ROUTE), groups (JOIN/LEAVE, reference-counted here), multicast and anycast sends.
+ */
+export interface ClientOverlay {
+  hasRoute(node: NodeId): boolean;
+  /** The route from this node, path inclusive of both ends; undefined without one. */
+  route(node: NodeId): { readonly path: readonly NodeId[]; readonly cost: number } | undefined;
+  join(group: number): void;
+  leave(group: number): void;
+  /** Sends one datagram to every member of `group` on `port` (this node included if it joined). */
+  sendMulticast(srcPort: number, group: number, port: number, link: LinkType, data: Uint8Array): void;
+  /** The nearest reachable member of `group` (this node if it is one), or undefined. */
+  anycastNearest(group: number): NodeId | undefined;
+}
+
+/** Most groups one datagram socket may join. */
+export const MAX_GROUPS_PER_SOCKET = 64;
 
 export interface ClientServerOptions {
   readonly self: NodeId;
   readonly service: SessionService;
+  /** Groups, routes, anycast; without it those requests are answered ERR_NOT_SUPPORTED. */
+  readonly overlay?: ClientOverlay;
+  /** Answer datagrams on port 7 with an echo (default true). */
+  readonly echo?: boolean;
   readonly log: Logger;
   readonly now: () => number;
   readonly maxClients: number;
@@ -42,16 +70,24 @@ export interface ClientServerStats {
   framesIn: number;
   framesOut: number;
   datagramsDroppedSlowClient: number;
+  /** Largest output queue of one client connection seen, in bytes (bounded by clientQueueBytes + one read). */
+  peakClientQueueBytes: number;
+  /** Datagrams answered by the echo service (port 7). */
+  echoed: number;
 }
 
 type Handle =
   | { kind: "listener"; l: Listener }
   | { kind: "stream"; s: StreamSession }
-  | { kind: "dgram"; d: DatagramSocket }
+  | { kind: "dgram"; d: DatagramSocket; groups: Set<number> }
   | { kind: "pending" };
 
-function validLink(v: number): v is LinkType {
-  return v === 0 || v === 1 || v === 2;
+const validLink = isLinkType;
+
+function checkGroup(g: number): void {
+  if (g === 0 || g > MAX_ID) {
+    throw new ClientProtocolError(ClientErrorCode.BadArgument, `group ${g} is outside 1..${MAX_ID}`);
+  }
 }
 
 class ClientConnection {
@@ -88,6 +124,8 @@ class ClientConnection {
     if (this.#closed) return;
     this.#srv.stats.framesOut++;
     this.#sock.write(frame);
+    const q = this.#sock.writableLength;
+    if (q > this.#srv.stats.peakClientQueueBytes) this.#srv.stats.peakClientQueueBytes = q;
   }
 
   #pause(): void {
@@ -208,6 +246,11 @@ class ClientConnection {
             throw new ClientProtocolError(ClientErrorCode.BadArgument, `link type ${link} unknown`);
           if (port === 0)
             throw new ClientProtocolError(ClientErrorCode.BadArgument, "cannot connect to port 0");
+          const ov = this.#srv.opts.overlay;
+          if (ov !== undefined && node !== this.#srv.opts.self && !ov.hasRoute(node)) {
+            // Answer at once, as a datagram to the node would be (no 10 s open timeout).
+            throw new ClientProtocolError(ClientErrorCode.Unreachable, `no route to node ${node}`);
+          }
           const nh = this.#newHandle();
           this.#handles.set(nh, { kind: "pending" }); // reserved until the connect completes
           const reqId = req;
@@ -250,8 +293,78 @@ class ClientConnection {
                 .finish(),
             );
           });
-          this.#handles.set(h, { kind: "dgram", d });
+          this.#handles.set(h, { kind: "dgram", d, groups: new Set() });
           this.#ok(req, (b) => b.u32(h).u16(d.port));
+          return;
+        }
+        case Op.Join:
+        case Op.Leave: {
+          req = r.u32();
+          const hid = r.u32();
+          const group = r.u32();
+          r.end();
+          const h = this.#dgram(hid);
+          checkGroup(group);
+          if (op === Op.Join) {
+            if (!h.groups.has(group)) {
+              if (h.groups.size >= MAX_GROUPS_PER_SOCKET) {
+                throw new ClientProtocolError(
+                  ClientErrorCode.Limit,
+                  `at most ${MAX_GROUPS_PER_SOCKET} groups per socket`,
+                );
+              }
+              this.#srv.joinGroup(group, this, hid, h.d.port);
+              h.groups.add(group);
+            }
+          } else if (h.groups.delete(group)) this.#srv.leaveGroup(group, this, hid);
+          this.#ok(req);
+          return;
+        }
+        case Op.SendToGroup:
+        case Op.SendToAnycast: {
+          const hid = r.u32();
+          const group = r.u32();
+          const port = r.u16();
+          const data = r.rest();
+          const h = this.#dgram(hid);
+          checkGroup(group);
+          if (port === 0) throw new ClientProtocolError(ClientErrorCode.BadArgument, "cannot send to port 0");
+          if (data.length > MAX_DATAGRAM_BYTES) {
+            throw new ClientProtocolError(
+              ClientErrorCode.TooLarge,
+              `datagram of ${data.length} bytes (max ${MAX_DATAGRAM_BYTES})`,
+            );
+          }
+          const ov = this.#srv.overlay();
+          if (op === Op.SendToGroup) ov.sendMulticast(h.d.port, group, port, h.d.link, data);
+          else {
+            const node = ov.anycastNearest(group);
+            if (node === undefined) {
+              throw new ClientProtocolError(
+                ClientErrorCode.Unreachable,
+                `no reachable member of anycast group ${group}`,
+              );
+            }
+            h.d.sendTo(node, port, data);
+          }
+          return;
+        }
+        case Op.Route: {
+          req = r.u32();
+          const node = r.u32();
+          r.end();
+          const ov = this.#srv.overlay();
+          const self = this.#srv.opts.self;
+          const route = node === self ? { path: [self], cost: 0 } : ov.route(node);
+          if (route === undefined)
+            throw new ClientProtocolError(ClientErrorCode.Unreachable, `no route to node ${node}`);
+          const path = route.path.slice(0, MAX_ROUTE_HOPS);
+          const cost = Math.min(0xffffffff, Math.max(0, Math.round(route.cost)));
+          this.#ok(req, (b) => {
+            b.u32(cost).u8(path.length);
+            for (const n of path) b.u32(n);
+            return b;
+          });
           return;
         }
         case Op.Send: {
@@ -304,7 +417,10 @@ class ClientConnection {
           } else {
             this.#handles.delete(hid);
             if (h.kind === "listener") h.l.close();
-            else if (h.kind === "dgram") h.d.close();
+            else if (h.kind === "dgram") {
+              for (const g of h.groups) this.#srv.leaveGroup(g, this, hid);
+              h.d.close();
+            }
           }
           this.#ok(req);
           return;
@@ -316,6 +432,31 @@ class ClientConnection {
       this.#srv.stats.protocolErrors++;
       this.#fail(req, e);
     }
+  }
+
+  #dgram(hid: number): Extract<Handle, { kind: "dgram" }> {
+    const h = this.#handles.get(hid);
+    if (h?.kind !== "dgram") {
+      throw new ClientProtocolError(ClientErrorCode.BadHandle, `handle ${hid} is not a datagram socket`);
+    }
+    return h;
+  }
+
+  /** A multicast datagram for a socket of this connection that joined `group`. */
+  deliverGroup(hid: number, group: number, src: NodeId, srcPort: number, data: Uint8Array): void {
+    if (!this.writable) {
+      this.#srv.stats.datagramsDroppedSlowClient++;
+      return;
+    }
+    this.write(
+      new FrameBuilder(Op.GroupDatagram, 14 + data.length)
+        .u32(hid)
+        .u32(group)
+        .u32(src)
+        .u16(srcPort)
+        .bytes(data)
+        .finish(),
+    );
   }
 
   #newHandle(): number {
@@ -391,11 +532,14 @@ class ClientConnection {
     this.#closed = true;
     this.#srv.connections.delete(this);
     this.#srv.stats.connections = this.#srv.connections.size;
-    for (const h of this.#handles.values()) {
+    for (const [hid, h] of this.#handles) {
       try {
         if (h.kind === "stream") h.s.close();
         else if (h.kind === "listener") h.l.close();
-        else if (h.kind === "dgram") h.d.close();
+        else if (h.kind === "dgram") {
+          for (const g of h.groups) this.#srv.leaveGroup(g, this, hid);
+          h.d.close();
+        }
       } catch {
         // already closed
       }
@@ -414,14 +558,95 @@ export class ClientServer {
     framesIn: 0,
     framesOut: 0,
     datagramsDroppedSlowClient: 0,
+    peakClientQueueBytes: 0,
+    echoed: 0,
   };
   readonly connections = new Set<ClientConnection>();
   readonly rl: RateLimitedLog;
   readonly #servers: { server: Server; path?: string }[] = [];
 
+  /** Members by group: the sockets (connection, handle, port) that joined it here. */
+  readonly #groups = new Map<number, Map<ClientConnection, Map<number, number>>>();
+  #echo: DatagramSocket | undefined;
+
   constructor(opts: ClientServerOptions) {
     this.opts = opts;
     this.rl = new RateLimitedLog(opts.log, 1000, 5);
+    if (opts.echo !== false) {
+      try {
+        const echo = opts.service.openDatagram(ECHO_PORT, LinkType.BestEffort, (src, srcPort, data) => {
+          try {
+            echo.sendTo(src, srcPort, data);
+            this.stats.echoed++;
+          } catch {
+            // No route back (or closing): a lost echo, like any lost datagram.
+          }
+        });
+        this.#echo = echo;
+      } catch (e) {
+        opts.log.warn({ err: String(e) }, "echo service (datagram port 7) not started");
+      }
+    }
+  }
+
+  /** @internal The overlay, or ERR_NOT_SUPPORTED (the "direct" plane has no routing). */
+  overlay(): ClientOverlay {
+    const ov = this.opts.overlay;
+    if (ov === undefined) {
+      throw new ClientProtocolError(ClientErrorCode.NotSupported, "this daemon has no overlay routing");
+    }
+    return ov;
+  }
+
+  /** @internal */
+  joinGroup(group: number, conn: ClientConnection, hid: number, port: number): void {
+    const ov = this.overlay();
+    let m = this.#groups.get(group);
+    if (m === undefined) {
+      try {
+        ov.join(group);
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        throw new ClientProtocolError(
+          code === "ERR_CAPACITY" ? ClientErrorCode.Limit : ClientErrorCode.BadArgument,
+          (e as Error).message,
+        );
+      }
+      m = new Map();
+      this.#groups.set(group, m);
+    }
+    let hs = m.get(conn);
+    if (hs === undefined) {
+      hs = new Map();
+      m.set(conn, hs);
+    }
+    hs.set(hid, port);
+  }
+
+  /** @internal */
+  leaveGroup(group: number, conn: ClientConnection, hid: number): void {
+    const m = this.#groups.get(group);
+    const hs = m?.get(conn);
+    if (m === undefined || hs === undefined) return;
+    hs.delete(hid);
+    if (hs.size === 0) m.delete(conn);
+    if (m.size === 0) {
+      this.#groups.delete(group);
+      try {
+        this.opts.overlay?.leave(group);
+      } catch {
+        // the overlay is stopping
+      }
+    }
+  }
+
+  /** A multicast datagram the overlay delivered here: to every socket on `port` that joined `group`. */
+  deliverGroup(src: NodeId, srcPort: number, group: number, port: number, data: Uint8Array): void {
+    const m = this.#groups.get(group);
+    if (m === undefined) return;
+    for (const [conn, hs] of m) {
+      for (const [hid, p] of hs) if (p === port) conn.deliverGroup(hid, group, src, srcPort, data);
+    }
   }
 
   #server(): Server {
@@ -454,6 +679,12 @@ export class ClientServer {
 
   async close(): Promise<void> {
     for (const c of [...this.connections]) c.shutdown();
+    try {
+      this.#echo?.close();
+    } catch {
+      // already closed
+    }
+    this.#echo = undefined;
     await Promise.all(this.#servers.map((s) => closeServer(s.server, s.path)));
     this.#servers.length = 0;
   }
