@@ -7,8 +7,10 @@
  * together between two views delivered the same messages in the first (virtual synchrony). Failure
  * detection is by heartbeats with configurable timing (`profiles.default`, `profiles.fast`).
  *
- * `MembershipCore` is the sans-IO state machine; `MembershipNode` drives it on a `Host` (the
- * simulator's); `UdpMember` drives it over UDP with a peer list or multicast/broadcast discovery.
+ * `MembershipCore` is the sans-IO state machine; `MembershipNode` drives it on any `Host` (the
+ * simulator's, or `@spines-ts/node-host`'s `UdpHost`). The UDP shell, `UdpMember` (a
+ * `MembershipNode` on a `UdpHost`, with a peer list or multicast/broadcast discovery), is imported
+ * from `@spines-ts/membership/udp`, so this entry point never loads `node:dgram`.
  * The protocol is specified in docs/membership.md, its messages in docs/wire.md.
  */
 export { MembershipCore, type MembershipStats } from "./core.ts";
@@ -39,10 +41,3 @@ export {
   type ViewId,
   viewKey,
 } from "./types.ts";
-export {
-  type UdpDiscovery,
-  UdpMember,
-  type UdpMemberEvents,
-  type UdpMemberOptions,
-  type UdpPeer,
-} from "./udp.ts";

@@ -1,11 +1,15 @@
-import { randomInt } from "node:crypto";
-import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
-import { EventEmitter } from "node:events";
-import { type Logger, type NodeId, silentLogger } from "@spines-ts/primitives";
-import { systemClock } from "@spines-ts/primitives/system-clock";
+/**
+ * Membership over UDP: the proven `MembershipNode` driver on a `@spines-ts/node-host` `UdpHost`,
+ * plus an optional `DiscoverySocket` for multicast/broadcast discovery. Nothing here runs the core
+ * itself; this file only composes the shell. Imported as `@spines-ts/membership/udp` so that the
+ * sans-IO package root never pulls in `node:dgram`.
+ */
+import { DiscoverySocket, type Endpoint, UdpHost } from "@spines-ts/node-host";
+import { CapacityError, type Clock, type Logger, type NodeId } from "@spines-ts/primitives";
 import { decodeHeader } from "@spines-ts/wire";
-import { MembershipCore } from "./core.ts";
-import type { Delivery, MembershipConfig, View, ViewId } from "./types.ts";
+import type { MembershipCore } from "./core.ts";
+import { MembershipNode, type MembershipNodeOptions } from "./driver.ts";
+import type { Delivery, MembershipEvent, View, ViewId } from "./types.ts";
 
 /** Where a peer listens. */
 export interface UdpPeer {
@@ -16,9 +20,9 @@ export interface UdpPeer {
 
 /** LAN discovery: heartbeats also go to a multicast group or a broadcast address. */
 export interface UdpDiscovery {
-  readonly kind: "multicast" | "broadcast";
   /** Multicast group (e.g. 239.255.42.99) or broadcast address (e.g. 192.168.1.255). */
   readonly address: string;
+  /** The well-known port every member's discovery socket binds. */
   readonly port: number;
   /** Local interface address for multicast (e.g. 127.0.0.1 in tests). */
   readonly interface?: string;
@@ -26,15 +30,18 @@ export interface UdpDiscovery {
   readonly ttl?: number;
 }
 
-export type UdpMemberOptions = Omit<MembershipConfig, "id" | "incarnation" | "peers" | "announce" | "log"> & {
+export type UdpMemberOptions = Omit<
+  MembershipNodeOptions,
+  "peers" | "announce" | "onAnnounce" | "autoJoin"
+> & {
   readonly id: NodeId;
-  /** Default: random. */
-  readonly incarnation?: number;
-  /** Local address and port of the member's socket. */
+  /** Local address and port of the member's socket (default 127.0.0.1, a free port). */
   readonly bind?: { readonly host?: string; readonly port: number };
   readonly peers?: readonly UdpPeer[];
   readonly discovery?: UdpDiscovery;
   readonly log?: Logger;
+  /** Default: the host's monotonic clock. */
+  readonly clock?: Clock;
 };
 
 export interface UdpMemberEvents {
@@ -43,15 +50,17 @@ export interface UdpMemberEvents {
   message: [Delivery];
   drain: [];
   left: [];
-  error: [Error];
 }
 
+type Listener<K extends keyof UdpMemberEvents> = (...args: UdpMemberEvents[K]) => void;
+
 /**
- * A membership member over UDP (`node:dgram`): the shell around `MembershipCore`. Peers are a
- * configured list (id, host, port) plus anyone heard from; with `discovery`, heartbeats also go to
- * a multicast group or broadcast address, so members find each other on a LAN segment.
+ * A membership member over UDP. Listeners run inside the event loop's packet and timer handlers: one
+ * that throws is counted (`listenerErrors`) and logged, and the other listeners and events still
+ * run; nothing a listener or a peer does takes the process down.
  *
  * ```ts
+ * import { UdpMember } from "@spines-ts/membership/udp";
  * const m = await UdpMember.start({ id: 1, group: "web", bind: { port: 7001 },
  *   peers: [{ id: 2, host: "127.0.0.1", port: 7002 }] });
  * m.on("view", (v) => console.log(v.members));
@@ -59,192 +68,170 @@ export interface UdpMemberEvents {
  * m.multicast(new TextEncoder().encode("hello"));
  * ```
  */
-export class UdpMember extends EventEmitter<UdpMemberEvents> {
-  readonly core: MembershipCore;
-  readonly #socket: Socket;
-  readonly #discovery: Socket | undefined;
-  readonly #discoveryOpts: UdpDiscovery | undefined;
-  readonly #addresses = new Map<NodeId, { host: string; port: number }>();
-  readonly #log: Logger;
-  #timer: NodeJS.Timeout | undefined;
-  #timerAt = Number.POSITIVE_INFINITY;
-  #closed = false;
+export class UdpMember {
+  readonly host: UdpHost;
+  readonly node: MembershipNode;
+  readonly discovery: DiscoverySocket | undefined;
+  /** Listeners that threw. */
+  listenerErrors = 0;
+  readonly #listeners = new Map<keyof UdpMemberEvents, ((...a: never[]) => void)[]>();
+  #closing: Promise<void> | undefined;
 
-  private constructor(
-    core: MembershipCore,
-    socket: Socket,
-    discovery: Socket | undefined,
-    options: UdpMemberOptions,
-  ) {
-    super();
-    this.core = core;
-    this.#socket = socket;
-    this.#discovery = discovery;
-    this.#discoveryOpts = options.discovery;
-    this.#log = options.log ?? silentLogger;
-    for (const p of options.peers ?? []) this.#addresses.set(p.id, { host: p.host, port: p.port });
+  private constructor(host: UdpHost, discovery: DiscoverySocket | undefined, options: UdpMemberOptions) {
+    this.host = host;
+    this.discovery = discovery;
+    const { bind: _b, peers, discovery: disc, clock: _c, log: _l, id: _i, ...rest } = options;
+    this.node = new MembershipNode(
+      host,
+      {
+        ...rest,
+        peers: (peers ?? []).map((p) => p.id),
+        announce: disc !== undefined,
+        autoJoin: false,
+        ...(discovery ? { onAnnounce: (data: Uint8Array) => discovery.announce(data) } : {}),
+        ...(options.log ? { log: options.log } : {}),
+      },
+      (ev) => this.#dispatch(ev),
+    );
   }
 
   /** Binds the socket(s) and joins the group. */
   static async start(options: UdpMemberOptions): Promise<UdpMember> {
-    const incarnation = options.incarnation ?? randomInt(1, 0xffffffff);
-    const core = new MembershipCore({
-      ...options,
-      incarnation,
-      peers: (options.peers ?? []).map((p) => p.id),
-      announce: options.discovery !== undefined,
-    });
     for (const p of options.peers ?? []) {
       if (typeof p.host !== "string" || !Number.isInteger(p.port) || p.port < 1 || p.port > 65535)
         throw new RangeError(`peer ${p.id}: bad address ${p.host}:${p.port}`);
     }
-    const socket = createSocket({ type: "udp4" });
-    await new Promise<void>((resolve, reject) => {
-      socket.once("error", reject);
-      socket.bind(options.bind?.port ?? 0, options.bind?.host ?? "127.0.0.1", () => {
-        socket.off("error", reject);
-        resolve();
-      });
+    const host = await UdpHost.open({
+      id: options.id,
+      listen: { address: options.bind?.host ?? "127.0.0.1", port: options.bind?.port ?? 0 },
+      peers: (options.peers ?? []).map((p) => [p.id, { address: p.host, port: p.port }] as const),
+      ...(options.log ? { log: options.log } : {}),
+      ...(options.clock ? { clock: options.clock } : {}),
     });
-    let disc: Socket | undefined;
-    const d = options.discovery;
-    if (d !== undefined) {
-      disc = createSocket({ type: "udp4", reuseAddr: true });
-      const ds = disc;
-      await new Promise<void>((resolve, reject) => {
-        ds.once("error", reject);
-        ds.bind(d.port, () => {
-          ds.off("error", reject);
-          resolve();
+    let disc: DiscoverySocket | undefined;
+    try {
+      const d = options.discovery;
+      if (d !== undefined)
+        disc = await DiscoverySocket.open({
+          group: d.address,
+          port: d.port,
+          via: host,
+          ...(d.interface !== undefined ? { interface: d.interface } : {}),
+          ...(d.ttl !== undefined ? { ttl: d.ttl } : {}),
+          ...(options.log ? { log: options.log } : {}),
         });
-      });
-      if (d.kind === "multicast") {
-        ds.addMembership(d.address, d.interface);
-        socket.setMulticastTTL(d.ttl ?? 1);
-        if (d.interface !== undefined) socket.setMulticastInterface(d.interface);
-        socket.setMulticastLoopback(true);
-      } else {
-        socket.setBroadcast(true);
-      }
+      const m = new UdpMember(host, disc, options);
+      host.attach(m.node);
+      // a datagram from an endpoint we do not know: a discovered peer, or one restarted on a new port
+      host.onUnknownPeer = (data) => m.#learn(data);
+      if (disc)
+        disc.onMessage = (data, from) => {
+          const id = m.#learn(data, from);
+          if (id !== undefined) m.node.receive(id, data);
+        };
+      m.node.join();
+      return m;
+    } catch (e) {
+      await disc?.close();
+      await host.close();
+      throw e;
     }
-    const m = new UdpMember(core, socket, disc, options);
-    socket.on("message", (msg, rinfo) => m.#onPacket(msg, rinfo));
-    socket.on("error", (e) => m.emit("error", e));
-    disc?.on("message", (msg, rinfo) => m.#onPacket(msg, rinfo));
-    disc?.on("error", (e) => m.emit("error", e));
-    core.join(systemClock.now());
-    m.#flush();
-    return m;
+  }
+
+  get core(): MembershipCore {
+    return this.node.core;
   }
 
   /** The UDP port the member listens on. */
   get port(): number {
-    return this.#socket.address().port;
+    return this.host.address().port;
   }
 
   get view(): View | undefined {
-    return this.core.view;
+    return this.node.core.view;
+  }
+
+  on<K extends keyof UdpMemberEvents>(type: K, fn: Listener<K>): this {
+    const l = this.#listeners.get(type) ?? [];
+    l.push(fn as (...a: never[]) => void);
+    this.#listeners.set(type, l);
+    return this;
+  }
+
+  off<K extends keyof UdpMemberEvents>(type: K, fn: Listener<K>): this {
+    const l = this.#listeners.get(type);
+    const i = l?.indexOf(fn as (...a: never[]) => void) ?? -1;
+    if (l && i >= 0) l.splice(i, 1);
+    return this;
   }
 
   /** Multicasts in total order; false means "would block" (wait for `drain`). */
   multicast(payload: Uint8Array): boolean {
-    const ok = this.core.multicast(payload, systemClock.now());
-    this.#flush();
-    return ok;
+    return this.node.multicast(payload);
   }
 
   /** Leaves the group gracefully and closes the sockets. */
   async leave(): Promise<void> {
-    if (this.#closed) return;
-    this.core.leave(systemClock.now());
-    this.#flush();
+    if (this.#closing !== undefined) return this.#closing;
+    if (this.node.core.joined) this.node.leave();
     // let the leave datagrams go out before closing
     await new Promise((r) => setImmediate(r));
-    this.close();
+    return this.close();
   }
 
-  /** Closes the sockets without telling anyone (peers detect it by timeout). */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#socket.close();
-    this.#discovery?.close();
+  /** Closes the sockets without telling anyone (peers detect it by timeout). Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.node.stop();
+      await this.discovery?.close();
+      await this.host.close();
+    })();
+    return this.#closing;
   }
 
-  #onPacket(msg: Buffer, rinfo: RemoteInfo): void {
-    if (this.#closed) return;
-    const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
-    let sender: number;
+  /** The member id in a membership datagram from an unknown endpoint (learned), or undefined. */
+  #learn(data: Uint8Array, from?: Endpoint): NodeId | undefined {
+    let sender: NodeId;
     try {
-      sender = decodeHeader(bytes).sender;
+      sender = decodeHeader(data).sender;
     } catch {
-      this.core.stats.badPackets++;
-      return;
+      this.node.core.stats.badPackets++;
+      return undefined;
     }
-    if (sender === this.core.id) return;
-    if (!this.#addresses.has(sender) && this.#addresses.size < this.core.limits.maxPeers) {
-      this.#addresses.set(sender, { host: rinfo.address, port: rinfo.port });
-      this.core.addPeer(sender);
-    } else {
-      const a = this.#addresses.get(sender);
-      if (a && (a.host !== rinfo.address || a.port !== rinfo.port)) {
-        // a restarted peer may have a new port: trust the latest source of authenticated-enough frames
-        a.host = rinfo.address;
-        a.port = rinfo.port;
+    if (sender === this.host.id) return undefined;
+    if (!this.node.core.addPeer(sender)) return undefined;
+    if (from !== undefined) {
+      const known = this.host.peer(sender);
+      if (known === undefined || known.address !== from.address || known.port !== from.port) {
+        try {
+          this.host.setPeer(sender, from);
+        } catch (e) {
+          if (e instanceof CapacityError) return undefined;
+          throw e;
+        }
       }
     }
-    this.core.receive(sender, bytes, systemClock.now());
-    this.#flush();
+    return sender;
   }
 
-  #onTimer(): void {
-    this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
-    if (this.#closed) return;
-    this.core.handleTimeout(systemClock.now());
-    this.#flush();
+  #dispatch(ev: MembershipEvent): void {
+    if (ev.type === "view") this.#emit("view", ev.view);
+    else if (ev.type === "transitional") this.#emit("transitional", ev.view);
+    else if (ev.type === "message") this.#emit("message", ev.message);
+    else if (ev.type === "drain") this.#emit("drain");
+    else this.#emit("left");
   }
 
-  #flush(): void {
-    if (this.#closed) return;
-    for (const t of this.core.drainTransmits()) {
-      if (t.to === null) {
-        const d = this.#discoveryOpts;
-        if (d) this.#socket.send(t.data, d.port, d.address, (e) => e && this.#sendError(e));
-        continue;
-      }
-      const a = this.#addresses.get(t.to);
-      if (a) this.#socket.send(t.data, a.port, a.host, (e) => e && this.#sendError(e));
-    }
-    for (const ev of this.core.drainEvents()) {
-      switch (ev.type) {
-        case "view":
-          this.emit("view", ev.view);
-          break;
-        case "transitional":
-          this.emit("transitional", ev.view);
-          break;
-        case "message":
-          this.emit("message", ev.message);
-          break;
-        case "drain":
-          this.emit("drain");
-          break;
-        case "left":
-          this.emit("left");
-          break;
+  #emit<K extends keyof UdpMemberEvents>(type: K, ...args: UdpMemberEvents[K]): void {
+    const l = this.#listeners.get(type);
+    if (l === undefined) return;
+    for (const fn of [...l]) {
+      try {
+        (fn as Listener<K>)(...args);
+      } catch (e) {
+        this.listenerErrors++;
+        this.host.log.warn({ event: type, err: String(e) }, "membership listener threw");
       }
     }
-    const d = this.core.nextDeadline();
-    if (d === undefined || this.#closed) return;
-    if (d >= this.#timerAt && this.#timer !== undefined) return;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timerAt = d;
-    this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, d - systemClock.now()));
-  }
-
-  #sendError(e: Error): void {
-    this.#log.debug({ err: e.message }, "membership: udp send failed");
   }
 }

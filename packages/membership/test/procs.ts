@@ -1,11 +1,11 @@
-/** Spawns member processes (src/cli/member.ts under tsx) and waits for their JSON-line events. */
+/** Spawns member processes (tools/member.ts under tsx) and waits for their JSON-line events. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const cli = join(here, "..", "src", "cli", "member.ts");
+const cli = join(here, "..", "tools", "member.ts");
 const root = join(here, "..", "..", "..");
 
 export type Line = Record<string, unknown> & { ev: string };

@@ -15,7 +15,9 @@ describe("README", () => {
     expect(m, "README has no ts code block").not.toBeNull();
     const [p1, p2] = await freePorts(2);
     const entry = pathToFileURL(join(pkg, "src", "index.ts")).href;
+    const udp = pathToFileURL(join(pkg, "src", "udp.ts")).href;
     const code = (m?.[1] ?? "")
+      .replace(`from "@spines-ts/membership/udp"`, `from ${JSON.stringify(udp)}`)
       .replace(`from "@spines-ts/membership"`, `from ${JSON.stringify(entry)}`)
       .replace("port: 47101", `port: ${p1}`)
       .replace("port: 47102", `port: ${p2}`)

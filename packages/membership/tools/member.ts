@@ -1,7 +1,7 @@
 /**
  * A membership member as a process, for integration tests, benchmarks and demos.
  *
- *   tsx packages/membership/src/cli/member.ts --id 1 --port 7001 \
+ *   tsx packages/membership/tools/member.ts --id 1 --port 7001 \
  *       --peers 2@127.0.0.1:7002,3@127.0.0.1:7003 [--group g] [--profile default|fast] \
  *       [--discovery multicast:239.255.42.99:7400[:127.0.0.1]]
  *
@@ -16,8 +16,8 @@
  */
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
-import { type ProfileName, profiles } from "../types.ts";
-import { type UdpDiscovery, UdpMember, type UdpPeer } from "../udp.ts";
+import { type ProfileName, profiles } from "../src/types.ts";
+import { type UdpDiscovery, UdpMember, type UdpPeer } from "../src/udp.ts";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -47,9 +47,8 @@ const peers: UdpPeer[] = (arg("peers") ?? "")
 let discovery: UdpDiscovery | undefined;
 const disc = arg("discovery");
 if (disc) {
-  const [kind, address, dport, iface] = disc.split(":");
+  const [, address, dport, iface] = disc.split(":");
   discovery = {
-    kind: kind === "broadcast" ? "broadcast" : "multicast",
     address: address ?? "239.255.42.99",
     port: Number(dport),
     ...(iface ? { interface: iface, ttl: 0 } : {}),
@@ -87,7 +86,6 @@ m.on("left", () => {
   out({ ev: "left", t: wall() });
   setImmediate(() => process.exit(0));
 });
-m.on("error", (e) => out({ ev: "error", message: e.message }));
 out({ ev: "ready", id, port: m.port, inc: m.core.incarnation });
 
 const enc = new TextEncoder();
@@ -132,6 +130,6 @@ rl.on("line", (line) => {
 });
 rl.on("close", () => {
   // the parent went away: behave like a crash (no leave)
-  m.close();
+  void m.close();
   process.exit(0);
 });
