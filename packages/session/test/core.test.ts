@@ -118,9 +118,35 @@ describe("configuration and argument validation", () => {
     expect(resolveSessionConfig({}).mss).toBe(1100);
   });
 
+  it("port 0 picks a free ephemeral port, the same ones in the same order on every run", () => {
+    const picks = () => {
+      const ep = new SessionEndpoint({ nodeId: 1, rng: new Rng(1) });
+      ep.listen(40_001);
+      ep.bind(40_002);
+      const l = ep.listen(0);
+      const b = ep.bind(0);
+      const sid = ep.connect(0, 2, 80);
+      const c = ep.info(sid).localPort;
+      return [l, b, c];
+    };
+    const first = picks();
+    expect(first).toEqual(picks());
+    expect(new Set(first).size).toBe(3);
+    for (const p of first) {
+      expect(p).toBeGreaterThanOrEqual(40_000);
+      expect(p).toBeLessThanOrEqual(60_000);
+      expect([40_001, 40_002]).not.toContain(p);
+    }
+    const ep = new SessionEndpoint({ nodeId: 1, rng: new Rng(1) });
+    const p = ep.listen(0);
+    expect(() => ep.listen(p)).toThrow(PortInUseError);
+    expect(() => ep.bind(p)).not.toThrow(); // listeners and datagram ports are separate namespaces
+    expect(ep.bind(0)).not.toBe(p);
+  });
+
   it("validates application calls with TypeError, RangeError and typed errors", () => {
     const ep = new SessionEndpoint({ nodeId: 1, rng: new Rng(1), config: { maxSessions: 2 } });
-    expect(() => ep.listen(0)).toThrow(RangeError);
+    expect(() => ep.listen(-1)).toThrow(RangeError);
     expect(() => ep.listen(70000)).toThrow(RangeError);
     expect(() => ep.listen("80" as never)).toThrow(TypeError);
     ep.listen(80);
