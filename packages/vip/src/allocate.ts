@@ -64,14 +64,17 @@ export function allocate(groups: number, states: readonly MemberState[], maxMove
     // No member may hold anything; an immature member never does, so there is nothing to release
     // unless a state is inconsistent (then its claims are dropped).
     states.forEach((s, i) => {
-      for (const g of s.held) if (g >= 0 && g < groups) moves.push({ group: g, from: i, to: NO_OWNER, cause: "conflict" });
+      for (const g of s.held)
+        if (g >= 0 && g < groups) moves.push({ group: g, from: i, to: NO_OWNER, cause: "conflict" });
     });
     return { table: { groups, mature, members, owner }, moves };
   }
   // Claims: every group claimed by one member stays with it; duplicates (possible only after a
   // merge) go to the best claimant: a settled preferrer, then a settled member, then the member
   // with fewer claims, then the lowest index.
-  const claims = states.map((s) => new Set(s.held.filter((g) => Number.isInteger(g) && g >= 0 && g < groups)));
+  const claims = states.map(
+    (s) => new Set(s.held.filter((g) => Number.isInteger(g) && g >= 0 && g < groups)),
+  );
   const rank = (i: number, g: number): [number, number, number, number] => {
     const m = members[i] as { settled: boolean; prefers: Set<number> };
     return [m.settled && m.prefers.has(g) ? 0 : 1, m.settled ? 0 : 1, (claims[i] as Set<number>).size, i];
@@ -131,14 +134,16 @@ export function settle(t: Table, maxMoves = 0): Allocation {
   }
   // Loads count the groups a member holds that are not pinned to it by its own preference.
   const load = new Array<number>(n).fill(0);
-  for (let g = 0; g < t.groups; g++) if (owner[g] !== NO_OWNER && !pinned(g)) bump(load, owner[g] as number, 1);
+  for (let g = 0; g < t.groups; g++)
+    if (owner[g] !== NO_OWNER && !pinned(g)) bump(load, owner[g] as number, 1);
   const anySettled = t.members.some((m) => m.settled);
   const eligible = (i: number): boolean => !anySettled || (t.members[i]?.settled ?? false);
   // 2. Orphans, in table order, to the least-loaded eligible member (ties: lowest index).
   for (let g = 0; g < t.groups; g++) {
     if (owner[g] !== NO_OWNER) continue;
     let best = NO_OWNER;
-    for (let i = 0; i < n; i++) if (eligible(i) && (best === NO_OWNER || (load[i] as number) < (load[best] as number))) best = i;
+    for (let i = 0; i < n; i++)
+      if (eligible(i) && (best === NO_OWNER || (load[i] as number) < (load[best] as number))) best = i;
     if (best === NO_OWNER) break;
     owner[g] = best;
     bump(load, best, 1);
@@ -151,7 +156,8 @@ export function settle(t: Table, maxMoves = 0): Allocation {
     for (let i = 0; i < n; i++)
       if (t.members[i]?.settled && (to === NO_OWNER || (load[i] as number) < (load[to] as number))) to = i;
     let from = NO_OWNER;
-    for (let i = n - 1; i >= 0; i--) if (from === NO_OWNER || (load[i] as number) > (load[from] as number)) from = i;
+    for (let i = n - 1; i >= 0; i--)
+      if (from === NO_OWNER || (load[i] as number) > (load[from] as number)) from = i;
     if (to === NO_OWNER || from === NO_OWNER || (load[from] as number) - (load[to] as number) <= 1) break;
     let g = 0;
     while (g < t.groups && !(owner[g] === from && !pinned(g))) g++;

@@ -101,13 +101,27 @@ export function parseVipGroups(input: readonly VipGroupInput[], source = "vip co
       throw new ConfigError(source, `${key}.name`, "a name of 1-64 characters", g.name);
     if (names.has(g.name)) throw new ConfigError(source, `${key}.name`, "a unique group name", g.name);
     names.add(g.name);
-    if (!Array.isArray(g.addresses) || g.addresses.length === 0 || g.addresses.length > MAX_ADDRESSES_PER_GROUP)
-      throw new ConfigError(source, `${key}.addresses`, `1..${MAX_ADDRESSES_PER_GROUP} addresses`, g.addresses);
+    if (
+      !Array.isArray(g.addresses) ||
+      g.addresses.length === 0 ||
+      g.addresses.length > MAX_ADDRESSES_PER_GROUP
+    )
+      throw new ConfigError(
+        source,
+        `${key}.addresses`,
+        `1..${MAX_ADDRESSES_PER_GROUP} addresses`,
+        g.addresses,
+      );
     const addresses = g.addresses.map((a: VipAddressInput | string, j: number) => {
       const v = parseVipAddress(a, source, `${key}.addresses[${j}]`);
       const prev = seen.get(v.address);
       if (prev !== undefined)
-        throw new ConfigError(source, `${key}.addresses[${j}]`, `an address not already in ${prev}`, v.address);
+        throw new ConfigError(
+          source,
+          `${key}.addresses[${j}]`,
+          `an address not already in ${prev}`,
+          v.address,
+        );
       seen.set(v.address, g.name);
       return v;
     });

@@ -4,12 +4,20 @@ import {
   decode,
   encode,
   type MbViewId,
+  VIP_MAX_ARP_ENTRIES,
   type VipMessage,
   type VipNeighbor,
   VipStateFlag,
-  VIP_MAX_ARP_ENTRIES,
 } from "@spines-ts/wire";
-import { allocate, type MemberState, type Move, NO_OWNER, settle, type Table } from "./allocate.ts";
+import {
+  type Allocation,
+  allocate,
+  type MemberState,
+  type Move,
+  NO_OWNER,
+  settle,
+  type Table,
+} from "./allocate.ts";
 import { parseVipGroups, tableFingerprint, type VipGroup, type VipGroupInput } from "./config.ts";
 
 /** How balancing runs (docs/vip.md §4.3). */
@@ -37,6 +45,11 @@ export interface VipConfig {
   /** Ask the driver for a neighbour-cache sample to share this often (0: only after exchanges). Default 60,000 ms. */
   readonly neighborShareMs?: number;
   readonly log?: Logger;
+  /**
+   * Replaces the allocation run at the end of every exchange. For tests only: they plug in naive
+   * rules to show which membership behaviour would move VIPs without cause (test/flap.test.ts).
+   */
+  readonly allocator?: (groups: number, states: readonly MemberState[], maxMoves: number) => Allocation;
 }
 
 /** What the address driver must do. */
@@ -56,7 +69,12 @@ export type VipEvent =
   /** Every group was released (shutdown, failure, loss of the membership service). */
   | { readonly type: "releasedAll"; readonly reason: "stop" | "fail" | "membershipLost" }
   /** A member reported a different group table; its claims are ignored (a configuration error). */
-  | { readonly type: "tableMismatch"; readonly member: NodeId; readonly theirs: number; readonly ours: number }
+  | {
+      readonly type: "tableMismatch";
+      readonly member: NodeId;
+      readonly theirs: number;
+      readonly ours: number;
+    }
   /** A payload that is not a VIP message, or one from a sender outside the view. */
   | { readonly type: "badMessage"; readonly from: NodeId; readonly reason: string }
   /** The driver should sample its neighbour cache and call `shareNeighbors`. */
@@ -89,7 +107,8 @@ function sameView(a: MbViewId, b: MbViewId): boolean {
 
 function nonNegative(source: string, key: string, v: unknown, dflt: number): number {
   if (v === undefined) return dflt;
-  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw new ConfigError(source, key, "a number >= 0", v);
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0)
+    throw new ConfigError(source, key, "a number >= 0", v);
   return v;
 }
 
@@ -108,6 +127,7 @@ export class VipCore {
   readonly holdOffMs: number;
   readonly balance: BalanceMode;
   readonly neighborShareMs: number;
+  readonly #allocator: NonNullable<VipConfig["allocator"]>;
   #incarnation: number;
   readonly #log: RateLimitedLog;
 
@@ -133,7 +153,8 @@ export class VipCore {
 
   constructor(config: VipConfig, id: NodeId, incarnation = 1) {
     const source = "vip config";
-    if (typeof config !== "object" || config === null) throw new ConfigError(source, "(root)", "an object", config);
+    if (typeof config !== "object" || config === null)
+      throw new ConfigError(source, "(root)", "an object", config);
     this.id = id;
     this.#incarnation = incarnation >>> 0;
     this.groups = parseVipGroups(config.groups, source);
@@ -145,7 +166,8 @@ export class VipCore {
       ...new Set(
         prefer.map((n: string, i: number) => {
           const g = byName.get(n);
-          if (g === undefined) throw new ConfigError(source, `prefer[${i}]`, "the name of a configured group", n);
+          if (g === undefined)
+            throw new ConfigError(source, `prefer[${i}]`, "the name of a configured group", n);
           return g;
         }),
       ),
@@ -160,9 +182,15 @@ export class VipCore {
       if (!(Number.isInteger(b.movesPerRound) && b.movesPerRound >= 1 && b.movesPerRound <= 1024))
         throw new ConfigError(source, "balance.movesPerRound", "an integer in 1..1024", b.movesPerRound);
     } else if (b.mode !== "off" && b.mode !== "immediate") {
-      throw new ConfigError(source, "balance.mode", '"off", "immediate" or "periodic"', (b as { mode: unknown }).mode);
+      throw new ConfigError(
+        source,
+        "balance.mode",
+        '"off", "immediate" or "periodic"',
+        (b as { mode: unknown }).mode,
+      );
     }
     this.balance = b;
+    this.#allocator = config.allocator ?? allocate;
     this.#log = new RateLimitedLog(config.log ?? silentLogger);
   }
 
@@ -253,7 +281,8 @@ export class VipCore {
     try {
       const f = decode(d.payload);
       if (f.msg._tag.slice(0, 3) !== "Vip") throw new Error(`not a VIP message: ${f.msg._tag}`);
-      if (f.sender !== d.sender) throw new Error(`frame sender ${f.sender} is not the membership sender ${d.sender}`);
+      if (f.sender !== d.sender)
+        throw new Error(`frame sender ${f.sender} is not the membership sender ${d.sender}`);
       m = f.msg as VipMessage;
     } catch (e) {
       this.#events.push({ type: "badMessage", from: d.sender, reason: String((e as Error).message ?? e) });
@@ -275,7 +304,12 @@ export class VipCore {
       case "VipState": {
         if (this.#phase !== "gather" || this.#states[idx] !== undefined) return;
         if (m.table !== this.fingerprint) {
-          this.#events.push({ type: "tableMismatch", member: d.sender, theirs: m.table, ours: this.fingerprint });
+          this.#events.push({
+            type: "tableMismatch",
+            member: d.sender,
+            theirs: m.table,
+            ours: this.fingerprint,
+          });
           this.#states[idx] = { mature: false, settled: false, held: [], prefers: [] };
         } else {
           this.#states[idx] = {
@@ -445,19 +479,23 @@ export class VipCore {
         settled: st.settled || this.#late.settled.has(i),
       };
     });
-    const alloc = allocate(this.groups.length, states, this.#immediateMoves());
+    const alloc = this.#allocator(this.groups.length, states, this.#immediateMoves());
     this.#phase = "run";
     if (alloc.table.mature) {
       this.#mature = true; // contagion
       this.#matureAt = undefined;
     }
-    if (this.balance.mode === "periodic" && view.myIndex === 0) this.#balanceAt = now + this.balance.intervalMs;
+    if (this.balance.mode === "periodic" && view.myIndex === 0)
+      this.#balanceAt = now + this.balance.intervalMs;
     this.#apply(alloc, "exchange");
     this.#events.push({ type: "sampleNeighbors" });
     this.#shareAt = this.neighborShareMs > 0 ? now + this.neighborShareMs : undefined;
   }
 
-  #apply(alloc: { table: Table; moves: readonly Move[] }, reason: "exchange" | "mature" | "settled" | "balance"): void {
+  #apply(
+    alloc: { table: Table; moves: readonly Move[] },
+    reason: "exchange" | "mature" | "settled" | "balance",
+  ): void {
     const view = this.#view as View;
     this.#table = alloc.table;
     const me = view.myIndex;

@@ -57,7 +57,11 @@ export class DryRunAddressDriver implements AddressDriver {
   }
 
   release(group: VipGroup): void {
-    this.#record({ op: "release", group: group.name, addresses: group.addresses.map(DryRunAddressDriver.key) });
+    this.#record({
+      op: "release",
+      group: group.name,
+      addresses: group.addresses.map(DryRunAddressDriver.key),
+    });
     if (this.failing.has(group.name)) throw new Error(`dry-run: release ${group.name} fails (as asked)`);
     for (const a of group.addresses) this.up.delete(DryRunAddressDriver.key(a));
   }

@@ -1,9 +1,11 @@
+import { type MembershipEvent, MembershipNode, type MembershipNodeOptions } from "@spines-ts/membership";
 import {
-  type MembershipEvent,
-  MembershipNode,
-  type MembershipNodeOptions,
-} from "@spines-ts/membership";
-import { CoreDriver, type Host, type NodeFactory, type NodeId, type NodeProgram } from "@spines-ts/primitives";
+  CoreDriver,
+  type Host,
+  type NodeFactory,
+  type NodeId,
+  type NodeProgram,
+} from "@spines-ts/primitives";
 import type { VipNeighbor } from "@spines-ts/wire";
 import { type VipAction, type VipConfig, VipCore, type VipEvent } from "./core.ts";
 import { type AddressDriver, DryRunAddressDriver } from "./driver.ts";
@@ -11,7 +13,12 @@ import { type AddressDriver, DryRunAddressDriver } from "./driver.ts";
 /** Events of a running VIP node: the core's, plus failures of the address driver. */
 export type VipNodeEvent =
   | VipEvent
-  | { readonly type: "driverError"; readonly action: VipAction["type"]; readonly group: string; readonly error: unknown }
+  | {
+      readonly type: "driverError";
+      readonly action: VipAction["type"];
+      readonly group: string;
+      readonly error: unknown;
+    }
   | { readonly type: "multicastError"; readonly error: unknown };
 
 export interface VipNodeOptions {
@@ -42,6 +49,7 @@ export class VipNode implements NodeProgram {
   #backlog: Uint8Array[] = [];
   #chain: Promise<void> = Promise.resolve();
   #busy = 0;
+  #paused = false;
   #stopped = false;
 
   constructor(host: Host, options: VipNodeOptions) {
@@ -54,6 +62,7 @@ export class VipNode implements NodeProgram {
       hasOutput: () => this.core.hasOutput(),
       nextDeadline: () => this.core.nextDeadline(),
       handleTimeout: (now) => {
+        if (this.#paused) return false;
         this.core.handleTimeout(now);
         return true;
       },
@@ -86,7 +95,7 @@ export class VipNode implements NodeProgram {
     this.#run.stop();
   }
 
-  /** Simulated failure (`wackatrl -f`): release everything and leave the group until `resume`. */
+  /** Simulated failure (`wackatrl -f`): release everything and leave the group until `rejoin`. */
   fail(): void {
     if (this.#stopped) return;
     this.#run.input((now) => this.core.fail(now));
@@ -98,12 +107,26 @@ export class VipNode implements NodeProgram {
   }
 
   /** Rejoin after `fail` (or after the membership service was lost) as a new member incarnation. */
-  resume(): void {
+  rejoin(): void {
     if (this.#stopped) return;
     this.#membership.stop();
     this.#membership = this.#newMember();
     this.#run.input((now) => this.core.start(now, this.#membership.core.incarnation));
     this.#membership.join();
+  }
+
+  /** Simulates an unresponsive process (GC pause, SIGSTOP, CPU starvation): nothing runs until `resume`. */
+  pause(): void {
+    this.#paused = true;
+    this.#membership.pause();
+  }
+
+  /** Ends a pause: overdue timers fire first, then queued packets are read (as an event loop would). */
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#run.flush();
+    this.#membership.resume();
   }
 
   /** Ask for a full balancing round now. */
@@ -149,7 +172,10 @@ export class VipNode implements NodeProgram {
       progress = true;
       for (const p of out) {
         if (this.#backlog.length >= MAX_BACKLOG) {
-          this.#emit({ type: "multicastError", error: new Error("vip: multicast backlog full; payload dropped") });
+          this.#emit({
+            type: "multicastError",
+            error: new Error("vip: multicast backlog full; payload dropped"),
+          });
           break;
         }
         this.#backlog.push(p);
@@ -216,9 +242,12 @@ export class VipNode implements NodeProgram {
     Promise.resolve()
       .then(() => s.call(this.driver))
       .then((entries) => {
-        if (entries.length > 0 && !this.#stopped) this.#run.input((now) => this.core.shareNeighbors(entries, now));
+        if (entries.length > 0 && !this.#stopped)
+          this.#run.input((now) => this.core.shareNeighbors(entries, now));
       })
-      .catch((error) => this.#emit({ type: "driverError", action: "acquire", group: "(neighbor sample)", error }));
+      .catch((error) =>
+        this.#emit({ type: "driverError", action: "acquire", group: "(neighbor sample)", error }),
+      );
   }
 
   #emit(ev: VipNodeEvent): void {

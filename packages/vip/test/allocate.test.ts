@@ -104,7 +104,8 @@ describe("allocate (pure)", () => {
           expect(states[o]?.settled && states[o]?.prefers.includes(g)).toBe(true);
         }
         for (const m of moves)
-          if (m.cause === "balance") expect(states[m.from]?.settled && states[m.from]?.prefers.includes(m.group)).toBe(false);
+          if (m.cause === "balance")
+            expect(states[m.from]?.settled && states[m.from]?.prefers.includes(m.group)).toBe(false);
       }),
       { numRuns: 500 },
     );

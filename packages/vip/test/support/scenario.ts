@@ -7,7 +7,13 @@
  */
 import { type FaultKind, Simulator } from "@spines-ts/netsim";
 import { Rng } from "@spines-ts/primitives";
-import { type BalanceMode, type VipGroupInput, type VipNode, vipFactory } from "../../src/index.ts";
+import {
+  type BalanceMode,
+  type VipConfig,
+  type VipGroupInput,
+  type VipNode,
+  vipFactory,
+} from "../../src/index.ts";
 
 export interface VipScenarioOptions {
   seed: number;
@@ -23,6 +29,8 @@ export interface VipScenarioOptions {
   holdOffMs?: number;
   /** Members prefer some groups. */
   preferences?: boolean;
+  /** Replace the allocation at member `id` (to check that the invariant catches a broken one). */
+  allocatorFor?: (id: number) => NonNullable<VipConfig["allocator"]>;
 }
 
 export interface VipScenarioResult {
@@ -51,7 +59,12 @@ export function makeGroups(g: number): VipGroupInput[] {
  * each member holds exactly the groups its table gives it. Returns a violation or undefined, and
  * counts the checks.
  */
-export function checkExactlyOnce(sim: Simulator, ids: readonly number[], groups: number, count: { n: number }): string | undefined {
+export function checkExactlyOnce(
+  sim: Simulator,
+  ids: readonly number[],
+  groups: number,
+  count: { n: number },
+): string | undefined {
   const byView = new Map<string, VipNode[]>();
   for (const id of ids) {
     const node = sim.program<VipNode>(id);
@@ -80,13 +93,15 @@ export function checkExactlyOnce(sim: Simulator, ids: readonly number[], groups:
         if (t.owner[g] !== t0.owner[g])
           return `view ${key}: tables differ at group ${g}: ${t0.owner[g]} at ${first.host.id}, ${t.owner[g]} at ${x.host.id}`;
         const holds = x.core.held.has(g);
-        if (holds !== (t.owner[g] === me)) return `view ${key}: ${x.host.id} holds=${holds} group ${g}, its table says owner ${t.owner[g]}`;
+        if (holds !== (t.owner[g] === me))
+          return `view ${key}: ${x.host.id} holds=${holds} group ${g}, its table says owner ${t.owner[g]}`;
         if (holds) holders[g] = (holders[g] as number) + 1;
       }
     }
     for (let g = 0; g < groups; g++) {
       const h = holders[g] as number;
-      if (t0.mature && h !== 1) return `view ${key} (members ${view.members.join(",")}): group ${g} held ${h} times`;
+      if (t0.mature && h !== 1)
+        return `view ${key} (members ${view.members.join(",")}): group ${g} held ${h} times`;
       if (!t0.mature && h !== 0) return `view ${key}: immature view but group ${g} held ${h} times`;
     }
   }
@@ -113,6 +128,7 @@ export function runVipScenario(o: VipScenarioOptions): VipScenarioResult {
           holdOffMs: o.holdOffMs ?? 400,
           balance: o.balance ?? { mode: "periodic", intervalMs: 150, movesPerRound: 1 },
           neighborShareMs: 0,
+          ...(o.allocatorFor ? { allocator: o.allocatorFor(id) } : {}),
         },
         membership: { group: "vip", peers: ids },
       }),
@@ -152,7 +168,7 @@ export function runVipScenario(o: VipScenarioOptions): VipScenarioResult {
       if (node === undefined || node.core.phase === "failed") return;
       node.fail();
       s.after(rng.uniform(50, 400), () => {
-        if (s.program<VipNode>(id) === node) node.resume();
+        if (s.program<VipNode>(id) === node) node.rejoin();
       });
     });
   }
@@ -168,7 +184,10 @@ export function runVipScenario(o: VipScenarioOptions): VipScenarioResult {
     const nodes = ids.map((id) => s.program<VipNode>(id));
     if (nodes.some((x) => x === undefined || x.core.phase !== "run")) return false;
     const key = nodes[0]?.membership.core.view?.key;
-    if (nodes.some((x) => x?.membership.core.view?.key !== key || x?.membership.core.view?.members.length !== n)) return false;
+    if (
+      nodes.some((x) => x?.membership.core.view?.key !== key || x?.membership.core.view?.members.length !== n)
+    )
+      return false;
     const snaps = nodes.map((x) => x?.core.snapshot());
     if (!snaps.every((x) => x?.mature && x.delivered === snaps[0]?.delivered)) return false;
     const held = snaps.flatMap((x) => x?.held ?? []).sort((a, b) => a - b);
