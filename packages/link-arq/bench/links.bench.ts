@@ -1,6 +1,6 @@
 /**
  * `pnpm bench links [--quick] [--seeds N]`: the link claims of issue 3 measured in netsim, each
- * beside its model or its same-run baseline (an end-to-end NewReno flow written in bench/reno.ts).
+ * beside its model or its same-run baseline (an end-to-end NewReno flow written in test/support/reno.ts).
  */
 import { runBench, stats, type Table } from "@spines-ts/bench";
 import {
@@ -10,7 +10,7 @@ import {
   runLivenessSeed,
   runPath,
   runReliableSeed,
-} from "./scenarios.ts";
+} from "../test/support/scenarios.ts";
 
 await runBench("links", async (ctx) => {
   const q = ctx.quick;
@@ -248,7 +248,7 @@ await runBench("links", async (ctx) => {
     columns: ["link", "seeds", "link share", "min", "max", "NewReno share", "min", "max", "both in band"],
     rows: bnRows,
     notes: [
-      "share = goodput / fair share (half the two flows' total); baseline: bench/reno.ts (RFC 5681/6582, ack per segment, 200 ms min RTO)",
+      "share = goodput / fair share (half the two flows' total); baseline: test/support/reno.ts (RFC 5681/6582, ack per segment, 200 ms min RTO)",
       "pacing is opt-in because a paced link with delayed acks loses fewer packets at the full queue than the unpaced baseline",
     ],
   });

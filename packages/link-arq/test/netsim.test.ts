@@ -15,7 +15,7 @@ import {
   runReliableSeed,
   runRestartSeed,
   runUnreliableSeed,
-} from "../bench/scenarios.ts";
+} from "./support/scenarios.ts";
 
 const SEEDS = 1000;
 

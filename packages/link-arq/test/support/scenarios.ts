@@ -13,7 +13,7 @@ import {
   LinkDriver,
   type LinkEvent,
   SendResult,
-} from "../src/index.ts";
+} from "../../src/index.ts";
 import { RenoReceiver, RenoSender, unwrap, wrap } from "./reno.ts";
 
 export const header = (flow = 0): OverlayHeader => ({
