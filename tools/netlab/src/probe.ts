@@ -114,6 +114,10 @@ export interface ProbeResult {
   maxBacklogBytes: number;
   /** Bytes TCP had not taken when the sender gave up (the offered rate was more than TCP carried). */
   unsentBytes: number;
+  /** Messages the sender was asked to send (rate × duration). */
+  expected: number;
+  /** The sender's stderr and exit code when it did not finish cleanly. */
+  senderError?: string;
 }
 
 /** Runs a one-way latency probe between two hosts of a testbed. */
@@ -173,8 +177,11 @@ export async function probe(tb: Testbed, o: ProbeOptions): Promise<ProbeResult> 
     unsentBytes?: number;
   };
   const r = JSON.parse(out.trim().split("\n").pop() || "{}") as { received?: number; latMs?: number[] };
+  const senderError = tx.code === 0 ? undefined : `sender exit ${tx.code}: ${tx.stderr.trim().slice(0, 300)}`;
   return {
-    sent: s.sent ?? 0,
+    ...(senderError === undefined ? {} : { senderError }),
+    expected: total,
+    sent: s.sent ?? total,
     received: r.received ?? 0,
     latMs: r.latMs ?? [],
     maxBacklogBytes: s.maxBacklogBytes ?? 0,

@@ -1,0 +1,185 @@
+/**
+ * Runs spines-node daemons on a netlab line (one per host, neighbours on the emulated links) and
+ * measures the overlay rows of the latency benchmark with {@link overlayProbe}.
+ */
+import type { ChildProcess } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { SpinesClient } from "@spines-ts/spines-node/client";
+import { stateDir, summarize, type Testbed } from "../src/index.ts";
+import { overlayProbe } from "./overlay-probe.ts";
+
+export interface OverlayCase {
+  system: "hop-by-hop" | "hop-by-hop-datagram" | "e2e-overlay";
+  linkMode: "tcp-fair" | "rate-capped";
+  rate: number;
+  lossPct: number;
+  durationSec: number;
+  sent: number;
+  latMs: number[];
+  /** 1-minute load average of the machine when the case ended. */
+  loadAvg1: number;
+  note?: string;
+}
+
+/** Rate cap of the rate-capped mode: 2,500 bytes/ms = 20 Mbit/s per link, 2.5× the offered 8 Mbit/s. */
+export const RATE_CAP_BYTES_PER_MS = 2500;
+const PORT = 8100;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function daemonMain(): string {
+  return fileURLToPath(new URL("./main.ts", import.meta.resolve("@spines-ts/spines-node")));
+}
+
+async function startLine(
+  tb: Testbed,
+  hosts: string[],
+  linkMode: "tcp-fair" | "rate-capped",
+): Promise<{ procs: ChildProcess[]; sock: (i: number) => string; stderr: () => string }> {
+  const dir = stateDir(tb.prefix);
+  const cfg = join(dir, `spines-${linkMode}.json`);
+  writeFileSync(
+    cfg,
+    JSON.stringify(
+      linkMode === "rate-capped"
+        ? { link: { congestion: { kind: "rate", rateBytesPerMs: RATE_CAP_BYTES_PER_MS } } }
+        : {},
+    ),
+  );
+  const sock = (i: number) => join(dir, `n${i + 1}.sock`);
+  const procs: ChildProcess[] = [];
+  let err = "";
+  const main = daemonMain();
+  hosts.forEach((h, i) => {
+    const args = [
+      process.execPath,
+      "--import",
+      import.meta.resolve("tsx"),
+      main,
+      "--id",
+      String(i + 1),
+      "--listen",
+      `0.0.0.0:${PORT}`,
+      "--control",
+      join(dir, `n${i + 1}.ctl`),
+      "--client-socket",
+      sock(i),
+      "--log-level",
+      "error",
+      "--config",
+      cfg,
+    ];
+    if (i > 0)
+      args.push(
+        "--neighbor",
+        `${i}@${tb.hostAddress(hosts[i - 1] as string, `${hosts[i - 1]}-${h}`)}:${PORT}`,
+      );
+    if (i < hosts.length - 1)
+      args.push(
+        "--neighbor",
+        `${i + 2}@${tb.hostAddress(hosts[i + 1] as string, `${h}-${hosts[i + 1]}`)}:${PORT}`,
+      );
+    const p = tb.spawn(h, args, { stdio: ["ignore", "ignore", "pipe"] });
+    p.stderr?.setEncoding("utf8").on("data", (d: string) => {
+      if (err.length < 100_000) err += d;
+    });
+    procs.push(p);
+  });
+  // wait for every client socket and for a route from the first to the last node
+  const t0 = performance.now();
+  for (;;) {
+    if (performance.now() - t0 > 60_000) throw new Error(`spines-node line did not come up:\n${err}`);
+    if (procs.some((p) => p.exitCode !== null)) throw new Error(`a spines-node exited:\n${err}`);
+    if (hosts.every((_, i) => existsSync(sock(i)))) {
+      try {
+        const c = await SpinesClient.connect({ path: sock(0) });
+        try {
+          const r = await c.route(hosts.length);
+          if (r.path.length === hosts.length) break;
+        } finally {
+          c.close();
+        }
+      } catch {
+        // not yet
+      }
+    }
+    await sleep(200);
+  }
+  return { procs, sock, stderr: () => err };
+}
+
+export async function runOverlayCases(
+  tb: Testbed,
+  hosts: string[],
+  o: {
+    phases: { rate: number; durationSec: number; linkMode: "tcp-fair" | "rate-capped" }[];
+    losses: number[];
+    setLoss: (lossPct: number) => Promise<void>;
+    progress: (label: string) => void;
+    onCaseDone: (sec: number) => void;
+  },
+): Promise<OverlayCase[]> {
+  const out: OverlayCase[] = [];
+  const systems = [
+    { system: "hop-by-hop", mode: "stream", link: "reliable" },
+    { system: "hop-by-hop-datagram", mode: "datagram", link: "reliable" },
+    { system: "e2e-overlay", mode: "stream", link: "best-effort" },
+  ] as const;
+  for (const ph of o.phases) {
+    await o.setLoss(0);
+    const line = await startLine(tb, hosts, ph.linkMode);
+    try {
+      // warm-up (JIT, link windows): one short stream at the phase's rate, not recorded
+      await overlayProbe({
+        txSocket: line.sock(0),
+        rxSocket: line.sock(hosts.length - 1),
+        dstNode: hosts.length,
+        mode: "stream",
+        link: "reliable",
+        rate: ph.rate,
+        durationMs: 2000,
+        drainMs: 2000,
+        port: 6300,
+      });
+      for (const lossPct of o.losses) {
+        await o.setLoss(lossPct);
+        for (const s of systems) {
+          o.progress(`${s.system} ${ph.linkMode} ${ph.rate}/s ${lossPct}%`);
+          const r = await overlayProbe({
+            txSocket: line.sock(0),
+            rxSocket: line.sock(hosts.length - 1),
+            dstNode: hosts.length,
+            mode: s.mode,
+            link: s.link,
+            rate: ph.rate,
+            durationMs: ph.durationSec * 1000,
+            drainMs: 5000,
+            port: 6400 + out.length * 2,
+          });
+          o.onCaseDone(ph.durationSec);
+          const sum = summarize(r.latMs);
+          out.push({
+            system: s.system,
+            linkMode: ph.linkMode,
+            rate: ph.rate,
+            lossPct,
+            durationSec: ph.durationSec,
+            sent: r.sent,
+            latMs: r.latMs,
+            loadAvg1: loadavg()[0] ?? Number.NaN,
+            ...(r.blocked > 0 ? { note: `client send refused ${r.blocked} times` } : {}),
+          });
+          // a lost session leaves the next case with stragglers; a short pause lets them go
+          if (sum.delivered < r.sent) await sleep(500);
+        }
+      }
+    } finally {
+      for (const p of line.procs) tb.kill(p, "SIGTERM");
+      await sleep(300);
+      for (const p of line.procs) if (p.exitCode === null) tb.kill(p);
+    }
+  }
+  return out;
+}
