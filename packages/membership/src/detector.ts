@@ -48,17 +48,20 @@ export class FailureDetector {
   }
 
   /**
-   * A gap in our own activity (GC pause, SIGSTOP, a busy event loop) is time we could not hear
-   * anyone: it must not count against the peers, so their silence clocks are shifted by it.
+   * A gap in our own activity (GC pause, SIGSTOP, a busy event loop, the whole machine overloaded)
+   * is time we could not hear anyone. It must not count against the peers, and under load the
+   * others were likely stalled too and resume a little later than us: so after a stall every peer
+   * that was alive when it began gets a full `failureTimeoutMs` of our running time, from now, to
+   * be heard again. Peers that had already expired stay expired (a stall resurrects no one).
    */
   noteActivity(now: number): void {
     const c = this.#c;
     const gap = now - c.lastActivity;
     const expected = Math.min(c.timing.heartbeatIntervalMs, c.timing.retransmitMs) + 5;
     if (gap > expected + c.timing.heartbeatIntervalMs) {
-      const shift = gap - expected;
       c.stats.stalls++;
-      for (const p of this.peers.values()) p.lastHeard = Math.min(now, p.lastHeard + shift);
+      const timeout = c.timing.failureTimeoutMs;
+      for (const p of this.peers.values()) if (p.lastHeard + timeout > c.lastActivity) p.lastHeard = now;
     }
     c.lastActivity = now;
   }
