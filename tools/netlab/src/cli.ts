@@ -108,10 +108,11 @@ export async function main(argv: string[]): Promise<number> {
       if (host === undefined || tail.length === 0)
         throw new NetlabError("ERR_USAGE", "netlab exec <host> -- cmd [args...]");
       const tb = Testbed.attach(prefix);
-      const r = await tb.exec(host, tail, { timeoutMs: 24 * 3600_000 });
-      process.stdout.write(r.stdout);
-      process.stderr.write(r.stderr);
-      return r.code;
+      const child = tb.spawn(host, tail, { stdio: "inherit" });
+      return await new Promise<number>((resolve) => {
+        child.on("error", () => resolve(127));
+        child.on("exit", (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
+      });
     }
     case "fault": {
       const what = args.shift();

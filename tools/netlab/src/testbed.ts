@@ -1,5 +1,5 @@
 /** Testbed: builds, drives (faults) and removes a network-namespace testbed. Requires root. */
-import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
+import { type ChildProcess, type SpawnOptions, spawn, spawnSync } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { setPriority } from "node:os";
@@ -461,9 +461,13 @@ export class Testbed {
     return this.member(host, net).iface;
   }
   /** MAC address of the host's interface on a LAN (TUN links have none: returns ""). */
-  async mac(host: string, net: string): Promise<string> {
-    const r = await must(["ip", "-n", this.ns(host), "-j", "link", "show", "dev", this.iface(host, net)]);
-    const j = JSON.parse(r) as { address?: string; link_type?: string }[];
+  mac(host: string, net: string): string {
+    const r = spawnSync("ip", ["-n", this.ns(host), "-j", "link", "show", "dev", this.iface(host, net)], {
+      encoding: "utf8",
+    });
+    if (r.status !== 0)
+      throw new NetlabError("ERR_COMMAND", `cannot read the MAC of ${host} on ${net}: ${r.stderr}`);
+    const j = JSON.parse(r.stdout) as { address?: string; link_type?: string }[];
     return j[0]?.link_type === "ether" ? (j[0]?.address ?? "") : "";
   }
 
