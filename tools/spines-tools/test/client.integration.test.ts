@@ -103,6 +103,14 @@ describe("@spines-ts/client on a line of four daemons 1-2-3-4", () => {
     }
     expect(written).toBeLessThan(offered);
     expect(received).toBe(0);
+    // What the stalled pipeline holds end to end (writer's buffers, both daemons, the reader's).
+    const tx = (nodes.get(1) as Node).daemon;
+    const [info] = tx.sessions.sessions().filter((x) => x.remotePort === 5001);
+    // The receiver's window closed end to end, and the sender's daemon holds at most its send buffer.
+    expect(info?.peerWindow).toBe(0);
+    expect(info?.sendBuffered).toBeLessThanOrEqual(tx.config.session.sendBufferBytes ?? 256 * 1024);
+    // So the stalled pipeline holds about the reader daemon's client queue plus a few buffers.
+    expect(written).toBeLessThanOrEqual(limit + 4 * 1024 * 1024);
     const peak = rx.daemon.clients.stats.peakClientQueueBytes;
     // The receiving daemon queues at most its per-client limit plus one read towards the client.
     expect(peak).toBeGreaterThan(0);
