@@ -1,15 +1,21 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx (source checkout) or the built dist (published package).
+// Runs the TypeScript CLI through tsx in a source checkout, or the built dist/ when tsx is absent
+// (published package).
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const dist = join(here, "..", "dist", "cli.js");
-if (existsSync(dist)) {
-  await import(pathToFileURL(dist).href);
+const src = join(here, "..", "src", "cli.ts");
+let tsx;
+try {
+  tsx = await import("tsx/esm/api");
+} catch {
+  tsx = undefined;
+}
+if (tsx !== undefined && existsSync(src)) {
+  tsx.register();
+  await import(pathToFileURL(src).href);
 } else {
-  const { register } = await import("tsx/esm/api");
-  register();
-  await import(pathToFileURL(join(here, "..", "src", "cli.ts")).href);
+  await import(pathToFileURL(join(here, "..", "dist", "cli.js")).href);
 }
