@@ -201,6 +201,23 @@ describe("spines tools on a line of three daemons 1-2-3", () => {
       );
     });
 
+    it("sends anycast to the member of a group", async () => {
+      const r = await startRecv([...d(3), "-p", "6004", "-g", "400", "--json"]);
+      await waitFor(async () => {
+        const io = captureIo();
+        await ctl(["--control", n(1).control, "groups", "--json"], io);
+        return io.out().includes('{"group":400,"members":[3]}');
+      }, "group 400 at node 1");
+      const s = captureIo();
+      expect(await send([...d(1), "-p", "6004", "--anycast", "400", "-n", "20", "-r", "500", "--json"], s)).toBe(0);
+      expect(JSON.parse(s.out())).toMatchObject({ anycast: 400, messages: 20 });
+      expect(await r.done).toBe(0);
+      const rep = JSON.parse(r.io.out());
+      expect(rep.from.node).toBe(1);
+      expect(rep.messages.expected).toBe(20);
+      expect(rep.messages.received).toBeGreaterThan(0);
+    });
+
     it("stops spines-recv on its signal with nothing received: exit 1", async () => {
       const io = captureIo();
       const done = recv([...d(2), "-p", "6003", "--json"], io);
