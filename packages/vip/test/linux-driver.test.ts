@@ -1,0 +1,208 @@
+/**
+ * The Linux driver against a fake `ip`/`arping`/`sysctl` (no root needed): the commands it issues,
+ * idempotence, the crash-leftover cleanup that touches only its own marked addresses, and failures
+ * reported as typed errors. The real kernel is exercised in netns.test.ts.
+ */
+import { describe, expect, it } from "vitest";
+import { parseVipGroups } from "../src/index.ts";
+import {
+  type CommandResult,
+  expandTargets,
+  LinuxAddressDriver,
+  type LinuxDriverError,
+} from "../src/linux.ts";
+
+interface Addr {
+  dev: string;
+  family: "inet" | "inet6";
+  local: string;
+  prefixlen: number;
+  label?: string;
+  metric?: number;
+}
+
+/** A tiny model of the kernel's address table, driven by the argv the driver runs. */
+function fakeKernel(initial: Addr[] = []) {
+  const addrs = [...initial];
+  const calls: string[] = [];
+  const fail = new Set<string>();
+  const runner = async (argv: readonly string[]): Promise<CommandResult> => {
+    const line = argv.join(" ");
+    calls.push(line);
+    for (const f of fail)
+      if (line.startsWith(f))
+        return { code: 2, stdout: "", stderr: `RTNETLINK answers: Operation not permitted` };
+    if (argv[0] === "ip" && argv.includes("show") && argv.includes("addr")) {
+      const dev = argv.includes("dev") ? argv[argv.indexOf("dev") + 1] : undefined;
+      const fam = argv.includes("-4") ? "inet" : argv.includes("-6") ? "inet6" : undefined;
+      const devs = [...new Set(addrs.map((a) => a.dev).concat(dev ? [dev] : []))].filter(
+        (d) => !dev || d === dev,
+      );
+      const out = devs.map((d) => ({
+        ifname: d,
+        addr_info: addrs
+          .filter((a) => a.dev === d && (!fam || a.family === fam))
+          .map(({ dev: _dev, ...rest }) => rest),
+      }));
+      return { code: 0, stdout: JSON.stringify(out), stderr: "" };
+    }
+    if (argv[0] === "ip" && argv.includes("addr") && (argv.includes("add") || argv.includes("del"))) {
+      const i = argv.includes("add") ? argv.indexOf("add") : argv.indexOf("del");
+      const [local, len] = (argv[i + 1] as string).split("/");
+      const dev = argv[argv.indexOf("dev") + 1] as string;
+      const at = addrs.findIndex((a) => a.local === local && a.dev === dev);
+      if (argv.includes("add")) {
+        if (at >= 0) return { code: 2, stdout: "", stderr: "RTNETLINK answers: File exists" };
+        const a: Addr = {
+          dev,
+          family: local?.includes(":") ? "inet6" : "inet",
+          local: local as string,
+          prefixlen: Number(len),
+        };
+        if (argv.includes("label")) a.label = argv[argv.indexOf("label") + 1] as string;
+        if (argv.includes("metric")) a.metric = Number(argv[argv.indexOf("metric") + 1]);
+        addrs.push(a);
+      } else {
+        if (at < 0)
+          return { code: 2, stdout: "", stderr: "RTNETLINK answers: Cannot assign requested address" };
+        addrs.splice(at, 1);
+      }
+      return { code: 0, stdout: "", stderr: "" };
+    }
+    if (argv[0] === "ip" && argv.includes("neigh"))
+      return {
+        code: 0,
+        stdout: JSON.stringify([
+          { dst: "10.1.0.7", dev: "eth0", lladdr: "02:00:00:00:00:07", state: ["REACHABLE"] },
+          { dst: "10.1.0.8", dev: "eth0", state: ["FAILED"] },
+          { dst: "fd00::9", dev: "eth0", lladdr: "02:00:00:00:00:09", state: ["STALE"] },
+          { dst: "fe80::1", dev: "eth0", lladdr: "02:00:00:00:00:01", state: ["STALE"] },
+        ]),
+        stderr: "",
+      };
+    return { code: 0, stdout: "", stderr: "" }; // sysctl, arping, na6, ndisc6
+  };
+  return { addrs, calls, fail, runner };
+}
+
+const [web] = parseVipGroups([{ name: "web", addresses: ["eth0 10.1.0.100/32", "eth1 fd00::100/128"] }]);
+const group = web as NonNullable<typeof web>;
+
+describe("LinuxAddressDriver (fake kernel)", () => {
+  it("adds marked addresses (IPv4 label, IPv6 metric + nodad), prepares sysctls, announces in both ARP forms", async () => {
+    const k = fakeKernel();
+    const d = new LinuxAddressDriver({ runner: k.runner, announce: { count: 2, intervalMs: 1 } });
+    await d.acquire(group, []);
+    expect(k.addrs).toEqual([
+      { dev: "eth0", family: "inet", local: "10.1.0.100", prefixlen: 32, label: "eth0:vip" },
+      { dev: "eth1", family: "inet6", local: "fd00::100", prefixlen: 128, metric: 4137 },
+    ]);
+    expect(k.calls).toContain("sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1");
+    expect(k.calls).toContain("sysctl -qw net.ipv6.conf.eth1.ndisc_notify=1");
+    expect(k.calls).toContain("ip -6 addr add fd00::100/128 dev eth1 nodad metric 4137");
+    await new Promise((r) => setTimeout(r, 50));
+    const arp = k.calls.filter((c) => c.startsWith("arping"));
+    expect(arp.filter((c) => c.includes(" -U ")).length).toBe(2);
+    expect(arp.filter((c) => c.includes(" -A ")).length).toBe(2);
+    // IPv6: the kernel's NA at add, then count - 1 repeats with na6 (override flag, target LLA option)
+    expect(k.calls.filter((c) => c.startsWith("na6")).length).toBe(1);
+    expect(k.calls).toContain("na6 -i eth1 -s fd00::100 -d ff02::1 -t fd00::100 -o -e");
+    d.close();
+  });
+
+  it("is idempotent: acquiring a held group and releasing a free one succeed without duplicate changes", async () => {
+    const k = fakeKernel();
+    const d = new LinuxAddressDriver({ runner: k.runner, announce: { count: 0 } });
+    await d.acquire(group, []);
+    await d.acquire(group, []);
+    expect(k.addrs).toHaveLength(2);
+    expect(k.calls.filter((c) => c.includes("addr add"))).toHaveLength(2);
+    await d.release(group);
+    await d.release(group);
+    expect(k.addrs).toHaveLength(0);
+    expect(k.calls.filter((c) => c.includes("addr del"))).toHaveLength(2);
+  });
+
+  it("cleanup removes only addresses carrying its mark", async () => {
+    const k = fakeKernel([
+      { dev: "eth0", family: "inet", local: "10.1.0.1", prefixlen: 24 }, // the host's own
+      { dev: "eth0", family: "inet", local: "10.1.0.100", prefixlen: 32, label: "eth0:vip" }, // ours, left by a crash
+      { dev: "eth0", family: "inet", local: "10.1.0.101", prefixlen: 32, label: "eth0:other" }, // someone else's
+      { dev: "eth1", family: "inet6", local: "fd00::100", prefixlen: 128, metric: 4137 }, // ours
+      { dev: "eth1", family: "inet6", local: "fd00::1", prefixlen: 64, metric: 256 }, // the host's own
+    ]);
+    const d = new LinuxAddressDriver({ runner: k.runner });
+    expect(await d.cleanup()).toEqual(["eth0 10.1.0.100/32", "eth1 fd00::100/128"]);
+    expect(k.addrs.map((a) => a.local)).toEqual(["10.1.0.1", "10.1.0.101", "fd00::1"]);
+    expect(await d.cleanup()).toEqual([]);
+  });
+
+  it("a failing command rejects with a LinuxDriverError naming the command and its stderr", async () => {
+    const k = fakeKernel();
+    k.fail.add("ip -4 addr add");
+    const d = new LinuxAddressDriver({ runner: k.runner, announce: { count: 0 } });
+    const err = (await d.acquire(group, []).catch((e) => e)) as LinuxDriverError;
+    expect(err.name).toBe("LinuxDriverError");
+    expect(err.code).toBe("ERR_VIP_DRIVER");
+    expect(err.message).toMatch(/ip -4 addr add 10\.1\.0\.100\/32 .*Operation not permitted/);
+  });
+
+  it("background announcement failures are reported through onError, not dropped", async () => {
+    const k = fakeKernel();
+    k.fail.add("arping");
+    const errors: LinuxDriverError[] = [];
+    const d = new LinuxAddressDriver({
+      runner: k.runner,
+      announce: { count: 1, arpMode: "request" },
+      onError: (e) => errors.push(e),
+    });
+    await d.acquire(group, []);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(errors.length).toBe(1);
+    expect(errors[0]?.argv[0]).toBe("arping");
+  });
+
+  it("notifies configured targets with a throttle and neighbours learned from other members in the VIP's network", async () => {
+    const k = fakeKernel();
+    const d = new LinuxAddressDriver({
+      runner: k.runner,
+      announce: { count: 0 },
+      notify: [
+        { iface: "eth0", targets: "10.1.0.0/30", throttle: 100 },
+        { iface: "eth1", targets: "fd00::1" },
+      ],
+    });
+    const nb = [
+      { ip: new Uint8Array([10, 1, 0, 42]), mac: new Uint8Array([2, 0, 0, 0, 0, 42]) },
+      { ip: new Uint8Array([192, 168, 9, 9]), mac: new Uint8Array([2, 0, 0, 0, 0, 43]) }, // another network: skipped
+    ];
+    await d.acquire(group, nb);
+    await new Promise((r) => setTimeout(r, 30));
+    const direct = k.calls.filter((c) => c.startsWith("arping -q -c 1 -w 1") || c.startsWith("ndisc6"));
+    expect(direct).toEqual([
+      "arping -q -c 1 -w 1 -s 10.1.0.100 -I eth0 10.1.0.1",
+      "arping -q -c 1 -w 1 -s 10.1.0.100 -I eth0 10.1.0.2",
+      "arping -q -c 1 -w 1 -s 10.1.0.100 -I eth0 10.1.0.42",
+      "ndisc6 -q -1 -r 1 -w 300 -s fd00::100 fd00::1 eth1",
+    ]);
+  });
+
+  it("samples the neighbour cache (entries with a MAC, not link-local, not failed)", async () => {
+    const k = fakeKernel();
+    const d = new LinuxAddressDriver({ runner: k.runner });
+    const s = await d.sampleNeighbors();
+    expect(s.map((e) => [Array.from(e.ip).length, Array.from(e.mac)[5]])).toEqual([
+      [4, 7],
+      [16, 9],
+    ]);
+  });
+
+  it("validates its options and the label length", () => {
+    expect(() => new LinuxAddressDriver({ tag: "bad tag" })).toThrow(RangeError);
+    expect(() => new LinuxAddressDriver({ metric: 0 })).toThrow(RangeError);
+    expect(() => new LinuxAddressDriver({ announce: { count: -1 } })).toThrow(RangeError);
+    expect(() => new LinuxAddressDriver().label("averyveryverylongif")).toThrow(RangeError);
+    expect(expandTargets("10.0.0.0/29")).toHaveLength(6);
+    expect(expandTargets("fd00::/126")).toHaveLength(4);
+  });
+});
