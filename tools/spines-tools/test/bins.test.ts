@@ -33,7 +33,7 @@ describe("pnpm exec <tool> in the workspace", () => {
       expect(r.status, tool).toBe(0);
       expect(r.stdout, tool).toMatch(new RegExp(`^Usage: ${tool} `));
     });
-  });
+  }, 300_000);
 
   it("exits 2 with a hint on a bad flag, and 1 when the daemon is missing", async () => {
     const [bad, missing] = await Promise.all([
@@ -44,5 +44,5 @@ describe("pnpm exec <tool> in the workspace", () => {
     expect(bad.stderr).toMatch(/Try 'spines-ping --help'/);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/ERR_DAEMON_UNAVAILABLE/);
-  });
+  }, 300_000);
 });

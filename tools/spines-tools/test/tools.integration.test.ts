@@ -144,7 +144,8 @@ describe("spines tools on a line of three daemons 1-2-3", () => {
     /** Starts spines-recv and resolves once it is ready (its stderr says so). */
     async function startRecv(argv: string[]) {
       const io = captureIo();
-      const done = recv(argv, io);
+      // A duration as a safety net: best-effort end-of-run datagrams could all be lost.
+      const done = recv([...argv, "--duration", "60"], io);
       await waitFor(() => /receiving|listening/.test(io.err()), "spines-recv to be ready");
       return { io, done };
     }
@@ -209,7 +210,9 @@ describe("spines tools on a line of three daemons 1-2-3", () => {
         return io.out().includes('{"group":400,"members":[3]}');
       }, "group 400 at node 1");
       const s = captureIo();
-      expect(await send([...d(1), "-p", "6004", "--anycast", "400", "-n", "20", "-r", "500", "--json"], s)).toBe(0);
+      expect(
+        await send([...d(1), "-p", "6004", "--anycast", "400", "-n", "20", "-r", "500", "--json"], s),
+      ).toBe(0);
       expect(JSON.parse(s.out())).toMatchObject({ anycast: 400, messages: 20 });
       expect(await r.done).toBe(0);
       const rep = JSON.parse(r.io.out());
