@@ -45,73 +45,76 @@ export async function overlayProbe(o: OverlayProbeOptions): Promise<OverlayProbe
   const tx = await SpinesClient.connect({ path: o.txSocket });
   rx.on("error", () => {});
   tx.on("error", () => {});
-  const latMs: number[] = [];
-  const seen = new Uint8Array(total);
-  const record = (b: Uint8Array, off: number) => {
-    const v = Buffer.from(b.buffer, b.byteOffset + off, 12);
-    const seq = v.readUInt32BE(0);
-    if (seq >= total || seen[seq] === 1) return;
-    seen[seq] = 1;
-    latMs.push(Number(process.hrtime.bigint() - v.readBigUInt64BE(4)) / 1e6);
-  };
-  let send: (b: Buffer) => boolean;
-  const closers: (() => Promise<void> | void)[] = [];
-  if (o.mode === "stream") {
-    const l = await rx.listen(port, { link });
-    const [s, peer] = await Promise.all([tx.connect(o.dstNode, port, { link }), l.accept()]);
-    s.on("error", () => {});
-    peer.on("error", () => {});
-    let buf: Buffer = Buffer.alloc(0);
-    peer.on("data", (d: Buffer) => {
-      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
-      let off = 0;
-      while (buf.length - off >= size) {
-        record(buf, off);
-        off += size;
+  try {
+    const latMs: number[] = [];
+    const seen = new Uint8Array(total);
+    const record = (b: Uint8Array, off: number) => {
+      const v = Buffer.from(b.buffer, b.byteOffset + off, 12);
+      const seq = v.readUInt32BE(0);
+      if (seq >= total || seen[seq] === 1) return;
+      seen[seq] = 1;
+      latMs.push(Number(process.hrtime.bigint() - v.readBigUInt64BE(4)) / 1e6);
+    };
+    let send: (b: Buffer) => boolean;
+    const closers: (() => Promise<void> | void)[] = [];
+    if (o.mode === "stream") {
+      const l = await rx.listen(port, { link });
+      const [s, peer] = await Promise.all([tx.connect(o.dstNode, port, { link }), l.accept()]);
+      s.on("error", () => {});
+      peer.on("error", () => {});
+      let buf: Buffer = Buffer.alloc(0);
+      peer.on("data", (d: Buffer) => {
+        buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+        let off = 0;
+        while (buf.length - off >= size) {
+          record(buf, off);
+          off += size;
+        }
+        buf = buf.subarray(off);
+      });
+      send = (b) => s.write(b);
+      closers.push(() => {
+        s.destroy();
+        peer.destroy();
+      });
+      closers.push(() => l.close());
+    } else {
+      const drx = await rx.openDatagram(port, { link });
+      const dtx = await tx.openDatagram(port + 1, { link });
+      drx.on("message", (...args: unknown[]) => {
+        const data = args.find((a) => a instanceof Uint8Array) as Uint8Array | undefined;
+        if (data !== undefined && data.length >= 12) record(data, 0);
+      });
+      send = (b) => dtx.send(o.dstNode, port, b);
+      closers.push(() => drx.close());
+      closers.push(() => dtx.close());
+    }
+    let sent = 0;
+    let blocked = 0;
+    const t0 = performance.now();
+    while (sent < total) {
+      const due = Math.min(total, Math.floor(((performance.now() - t0) * o.rate) / 1000) + 1);
+      while (sent < due) {
+        const b = Buffer.alloc(size);
+        b.writeUInt32BE(sent, 0);
+        b.writeBigUInt64BE(process.hrtime.bigint(), 4);
+        if (!send(b)) blocked++;
+        sent++;
       }
-      buf = buf.subarray(off);
-    });
-    send = (b) => s.write(b);
-    closers.push(() => {
-      s.destroy();
-      peer.destroy();
-    });
-    closers.push(() => l.close());
-  } else {
-    const drx = await rx.openDatagram(port, { link });
-    const dtx = await tx.openDatagram(port + 1, { link });
-    drx.on("message", (...args: unknown[]) => {
-      const data = args.find((a) => a instanceof Uint8Array) as Uint8Array | undefined;
-      if (data !== undefined && data.length >= 12) record(data, 0);
-    });
-    send = (b) => dtx.send(o.dstNode, port, b);
-    closers.push(() => drx.close());
-    closers.push(() => dtx.close());
-  }
-  let sent = 0;
-  let blocked = 0;
-  const t0 = performance.now();
-  while (sent < total) {
-    const due = Math.min(total, Math.floor(((performance.now() - t0) * o.rate) / 1000) + 1);
-    while (sent < due) {
-      const b = Buffer.alloc(size);
-      b.writeUInt32BE(sent, 0);
-      b.writeBigUInt64BE(process.hrtime.bigint(), 4);
-      if (!send(b)) blocked++;
-      sent++;
+      await sleep(1);
     }
-    await sleep(1);
-  }
-  const end = performance.now() + (o.drainMs ?? 3000);
-  while (latMs.length < total && performance.now() < end) await sleep(20);
-  for (const c of closers) {
-    try {
-      await c();
-    } catch {
-      // closing after the run: ignore
+    const end = performance.now() + (o.drainMs ?? 3000);
+    while (latMs.length < total && performance.now() < end) await sleep(20);
+    for (const c of closers) {
+      try {
+        await c();
+      } catch {
+        // closing after the run: ignore
+      }
     }
+    return { sent, latMs, blocked };
+  } finally {
+    rx.close();
+    tx.close();
   }
-  rx.close();
-  tx.close();
-  return { sent, latMs, blocked };
 }
