@@ -28,6 +28,7 @@ export {
   registry,
   VERSION,
 } from "./frame.ts";
+export { isLinkType, LinkType } from "./link-type.ts";
 export * from "./messages/data.ts";
 export { allMessageSpecs, type Message } from "./messages/index.ts";
 export * from "./messages/link.ts";

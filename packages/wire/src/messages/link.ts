@@ -1,5 +1,6 @@
 import type { Reader, Writer } from "../cursor.ts";
 import { WireError, WireErrorCode } from "../errors.ts";
+import { LinkType } from "../link-type.ts";
 import { defineMessage } from "../registry.ts";
 import { type OverlayHeader, readOverlayHeader, writeOverlayHeader } from "./data.ts";
 
@@ -13,9 +14,17 @@ import { type OverlayHeader, readOverlayHeader, writeOverlayHeader } from "./dat
  * are 32-bit and wrap; receivers unwrap them against their current position.
  */
 
-/** Which link protocol a data frame belongs to. Each has its own sequence space. */
-export const LinkChannel = { Reliable: 0, Realtime: 1, BestEffort: 2 } as const;
-export type LinkChannel = (typeof LinkChannel)[keyof typeof LinkChannel];
+/**
+ * Which link protocol a data frame belongs to; each has its own sequence space. The channel byte IS
+ * the `LinkType` (one numbering: 0 best-effort, 1 reliable, 2 real-time); these names remain for
+ * the link code that calls them channels.
+ */
+export const LinkChannel = {
+  Reliable: LinkType.Reliable,
+  Realtime: LinkType.RealTime,
+  BestEffort: LinkType.BestEffort,
+} as const;
+export type LinkChannel = LinkType;
 
 /** Hello flag bits. */
 export const HelloFlag = {

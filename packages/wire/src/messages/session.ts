@@ -17,9 +17,10 @@ import { type OverlayHeader, readOverlayHeader, writeOverlayHeader } from "./dat
  * Sequence numbers, acknowledgements and session ids are 32-bit and wrap; windows are in bytes.
  */
 
-/** The link type a session or datagram prefers to ride on (chosen per session). */
-export const LinkType = { BestEffort: 0, Reliable: 1, RealTime: 2 } as const;
-export type LinkType = (typeof LinkType)[keyof typeof LinkType];
+/** The link type a session or datagram prefers to ride on (chosen per session); owned by ../link-type.ts. */
+import type { LinkType } from "../link-type.ts";
+
+export { LinkType } from "../link-type.ts";
 
 /** Why a session was reset (SessionReset.reason). Unknown values decode as-is. */
 export const ResetReason = {
