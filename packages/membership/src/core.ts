@@ -209,6 +209,7 @@ export class MembershipCore {
     let t = this.#fd.nextExpiry(c.lastActivity, this.#nextHeartbeatAt);
     if (this.#vc.busy() || this.#ord.busy()) t = Math.min(t, c.lastActivity + this.timing.retransmitMs);
     if (this.#ord.ackAt < t) t = this.#ord.ackAt;
+    if (this.#vc.wakeAt > c.lastActivity && this.#vc.wakeAt < t) t = this.#vc.wakeAt;
     return t;
   }
 

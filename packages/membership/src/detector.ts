@@ -13,6 +13,8 @@ import { NO_VIEW, sameViewId, type ViewId } from "./types.ts";
 export interface Peer {
   inc: number;
   lastHeard: number;
+  /** When this peer (incarnation) last became alive: first heard, or heard again after expiring. */
+  aliveSince: number;
   /** Packets from these earlier incarnations are ignored (bounded). */
   deadIncs: number[];
   left: boolean;
@@ -49,19 +51,27 @@ export class FailureDetector {
 
   /**
    * A gap in our own activity (GC pause, SIGSTOP, a busy event loop, the whole machine overloaded)
-   * is time we could not hear anyone. It must not count against the peers, and under load the
-   * others were likely stalled too and resume a little later than us: so after a stall every peer
-   * that was alive when it began gets a full `failureTimeoutMs` of our running time, from now, to
-   * be heard again. Peers that had already expired stay expired (a stall resurrects no one).
+   * is time we could not hear anyone: it must not count against the peers, so their silence clocks
+   * are shifted by it. A stall long enough to let a live peer expire (longer than
+   * `failureTimeoutMs − heartbeatIntervalMs`) says more: under load the others were likely stalled
+   * too and resume a little later than us, so every peer then gets a full `failureTimeoutMs` of our
+   * running time, from now, to be heard again. Only peers alive when the stall began are touched (a
+   * stall resurrects no one), and short hiccups only shift, so a busy machine does not postpone
+   * crash detection again and again.
    */
   noteActivity(now: number): void {
     const c = this.#c;
     const gap = now - c.lastActivity;
-    const expected = Math.min(c.timing.heartbeatIntervalMs, c.timing.retransmitMs) + 5;
-    if (gap > expected + c.timing.heartbeatIntervalMs) {
+    const t = c.timing;
+    const expected = Math.min(t.heartbeatIntervalMs, t.retransmitMs) + 5;
+    if (gap > expected + t.heartbeatIntervalMs) {
       c.stats.stalls++;
-      const timeout = c.timing.failureTimeoutMs;
-      for (const p of this.peers.values()) if (p.lastHeard + timeout > c.lastActivity) p.lastHeard = now;
+      const long = gap > t.failureTimeoutMs - t.heartbeatIntervalMs;
+      const shift = gap - expected;
+      for (const p of this.peers.values()) {
+        if (p.lastHeard + t.failureTimeoutMs <= c.lastActivity) continue; // expired before the stall
+        p.lastHeard = long ? now : Math.min(now, p.lastHeard + shift);
+      }
     }
     c.lastActivity = now;
   }
@@ -95,6 +105,7 @@ export class FailureDetector {
       p = {
         inc,
         lastHeard: now,
+        aliveSince: now,
         deadIncs: [],
         left: false,
         hbSeq: -1,
@@ -126,7 +137,13 @@ export class FailureDetector {
     if (p.left) return undefined;
     const wasAlive = this.isAlive(p, now);
     p.lastHeard = now;
-    if (!wasAlive) c.dirty = true;
+    if (!wasAlive) {
+      // back after a partition or a pause: answer its heartbeat at once too, so that the coordinator
+      // of a merge hears every member of the other side within a round trip of its own heartbeat
+      c.dirty = true;
+      p.aliveSince = now;
+      this.greet = id;
+    }
     return p;
   }
 

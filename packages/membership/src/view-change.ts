@@ -54,6 +54,8 @@ export class ViewChange {
   #transitionalSent = false;
   /** The round this member coordinates, if any. */
   proposal: Proposal | null = null;
+  /** A merge waits for the other side's members until then (see `#mergeSettled`). */
+  wakeAt = Number.NEGATIVE_INFINITY;
 
   constructor(c: CoreContext, fd: FailureDetector, ord: Ordering) {
     this.#c = c;
@@ -117,6 +119,7 @@ export class ViewChange {
       if (coordAlive && now - acc.at <= c.timing.viewChangeTimeoutMs) return; // let it finish
     }
     if (acc !== null && acc.coord === c.id && acc.install !== null) return; // syncing my own install
+    if (!this.#mergeSettled(now, reach)) return;
     if (this.#needChange(now, reach)) this.#startProposal(now, reach);
   }
 
@@ -145,6 +148,33 @@ export class ViewChange {
       if (i !== undefined && view?.members[i]?.inc === m.inc) return m.id;
     }
     return (reach[0] as MbMemberRef).id;
+  }
+
+  /**
+   * A merge of established views (a healed partition, a member back from a long pause) waits until
+   * `heartbeatIntervalMs + 2·retransmitMs` after the last member of another view became reachable:
+   * our heartbeats reach every member of the other side within an interval and each answers at
+   * once, so the proposal then holds the whole other view instead of the first few members heard,
+   * which would split it. Joiners (no view) are proposed at once, as before.
+   */
+  #mergeSettled(now: number, reach: readonly MbMemberRef[]): boolean {
+    const view = this.#ord.view;
+    if (view === null) return true;
+    const t = this.#c.timing;
+    const settle = t.heartbeatIntervalMs + 2 * t.retransmitMs;
+    let until = Number.NEGATIVE_INFINITY;
+    for (const m of reach) {
+      if (m.id === this.#c.id) continue;
+      const i = view.index.get(m.id);
+      if (i !== undefined && view.members[i]?.inc === m.inc) continue;
+      const p = this.#fd.peers.get(m.id);
+      if (p === undefined || (p.flags & MbHeartbeatFlag.InView) === 0 || sameViewId(p.view, view.id))
+        continue;
+      until = Math.max(until, p.aliveSince + settle);
+    }
+    if (until <= now) return true;
+    this.wakeAt = until;
+    return false;
   }
 
   #needChange(now: number, reach: readonly MbMemberRef[]): boolean {
