@@ -212,13 +212,15 @@ export interface DatagramSource {
   readonly group?: number;
 }
 
-function bytesOf(data: Uint8Array | string): Uint8Array {
+/** @internal */
+export function bytesOf(data: Uint8Array | string): Uint8Array {
   if (typeof data === "string") return Buffer.from(data);
   if (!(data instanceof Uint8Array)) throw new TypeError("data must be a Uint8Array or a string");
   return data;
 }
 
-function checkSize(data: Uint8Array): void {
+/** @internal */
+export function checkSize(data: Uint8Array): void {
   if (data.length > MAX_DATAGRAM_BYTES) {
     throw new ClientProtocolError(
       ClientErrorCode.TooLarge,
@@ -597,8 +599,11 @@ export class SpinesClient extends EventEmitter {
       try {
         this.#onFrame(f);
       } catch (e) {
-        // A malformed frame from the daemon: report, keep going (the framing is intact).
-        this.emit("protocolError", e);
+        // A malformed frame from the daemon: report, keep going (the framing is intact). Anything
+        // else was thrown by an application's event handler: let it propagate.
+        if (e instanceof ClientProtocolError && e.code === ClientErrorCode.BadFrame)
+          this.emit("protocolError", e);
+        else throw e;
       }
     }
   }

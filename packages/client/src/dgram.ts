@@ -3,7 +3,14 @@
  * multicast (`addMembership`, `sendToGroup`) and anycast (`sendAnycast`).
  */
 import { EventEmitter } from "node:events";
-import { type DatagramSource, defaultDaemon, SpinesClient, type SpinesDatagramSocket } from "./client.ts";
+import {
+  bytesOf,
+  checkSize,
+  type DatagramSource,
+  defaultDaemon,
+  SpinesClient,
+  type SpinesDatagramSocket,
+} from "./client.ts";
 import type { DaemonOption } from "./net.ts";
 import { ClientErrorCode, ClientProtocolError, checkId, checkLink, checkPort, LinkType } from "./protocol.ts";
 
@@ -129,26 +136,33 @@ export class DatagramSocket extends EventEmitter {
 
   /**
    * Sends `msg` to `port` of node `node` (binding to an ephemeral port first if needed). Bad
-   * arguments throw at once (ClientRangeError).
+   * arguments throw at once: ClientRangeError, or ClientProtocolError `ERR_TOO_LARGE` above
+   * 65,536 bytes.
    */
   send(msg: Uint8Array | string, port: number, node: number, cb?: SendCallback): void {
     checkPort(port, "port", false);
     checkId(node, "node");
-    this.#run(cb, (s) => s.send(node, port, msg));
+    const data = bytesOf(msg);
+    checkSize(data);
+    this.#run(cb, (s) => s.send(node, port, data));
   }
 
   /** Sends `msg` to every member of multicast `group` listening on `port`. */
   sendToGroup(msg: Uint8Array | string, port: number, group: number, cb?: SendCallback): void {
     checkPort(port, "port", false);
     checkId(group, "group");
-    this.#run(cb, (s) => s.sendToGroup(group, port, msg));
+    const data = bytesOf(msg);
+    checkSize(data);
+    this.#run(cb, (s) => s.sendToGroup(group, port, data));
   }
 
   /** Sends `msg` to the nearest member of `group` (anycast) on `port`. */
   sendAnycast(msg: Uint8Array | string, port: number, group: number, cb?: SendCallback): void {
     checkPort(port, "port", false);
     checkId(group, "group");
-    this.#run(cb, (s) => s.sendAnycast(group, port, msg));
+    const data = bytesOf(msg);
+    checkSize(data);
+    this.#run(cb, (s) => s.sendAnycast(group, port, data));
   }
 
   /** Joins multicast/anycast `group` (binding first if needed); resolves once the daemon joined. */

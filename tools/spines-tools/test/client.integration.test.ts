@@ -272,6 +272,9 @@ describe("@spines-ts/client on a line of four daemons 1-2-3-4", () => {
     expect(() => createSocket({ daemon: c }).bind(70000)).toThrow(ClientRangeError);
     expect(() => connect({ node: 3, port: 0, daemon: c })).toThrow(RangeError);
     expect(() => createServer({ daemon: c }).listen(65536)).toThrow(RangeError);
+    expect(() => createSocket({ daemon: c }).send(Buffer.alloc(65537), 5, 3)).toThrow(
+      expect.objectContaining({ code: "ERR_TOO_LARGE" }),
+    );
     // The client is still usable, and no port 4464 was taken.
     const d = await c.openDatagram(4464);
     expect(d.port).toBe(4464);
