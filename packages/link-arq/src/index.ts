@@ -11,7 +11,6 @@
 export { DATA_OVERHEAD_BYTES, defaultLinkConfig, type LinkConfig, resolveLinkConfig } from "./config.ts";
 export { LinkDriver, type LinkDriverOptions } from "./driver.ts";
 export { flowKeyOf, Link, type LinkOptions, type LinkStats } from "./link.ts";
-export { ReliableReceiver, ReliableSender } from "./reliable.ts";
-export { elapsedMs, tsUs, unwrap32, wire32 } from "./seq.ts";
+export type { ReliableReceiver, ReliableSender } from "./reliable.ts";
 export { type Delivery, type LinkEvent, type LinkMetrics, type LinkState, SendResult } from "./types.ts";
-export { UnreliableReceiver, UnreliableSender } from "./unreliable.ts";
+export type { UnreliableReceiver, UnreliableSender } from "./unreliable.ts";

@@ -1,16 +1,8 @@
-import { Rng } from "@spines-ts/primitives";
+import { Rng, unwrap32, wrap32 as wire32 } from "@spines-ts/primitives";
 import { DestKind, decode, encode, LinkChannel, type OverlayHeader } from "@spines-ts/wire";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  type Delivery,
-  Link,
-  type LinkConfig,
-  type LinkEvent,
-  SendResult,
-  unwrap32,
-  wire32,
-} from "../src/index.ts";
+import { type Delivery, Link, type LinkConfig, type LinkEvent, SendResult } from "../src/index.ts";
 
 const H: OverlayHeader = { src: 1, srcPort: 10, dst: 2, dstPort: 20, dstKind: DestKind.Node, ttl: 8 };
 const pay = (i: number) => new Uint8Array([i & 0xff, (i >> 8) & 0xff, (i >> 16) & 0xff, 7]);
