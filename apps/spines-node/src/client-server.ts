@@ -589,7 +589,7 @@ export class ClientServer {
     }
   }
 
-  /** @internal The overlay, or ERR_NOT_SUPPORTED (the "direct" plane has no routing). */
+  /** @internal The overlay, or ERR_NOT_SUPPORTED when the server was built without one (tests, embedders). */
   overlay(): ClientOverlay {
     const ov = this.opts.overlay;
     if (ov === undefined) {
