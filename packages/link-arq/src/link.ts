@@ -42,6 +42,8 @@ export interface LinkStats {
   deliveriesDropped: number;
   eventsDropped: number;
   restarts: number;
+  /** Hellos saying the peer had not heard ours for a dead timeout (a one-way link). */
+  oneWay: number;
   ups: number;
   downs: number;
 }
@@ -99,6 +101,7 @@ export class Link {
     deliveriesDropped: 0,
     eventsDropped: 0,
     restarts: 0,
+    oneWay: 0,
     ups: 0,
     downs: 0,
   };
@@ -113,6 +116,11 @@ export class Link {
   #helloSeq = 0;
   #peerHelloTs: number | undefined;
   #peerHelloAt = 0;
+  /** The newest hello sequence number heard from the peer (loss metering over hellos). */
+  #peerHelloSeq: number | undefined;
+  /** Hellos of the peer expected (sequence advance) and received, for the loss meter. */
+  #helloExpected = 0;
+  #helloReceived = 0;
   #lossIn = 0;
   #lossOut = 0;
   #meterExpected = 0;
@@ -335,7 +343,22 @@ export class Link {
       this.#goodbye(now);
       return;
     }
+    this.#meterHello(h.seq);
     if (h.peerIncarnation === this.incarnation) {
+      // `echoDelay` is how long the peer has gone without hearing one of our hellos. A dead
+      // timeout of it means our direction is broken although theirs works (a one-way failure):
+      // the link is down for both ends, so neither routes over it (issue 11).
+      if (h.echoDelay !== NO_ECHO && h.echoDelay / 1000 >= this.config.deadTimeoutMs) {
+        this.#confirm = 0;
+        this.stats.oneWay++;
+        if (this.#state === "up") {
+          this.#state = "down";
+          this.stats.downs++;
+          this.#holdUntil = now + this.config.holdDownMs;
+          this.#event({ type: "down", at: now, reason: "oneway" });
+        }
+        return;
+      }
       if (h.echoDelay !== NO_ECHO) {
         const sample = elapsedMs(now, h.echoTs) - h.echoDelay / 1000;
         if (sample > 0 && sample < 60_000) this.rtt.sample(sample);
@@ -354,6 +377,28 @@ export class Link {
       this.stats.ups++;
       this.#event({ type: "up", at: now });
     }
+  }
+
+  /**
+   * Counts one hello of the peer in the loss meter: hellos flow whether or not data does, so the
+   * loss estimate keeps decaying towards the current loss on an idle link. A gap longer than a dead
+   * timeout's worth of hellos was an outage (the link went down), not a loss rate: the meter
+   * restarts there. Old or duplicate hellos are not counted.
+   */
+  #meterHello(seq: number): void {
+    const last = this.#peerHelloSeq;
+    if (last === undefined) {
+      this.#peerHelloSeq = seq;
+      this.#helloExpected++;
+      this.#helloReceived++;
+      return;
+    }
+    const gap = (seq - last) >>> 0;
+    if (gap === 0 || gap >= 0x80000000) return;
+    this.#peerHelloSeq = seq;
+    this.#helloReceived++;
+    const outage = Math.ceil(this.config.deadTimeoutMs / this.config.helloIntervalMs);
+    this.#helloExpected += gap > outage ? 1 : gap;
   }
 
   #retire(inc: number): void {
@@ -386,6 +431,9 @@ export class Link {
     this.bestEffortIn.reset();
     this.#meterExpected = 0;
     this.#meterOriginals = 0;
+    this.#helloExpected = 0;
+    this.#helloReceived = 0;
+    this.#peerHelloSeq = undefined;
     this.#confirm = 0;
     this.#peerHelloTs = undefined;
     // Packets already received stay deliverable: they were accepted exactly once.
@@ -519,9 +567,15 @@ export class Link {
   }
 
   #sendHello(now: number, flags: number): void {
-    // Fold the packets expected and received since the last hello into the loss estimate.
-    const exp = this.reliableIn.expected + this.realtimeIn.expected + this.bestEffortIn.expected;
-    const orig = this.reliableIn.originals + this.realtimeIn.originals + this.bestEffortIn.originals;
+    // Fold the packets (data and the peer's hellos) expected and received since the last hello
+    // into the loss estimate.
+    const exp =
+      this.reliableIn.expected + this.realtimeIn.expected + this.bestEffortIn.expected + this.#helloExpected;
+    const orig =
+      this.reliableIn.originals +
+      this.realtimeIn.originals +
+      this.bestEffortIn.originals +
+      this.#helloReceived;
     const dE = exp - this.#meterExpected;
     const dO = orig - this.#meterOriginals;
     this.#meterExpected = exp;

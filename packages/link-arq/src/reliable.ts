@@ -327,9 +327,9 @@ export class ReliableSender {
     }
     const limit = unwrap32(ack.limit, this.#nextSeq);
     if (limit > this.#peerLimit) this.#peerLimit = limit;
-    // RTT from the echoed timestamp of our own clock, minus the receiver's hold time.
+    // RTT from the echoed timestamp of our own clock, minus the receiver's hold time; taken below,
+    // only if this ack acknowledges something new.
     const sample = elapsedMs(now, ack.echoTs) - ack.ackDelay / 1000;
-    if (sample > 0 && sample < 60_000) this.#rtt.sample(Math.max(sample, 0.01));
     // When the frame that triggered this ack was sent (our clock, echoed back).
     const triggerSentAt = now - elapsedMs(now, ack.echoTs);
     if (this.#rtoUndoAt !== undefined && this.#acksNew(cum, ranges)) {
@@ -351,6 +351,11 @@ export class ReliableSender {
       }
     }
     while (this.#sndUna < this.#nextSeq && !this.#unacked.has(this.#sndUna)) this.#sndUna++;
+    // An ack that acknowledges nothing new (a periodic refresh, a window update, a duplicate)
+    // echoes the frame that triggered an earlier ack: its round trip mixes that frame's old forward
+    // delay with this ack's return delay, and read low after the delay grew (issue 11: 50 ms each
+    // way read 75-86 ms). Only an ack of new data is a sample (RFC 7323 §4.3).
+    if (this.stats.acked > before && sample > 0 && sample < 60_000) this.#rtt.sample(Math.max(sample, 0.01));
     if (this.stats.acked > before) {
       this.#backoff = 1;
       this.#rtoAt = this.#bytesInFlight > 0 ? now + this.#rto() : undefined;

@@ -43,7 +43,15 @@ export interface LinkMetrics {
 
 export type LinkEvent =
   | { readonly type: "up"; readonly at: number }
-  | { readonly type: "down"; readonly at: number; readonly reason: "timeout" | "goodbye" | "restart" }
+  | {
+      readonly type: "down";
+      readonly at: number;
+      /**
+       * `timeout`: nothing heard for the dead timeout; `oneway`: the peer's hellos say it has not
+       * heard ours for the dead timeout; `goodbye`/`restart`: the peer shut down or restarted.
+       */
+      readonly reason: "timeout" | "oneway" | "goodbye" | "restart";
+    }
   | {
       readonly type: "restart";
       readonly at: number;

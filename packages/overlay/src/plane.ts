@@ -48,6 +48,11 @@ export function channelFor(linkType: LinkType | number): LinkChannel {
       : LinkChannel.BestEffort;
 }
 
+/** A wrong neighbour id is said at warn at most once per neighbour in this long (ms). */
+export const SENDER_MISMATCH_WARN_MS = 60_000;
+/** Neighbours whose last sender-mismatch warning is remembered (a bound; cleared when full). */
+const MAX_MISMATCH_WARNED = 1024;
+
 /** Default bound of the queue of locally originated packets waiting for a full link. */
 export const DEFAULT_MAX_LOCAL_QUEUE = 2048;
 
@@ -168,6 +173,8 @@ export class OverlayPlane {
   readonly #log: Logger;
   readonly #rl: RateLimitedLog;
   readonly #metrics = new Map<NodeId, LinkMetrics>();
+  /** When each neighbour's sender mismatch was last said at warn. */
+  readonly #mismatchWarnedAt = new Map<NodeId, number>();
   #queue: Queued[] = [];
   #routerCancel: Cancel | undefined;
   #routerAt = Number.POSITIVE_INFINITY;
@@ -267,12 +274,30 @@ export class OverlayPlane {
 
   #senderMismatch(from: NodeId, sender: number): void {
     this.counters.senderMismatch++;
-    this.#rl.debug(
-      this.host.clock.now(),
-      "sender",
-      { from, sender },
-      "frame sender is not the peer; dropped",
-    );
+    const now = this.host.clock.now();
+    const last = this.#mismatchWarnedAt.get(from);
+    if (last === undefined || now - last >= SENDER_MISMATCH_WARN_MS) {
+      // A neighbour configured with the wrong id never comes up: say so where an operator looks,
+      // once per neighbour and minute, naming the address (when the host knows it) and both ids.
+      if (last === undefined && this.#mismatchWarnedAt.size >= MAX_MISMATCH_WARNED)
+        this.#mismatchWarnedAt.clear();
+      this.#mismatchWarnedAt.set(from, now);
+      const ep = (
+        this.host as { peer?: (id: NodeId) => { address: string; port: number } | undefined }
+      ).peer?.(from);
+      const address =
+        ep === undefined
+          ? undefined
+          : ep.address.includes(":")
+            ? `[${ep.address}]:${ep.port}`
+            : `${ep.address}:${ep.port}`;
+      this.#log.warn(
+        { neighbor: from, configuredId: from, claimedId: sender, ...(address ? { address } : {}) },
+        `frames from ${address ?? `the address of neighbour ${from}`} say they come from node ${sender}, not the configured neighbour ${from}: wrong node id in the configuration? dropped`,
+      );
+      return;
+    }
+    this.#rl.debug(now, "sender", { from, sender }, "frame sender is not the peer; dropped");
   }
 
   #decodeError(from: NodeId, data: Uint8Array, e: unknown): void {

@@ -183,6 +183,8 @@ export interface RouterStats {
   dropEvents: number;
   computations: number;
   originsAged: number;
+  /** Edges left out of a graph build because the other end did not advertise them up (two-way check). */
+  oneWayEdges: number;
 }
 
 export function newRouterStats(): RouterStats {
@@ -201,5 +203,6 @@ export function newRouterStats(): RouterStats {
     dropEvents: 0,
     computations: 0,
     originsAged: 0,
+    oneWayEdges: 0,
   };
 }

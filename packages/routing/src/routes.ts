@@ -279,6 +279,14 @@ export class RouteComputer {
       nodes.push(o.id);
       for (const e of o.edges.values()) {
         if (e.value === ROUTE_COST_DOWN) continue;
+        // Two-way check (as OSPF's): an edge is used only while both ends advertise it up. A node
+        // that still hears its neighbour over a link whose other direction failed keeps
+        // advertising it, and routing over it would blackhole traffic (issue 11).
+        const back = this.#db.get(RouteItemKind.Edge, e.key, o.id);
+        if (back === undefined || back.value === ROUTE_COST_DOWN) {
+          this.#stats.oneWayEdges++;
+          continue;
+        }
         from[k] = o.id;
         to[k] = e.key;
         cost[k] = e.value;
