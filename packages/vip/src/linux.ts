@@ -408,10 +408,7 @@ export class LinuxAddressDriver implements AddressDriver {
   }
 
   #refreshAll(): void {
-    for (const g of this.#held.values()) {
-      const gen = this.#gen.get(g.name) ?? 0;
-      for (const a of g.addresses)
-        for (const p of this.#gratuitous(a, a.family === 6 ? 1 : 0)) void p.then(() => this.#alive(g, gen));
-    }
+    for (const g of this.#held.values())
+      for (const a of g.addresses) for (const p of this.#gratuitous(a, a.family === 6 ? 1 : 0)) void p;
   }
 }

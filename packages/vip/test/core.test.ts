@@ -219,3 +219,42 @@ describe("VipCore", () => {
     expect(f.msg._tag).toBe("VipState");
   });
 });
+
+describe("VipNode", () => {
+  it("reports address-driver failures as driverError events (never swallowed) and keeps running", async () => {
+    const { Simulator } = await import("@spines-ts/netsim");
+    const { DryRunAddressDriver, VipNode } = await import("../src/index.ts");
+    const sim = new Simulator({ seed: 3 });
+    const driver = new DryRunAddressDriver();
+    driver.failing.add("g1");
+    const errors: string[] = [];
+    sim.addNode(
+      1,
+      (host) =>
+        new VipNode(host, {
+          vip: { groups, matureMs: 0, holdOffMs: 0 },
+          membership: { group: "vip", peers: [1] },
+          driver,
+          onEvent: (e) => {
+            if (e.type === "driverError") errors.push(`${e.action} ${e.group}`);
+          },
+        }),
+    );
+    sim.run(1000);
+    expect(errors).toEqual(["acquire g1"]);
+    expect(driver.records.filter((r) => r.op === "acquire").map((r) => r.group)).toEqual([
+      "g0",
+      "g1",
+      "g2",
+      "g3",
+    ]);
+    expect([...driver.up].sort()).toEqual([
+      "eth0 10.0.0.1/32",
+      "eth0 10.0.2.1/32",
+      "eth0 10.0.3.1/32",
+      "eth1 fd00::3/128",
+    ]);
+    sim.program<InstanceType<typeof VipNode>>(1)?.stop();
+    expect(driver.up.size).toBe(0);
+  });
+});

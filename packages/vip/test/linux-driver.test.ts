@@ -197,6 +197,25 @@ describe("LinuxAddressDriver (fake kernel)", () => {
     ]);
   });
 
+  it("re-announces held groups every refreshMs, and stops after release and close", async () => {
+    const k = fakeKernel();
+    const d = new LinuxAddressDriver({
+      runner: k.runner,
+      announce: { count: 1, arpMode: "request", refreshMs: 20 },
+    });
+    await d.acquire(group, []);
+    await new Promise((r) => setTimeout(r, 110));
+    const v4 = (): number => k.calls.filter((c) => c.startsWith("arping -q -U")).length;
+    const v6 = (): number => k.calls.filter((c) => c.startsWith("na6")).length;
+    expect(v4()).toBeGreaterThanOrEqual(3); // the announcement plus refreshes
+    expect(v6()).toBeGreaterThanOrEqual(2); // refreshes (the first NA is the kernel's)
+    await d.release(group);
+    const after = v4();
+    await new Promise((r) => setTimeout(r, 60));
+    expect(v4()).toBe(after);
+    d.close();
+  });
+
   it("validates its options and the label length", () => {
     expect(() => new LinuxAddressDriver({ tag: "bad tag" })).toThrow(RangeError);
     expect(() => new LinuxAddressDriver({ metric: 0 })).toThrow(RangeError);
