@@ -237,6 +237,10 @@ export class Testbed {
 
   private async build(spec: TopologySpec): Promise<void> {
     const { prefix, hosts, nets } = this.plan;
+    const links = nets.filter((x) => x.kind === "link");
+    const emulator = links.length > 0 ? this.startEmulator(spec, links) : undefined;
+    // a failure elsewhere must not leave this promise unobserved
+    emulator?.catch(() => {});
     await Promise.all(
       hosts.map(async (h) => {
         const ns = nsName(prefix, h);
@@ -250,13 +254,24 @@ export class Testbed {
             : {}),
           ...(spec.sysctls ?? {}),
         };
-        for (const [k, v] of Object.entries(sysctls))
-          await must(["ip", "netns", "exec", ns, "sysctl", "-qw", `${k}=${v}`]);
+        await must([
+          "ip",
+          "netns",
+          "exec",
+          ns,
+          "sysctl",
+          "-qw",
+          ...Object.entries(sysctls).map(([k, v]) => `${k}=${v}`),
+        ]);
       }),
     );
-    for (const n of nets.filter((x) => x.kind === "lan")) await this.buildLan(n);
-    const links = nets.filter((x) => x.kind === "link");
-    if (links.length > 0) await this.buildLinks(spec, links);
+    await Promise.all(nets.filter((x) => x.kind === "lan").map((n) => this.buildLan(n)));
+    if (emulator !== undefined) {
+      const cfg = await emulator;
+      await Promise.all(
+        links.map((n, i) => this.buildLinkEnds(spec, n, i, cfg.links[i] as EmulatorConfig["links"][number])),
+      );
+    }
     for (const [h, list] of this.plan.routes) {
       const ns = nsName(prefix, h);
       for (const r of list) {
@@ -296,14 +311,30 @@ export class Testbed {
     await must(["ip", "netns", "add", br]);
     await must(["ip", "-n", br, "link", "add", "br0", "type", "bridge", "forward_delay", "0"]);
     await must(["ip", "-n", br, "link", "set", "br0", "up"]);
-    for (const [h, m] of n.members) {
-      const ns = nsName(this.prefix, h);
-      const port = `p${m.index}`;
-      await must(["ip", "-n", ns, "link", "add", m.iface, "type", "veth", "peer", "name", port, "netns", br]);
-      await must(["ip", "-n", br, "link", "set", port, "master", "br0"]);
-      await must(["ip", "-n", br, "link", "set", port, "up"]);
-      await this.addAddrs(ns, m.iface, n, m);
-    }
+    await Promise.all(
+      [...n.members].map(async ([h, m]) => {
+        const ns = nsName(this.prefix, h);
+        const port = `p${m.index}`;
+        await must([
+          "ip",
+          "-n",
+          ns,
+          "link",
+          "add",
+          m.iface,
+          "type",
+          "veth",
+          "peer",
+          "name",
+          port,
+          "netns",
+          br,
+        ]);
+        await must(["ip", "-n", br, "link", "set", port, "master", "br0"]);
+        await must(["ip", "-n", br, "link", "set", port, "up"]);
+        await this.addAddrs(ns, m.iface, n, m);
+      }),
+    );
   }
 
   private emulatorEntry(): string[] {
@@ -314,7 +345,7 @@ export class Testbed {
     return [fileURLToPath(new URL("./emulator/main.js", here))];
   }
 
-  private async buildLinks(spec: TopologySpec, links: PlannedNet[]): Promise<void> {
+  private async startEmulator(spec: TopologySpec, links: PlannedNet[]): Promise<EmulatorConfig> {
     const dir = stateDir(this.prefix);
     const specs = spec.links ?? [];
     await raiseSocketBufferLimits();
@@ -370,16 +401,24 @@ export class Testbed {
     this.state.emulator = { pid: emu.pid, controlPort };
     writeState(this.state);
 
-    for (let i = 0; i < links.length; i++) {
-      const n = links[i] as PlannedNet;
-      const l = cfg.links[i] as EmulatorConfig["links"][number];
-      const ends: [string, number, number, string][] = [...n.members.keys()].map((h, k) => [
-        h,
-        k === 0 ? l.portA : l.portB,
-        k === 0 ? l.peerA : l.peerB,
-        `${this.prefix}${i}${k === 0 ? "a" : "b"}`,
-      ]);
-      for (const [host, emuPort, myPort, tun] of ends) {
+    return cfg;
+  }
+
+  private async buildLinkEnds(
+    spec: TopologySpec,
+    n: PlannedNet,
+    i: number,
+    l: EmulatorConfig["links"][number],
+  ): Promise<void> {
+    const dir = stateDir(this.prefix);
+    const ends: [string, number, number, string][] = [...n.members.keys()].map((h, k) => [
+      h,
+      k === 0 ? l.portA : l.portB,
+      k === 0 ? l.peerA : l.peerB,
+      `${this.prefix}${i}${k === 0 ? "a" : "b"}`,
+    ]);
+    await Promise.all(
+      ends.map(async ([host, emuPort, myPort, tun]) => {
         const slog = openSync(join(dir, `socat-${tun}.log`), "a");
         const s = spawn(
           "socat",
@@ -414,8 +453,8 @@ export class Testbed {
         await this.addAddrs(ns, m.iface, n, m);
         const bn = (spec.links ?? [])[i]?.bottleneck;
         if (bn !== undefined) await this.shape(host, n.name, bn);
-      }
-    }
+      }),
+    );
   }
 
   private net(name: string): PlannedNet {

@@ -167,6 +167,15 @@ describe.runIf(mustRun)("Testbed on a real kernel", () => {
     expect(await ping("a", d)).toBe(true);
   });
 
+  it("adds and removes a tbf bottleneck", async () => {
+    await tb.shape("c", "lan0", { rateMbit: 5, latencyMs: 20 });
+    const on = await tb.exec("c", ["tc", "qdisc", "show", "dev", tb.iface("c", "lan0")]);
+    expect(on.stdout).toMatch(/tbf .*rate 5Mbit/);
+    await tb.unshape("c", "lan0");
+    const off = await tb.exec("c", ["tc", "qdisc", "show", "dev", tb.iface("c", "lan0")]);
+    expect(off.stdout).not.toContain("tbf");
+  });
+
   it("pauses, resumes, kills and restarts processes", async () => {
     let p: ChildProcess = tb.spawn("c", ["sleep", "30"]);
     await sleep(100);
