@@ -146,6 +146,9 @@ export function emulatorRequest(
   });
 }
 
+/** Bound of the table of spawned processes (exited ones are dropped first when it is full). */
+const MAX_CHILDREN = 1024;
+
 interface Spawned {
   host: string;
   argv: string[];
@@ -523,10 +526,12 @@ export class Testbed {
   spawn(host: string, argv: readonly string[], opts: SpawnOptions = {}): ChildProcess {
     this.live();
     const c = spawn("ip", ["netns", "exec", this.ns(host), ...argv], opts);
+    // records are kept after exit (restart() needs them); the table is bounded by forgetting exited ones
+    if (this.children.size >= MAX_CHILDREN) {
+      for (const [k] of this.children)
+        if (k.exitCode !== null || k.signalCode !== null) this.children.delete(k);
+    }
     this.children.set(c, { host, argv: [...argv], opts });
-    c.once("exit", () => {
-      // keep the record for restart(); forget nothing here
-    });
     return c;
   }
 

@@ -100,6 +100,7 @@ export class Direction {
   private busyUntil = 0;
   /** Departure times of packets still in the rate queue (bounded by queuePackets). */
   private readonly queued: number[] = [];
+  private qHead = 0;
   private lastDelivery = 0;
 
   constructor(params: LinkParams, seed: number) {
@@ -126,8 +127,12 @@ export class Direction {
     }
     let depart = now;
     if (p.rateMbit !== undefined && p.rateMbit > 0) {
-      while (this.queued.length > 0 && (this.queued[0] as number) <= now) this.queued.shift();
-      if (this.queued.length >= (p.queuePackets ?? 1000)) {
+      while (this.qHead < this.queued.length && (this.queued[this.qHead] as number) <= now) this.qHead++;
+      if (this.qHead > 1024 && this.qHead * 2 > this.queued.length) {
+        this.queued.splice(0, this.qHead);
+        this.qHead = 0;
+      }
+      if (this.queued.length - this.qHead >= (p.queuePackets ?? 1000)) {
         this.stats.droppedQueue++;
         return undefined;
       }
