@@ -49,6 +49,15 @@ export interface LinkStats {
 }
 
 const MAX_EVENTS = 4096;
+/**
+ * The path RTT is the least hello RTT sample of the last 5-10 s (two half-window buckets): the
+ * propagation round trip without the queueing the overlay's own traffic adds, so routing costs
+ * built from it do not chase that queue (issue 10: routes flapped under one stream). A bucket in
+ * which every sample was taken while our own data crossed the link (no data sent or received for
+ * the sample's round trip) does not push older, lower samples out: a standing queue of our own
+ * traffic never raises the path RTT; it rises once samples on an unloaded link say so.
+ */
+const PATH_RTT_HALF_WINDOW_MS = 5000;
 const RETIRED_KEEP = 4;
 const NO_ECHO = 0xffffffff;
 
@@ -123,6 +132,13 @@ export class Link {
   #helloReceived = 0;
   #lossIn = 0;
   #lossOut = 0;
+  #pathMinCur = Number.POSITIVE_INFINITY;
+  #pathMinPrev = Number.POSITIVE_INFINITY;
+  /** The current bucket holds a sample taken while no data of ours crossed the link. */
+  #pathCleanCur = false;
+  #pathBucketAt: number;
+  /** When data last crossed the link either way (ms). */
+  #lastDataAt = Number.NEGATIVE_INFINITY;
   #meterExpected = 0;
   #meterOriginals = 0;
   #nextMetricsAt: number;
@@ -157,6 +173,7 @@ export class Link {
     this.bestEffortIn = new UnreliableReceiver(c, false);
     this.#nextHelloAt = o.now + o.rng.uniform(0, c.helloIntervalMs);
     this.#nextMetricsAt = o.now + c.metricsIntervalMs;
+    this.#pathBucketAt = o.now;
   }
 
   get state(): LinkState {
@@ -177,8 +194,37 @@ export class Link {
     return { packets: this.#relHeld, bytes: this.#relHeldBytes };
   }
 
+  /**
+   * The least hello RTT sample of the last 5-10 s (ms), undefined without one: the round trip
+   * without queueing, for routing costs.
+   */
+  get pathRtt(): number | undefined {
+    this.#rotatePath(this.#now);
+    const m = Math.min(this.#pathMinCur, this.#pathMinPrev);
+    return Number.isFinite(m) ? m : undefined;
+  }
+
+  #rotatePath(now: number): void {
+    if (now < this.#pathBucketAt + PATH_RTT_HALF_WINDOW_MS) return;
+    if (now >= this.#pathBucketAt + 2 * PATH_RTT_HALF_WINDOW_MS) {
+      // No sample for a whole window: start over.
+      this.#pathMinPrev = Number.POSITIVE_INFINITY;
+      this.#pathMinCur = Number.POSITIVE_INFINITY;
+      this.#pathCleanCur = false;
+      this.#pathBucketAt = now;
+      return;
+    }
+    // A bucket of loaded samples only keeps the older minimum alive (see PATH_RTT_HALF_WINDOW_MS).
+    this.#pathMinPrev = this.#pathCleanCur ? this.#pathMinCur : Math.min(this.#pathMinPrev, this.#pathMinCur);
+    this.#pathMinCur = Number.POSITIVE_INFINITY;
+    this.#pathCleanCur = false;
+    this.#pathBucketAt += PATH_RTT_HALF_WINDOW_MS;
+  }
+
   metrics(): LinkMetrics {
+    const pathRtt = this.pathRtt;
     return {
+      ...(pathRtt !== undefined ? { pathRtt } : {}),
       srtt: this.rtt.srtt,
       rttvar: this.rtt.rttvar,
       minRtt: Number.isFinite(this.rtt.min) ? this.rtt.min : undefined,
@@ -295,6 +341,7 @@ export class Link {
   }
 
   #onData(now: number, d: LinkMessage & { _tag: "LinkData" }): void {
+    this.#lastDataAt = now;
     const bytes = d.payload.length + DATA_OVERHEAD_BYTES;
     if (d.channel === LinkChannel.Reliable) {
       const seq = this.reliableIn.onData(now, d, this.#relFree());
@@ -361,7 +408,12 @@ export class Link {
       }
       if (h.echoDelay !== NO_ECHO) {
         const sample = elapsedMs(now, h.echoTs) - h.echoDelay / 1000;
-        if (sample > 0 && sample < 60_000) this.rtt.sample(sample);
+        if (sample > 0 && sample < 60_000) {
+          this.rtt.sample(sample);
+          this.#rotatePath(now);
+          if (sample < this.#pathMinCur) this.#pathMinCur = sample;
+          if (now - this.#lastDataAt > sample) this.#pathCleanCur = true;
+        }
       }
       this.#confirm++;
     } else {
@@ -481,6 +533,7 @@ export class Link {
     const size = DATA_OVERHEAD_BYTES + payload.length;
     if (size > this.config.mtu) return SendResult.TooBig;
     if (this.#state !== "up") return SendResult.Down;
+    this.#lastDataAt = now;
     if (channel === LinkChannel.Reliable) {
       if (!this.reliable.accept(flow ?? flowKeyOf(header), header, payload)) return SendResult.WouldBlock;
       this.#afterInput(now);

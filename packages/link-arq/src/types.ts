@@ -32,6 +32,11 @@ export interface LinkMetrics {
   readonly srtt: number | undefined;
   readonly rttvar: number;
   readonly minRtt: number | undefined;
+  /**
+   * The least hello RTT sample of the last 5-10 s (ms; absent without one): the round trip without
+   * the queueing our own traffic adds. Routing costs use it rather than SRTT.
+   */
+  readonly pathRtt?: number;
   /** Loss rate of our data as measured and reported by the neighbour. */
   readonly lossOut: number;
   /** Loss rate of the neighbour's data as we measure it. */

@@ -90,6 +90,33 @@ describe("link RTT after the delay changes (netsim)", () => {
   });
 });
 
+describe("path RTT for routing (netsim)", () => {
+  it("follows a real delay change on an idle link within 10 s, 10 seeds", () => {
+    forEachSeed(10, (seed) => {
+      const sim = new Simulator({ seed, traceCapacity: 0 });
+      for (const [id, peer] of [
+        [1, 2],
+        [2, 1],
+      ] as const) {
+        sim.addNode(id, (host) => {
+          const n = new LinkNode(host, {});
+          n.driver.addNeighbour(peer);
+          return n;
+        });
+      }
+      sim.connect(1, 2, { delayMs: 5 });
+      sim.run(3000);
+      const l = sim.program<LinkNode>(1)?.driver.link(2);
+      expect(l?.pathRtt).toBeGreaterThanOrEqual(9.99);
+      expect(l?.pathRtt).toBeLessThan(10.5);
+      sim.setLink(1, 2, { delayMs: 50 });
+      sim.run(sim.now + 10_500);
+      expect(l?.pathRtt).toBeGreaterThanOrEqual(99.99);
+      expect(l?.metrics().pathRtt).toBe(l?.pathRtt);
+    });
+  });
+});
+
 describe("link loss kept current by hellos (netsim)", () => {
   it("after 10 % loss under traffic clears, both ends report under 1 % within 40 s with no data flowing, 20 seeds", () => {
     forEachSeed(20, (seed) => {

@@ -501,7 +501,14 @@ export class OverlayPlane {
       case "up": {
         this.#log.info({ neighbor: peer }, "link up");
         const m = this.driver.link(peer)?.metrics();
-        this.router.linkUp(now, peer, m?.srtt !== undefined ? { rttMs: m.srtt, loss: m.lossOut } : undefined);
+        // Routing costs use the path RTT (least recent hello sample), not SRTT: SRTT includes the
+        // queueing our own traffic causes, and routes chasing it flap under load (issue 10).
+        const rtt = m?.pathRtt ?? m?.srtt;
+        this.router.linkUp(
+          now,
+          peer,
+          m !== undefined && rtt !== undefined ? { rttMs: rtt, loss: m.lossOut } : undefined,
+        );
         this.#pumpRouter();
         break;
       }
@@ -518,8 +525,9 @@ export class OverlayPlane {
         break;
       case "metrics": {
         this.#metrics.set(peer, e);
-        if (e.srtt !== undefined && this.router.neighbors().includes(peer)) {
-          this.router.linkMetrics(now, peer, { rttMs: e.srtt, loss: Math.min(1, Math.max(0, e.lossOut)) });
+        const rtt = e.pathRtt ?? e.srtt;
+        if (rtt !== undefined && this.router.neighbors().includes(peer)) {
+          this.router.linkMetrics(now, peer, { rttMs: rtt, loss: Math.min(1, Math.max(0, e.lossOut)) });
           this.#pumpRouter();
         }
         break;

@@ -374,7 +374,12 @@ describe("Router: bounds and bad input", () => {
       computeDelayMs: 0,
       limits: { maxOutbox: 5, maxEvents: 3 },
     });
-    for (let n = 2; n < 12; n++) r.linkUp(n, n);
+    for (let n = 2; n < 12; n++) {
+      r.linkUp(n, n);
+      // The neighbour's edge back: a route needs both ends to advertise the link (two-way check).
+      const back = { kind: RouteItemKind.Edge, origin: n, key: 1, incarnation: 1, seq: 1, value: 5 } as const;
+      r.receive(n, n, { _tag: "RouteUpdate", items: [back] });
+    }
     expect(r.tableSizes().outbox).toBeLessThanOrEqual(5);
     expect(r.tableSizes().events).toBeLessThanOrEqual(3);
     expect(r.stats.dropOutbox).toBeGreaterThan(0);
