@@ -34,6 +34,14 @@ function pingStats(out: string): { sent: number; received: number; avgMs: number
   return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0), avgMs: Number(rtt?.[1] ?? Number.NaN) };
 }
 
+function readCmd(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+  } catch {
+    return "";
+  }
+}
+
 function procState(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] ?? "?";
@@ -177,21 +185,24 @@ describe.runIf(mustRun)("Testbed on a real kernel", () => {
   });
 
   it("pauses, resumes, kills and restarts processes", async () => {
+    // polls: on a loaded machine a state change can take a while to show in /proc
+    const until = async (pid: number, ok: (state: string) => boolean) => {
+      for (let i = 0; i < 100 && !ok(procState(pid)); i++) await sleep(50);
+      return procState(pid);
+    };
+    const running = (st: string) => st === "S" || st === "R";
     let p: ChildProcess = tb.spawn("c", ["sleep", "30"]);
-    await sleep(100);
     const pid = p.pid as number;
-    expect(procState(pid)).toBe("S");
+    for (let i = 0; i < 100 && !readCmd(pid).startsWith("sleep"); i++) await sleep(50);
+    expect(await until(pid, running)).toMatch(/^[SR]$/);
     tb.pause(p);
-    await sleep(100);
-    expect(procState(pid)).toBe("T");
+    expect(await until(pid, (st) => st === "T")).toBe("T");
     tb.resume(p);
-    await sleep(100);
-    expect(procState(pid)).toBe("S");
+    expect(await until(pid, running)).toMatch(/^[SR]$/);
     p = await tb.restart(p);
-    await sleep(100);
     expect(alive(pid)).toBe(false);
     expect(p.pid).not.toBe(pid);
-    expect(procState(p.pid as number)).toBe("S");
+    expect(await until(p.pid as number, running)).toMatch(/^[SR]$/);
     const gone = new Promise((r) => p.once("exit", r));
     tb.kill(p);
     await gone;
