@@ -3,6 +3,7 @@
  * decodes frames, and maps client handles onto the SessionService. Multicast groups, anycast and
  * route queries go to the overlay (`ClientOverlay`); datagram port 7 is an echo service (ping).
  */
+import { timingSafeEqual } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import {
   CLIENT_MAGIC,
@@ -26,7 +27,7 @@ import {
 } from "@spines-ts/client/protocol";
 import { type Logger, type NodeId, RateLimitedLog } from "@spines-ts/primitives";
 import type { DatagramSocket, Listener, SessionService, StreamSession, StreamSink } from "./services.ts";
-import { closeServer, listenTcp, listenUnix } from "./unix-socket.ts";
+import { closeServer, destroyAfter, listenTcp, listenUnix, refuse, SlowPeerGuard } from "./unix-socket.ts";
 
 /**
  * What the client server asks of the overlay beyond sessions: routes (CONNECT fails at once without
@@ -60,7 +61,17 @@ export interface ClientServerOptions {
   readonly maxFrameBytes: number;
   readonly maxHandlesPerClient: number;
   readonly clientQueueBytes: number;
+  /**
+   * How long a client's output queue may stay over `clientQueueBytes` (its input paused) before it
+   * is disconnected, in ms (default 10,000).
+   */
+  readonly clientStallMs?: number;
+  /** The token a TCP client must present in HELLO; required when listenTcp is used. */
+  readonly tcpToken?: Uint8Array | undefined;
 }
+
+/** How long connections get to close politely (refused, shutting down) before they are destroyed. */
+export const CLOSE_GRACE_MS = 1000;
 
 export interface ClientServerStats {
   connections: number;
@@ -74,6 +85,12 @@ export interface ClientServerStats {
   peakClientQueueBytes: number;
   /** Datagrams answered by the echo service (port 7). */
   echoed: number;
+  /** Times a client's input was paused because it did not read its replies. */
+  pausedSlowClient: number;
+  /** Clients disconnected for not reading (queue over the bound for clientStallMs, or twice it). */
+  disconnectedSlowClient: number;
+  /** TCP HELLOs without the right token. */
+  unauthorized: number;
 }
 
 type Handle =
@@ -99,18 +116,40 @@ class ClientConnection {
   #hello = false;
   #pauses = 0;
   #closed = false;
+  readonly #needsToken: boolean;
+  readonly #guard: SlowPeerGuard;
+  /** Frames not yet handed to the socket: written as one buffer at the end of the current task. */
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  #flushQueued = false;
 
-  constructor(sock: Socket, srv: ClientServer) {
+  constructor(sock: Socket, srv: ClientServer, needsToken: boolean) {
     this.#sock = sock;
     this.#srv = srv;
+    this.#needsToken = needsToken;
     this.#decoder = new FrameDecoder(srv.opts.maxFrameBytes);
+    this.#guard = new SlowPeerGuard(sock, {
+      maxQueueBytes: srv.opts.clientQueueBytes,
+      stallMs: srv.opts.clientStallMs ?? 10_000,
+      pause: () => this.#pause(),
+      resume: () => this.#resume(),
+      onPause: () => {
+        srv.stats.pausedSlowClient++;
+      },
+      onDisconnect: (reason) => {
+        srv.stats.disconnectedSlowClient++;
+        srv.limitReached("client-slow", { reason, queueBytes: sock.writableLength + this.#outBytes });
+        this.#out = [];
+        this.#outBytes = 0;
+      },
+    });
     sock.on("data", (chunk: Buffer) => this.#onData(chunk));
     sock.on("error", () => {});
     sock.on("close", () => this.#teardown());
   }
 
   get writable(): boolean {
-    return !this.#closed && this.#sock.writableLength < this.#srv.opts.clientQueueBytes;
+    return !this.#closed && this.#sock.writableLength + this.#outBytes < this.#srv.opts.clientQueueBytes;
   }
 
   /** Calls `fn` once the client accepts more data; never, if the connection closes first. */
@@ -123,9 +162,39 @@ class ClientConnection {
   write(frame: Uint8Array): void {
     if (this.#closed) return;
     this.#srv.stats.framesOut++;
-    this.#sock.write(frame);
-    const q = this.#sock.writableLength;
+    // Small frames (replies to pipelined requests) are gathered into one write: a socket write
+    // costs far more memory than its bytes while the client does not read.
+    this.#out.push(frame);
+    this.#outBytes += frame.length;
+    const q = this.#sock.writableLength + this.#outBytes;
     if (q > this.#srv.stats.peakClientQueueBytes) this.#srv.stats.peakClientQueueBytes = q;
+    if (this.#outBytes >= 64 * 1024) this.#flush();
+    else if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => this.#flush());
+    }
+    this.#guard.check(this.#outBytes);
+  }
+
+  #flush(): void {
+    this.#flushQueued = false;
+    if (this.#sock.destroyed) {
+      this.#out = [];
+      this.#outBytes = 0;
+    }
+    if (this.#out.length === 0) return;
+    const out = this.#out.length === 1 ? (this.#out[0] as Uint8Array) : Buffer.concat(this.#out);
+    this.#out = [];
+    this.#outBytes = 0;
+    this.#sock.write(out);
+    this.#guard.check();
+  }
+
+  /** Sends what is queued, then half-closes; destroyed after CLOSE_GRACE_MS whatever the client does. */
+  #hangUp(): void {
+    this.#flush();
+    this.#sock.end();
+    destroyAfter(this.#sock, CLOSE_GRACE_MS);
   }
 
   #pause(): void {
@@ -145,7 +214,7 @@ class ClientConnection {
       this.#srv.stats.protocolErrors++;
       const err = e as ClientProtocolError;
       this.write(errorFrame(0, err.code ?? ClientErrorCode.BadFrame, err.message));
-      this.#sock.end();
+      this.#hangUp();
       this.#teardown();
       return;
     }
@@ -167,6 +236,8 @@ class ClientConnection {
         }
         const magic = r.u32();
         const version = r.u8();
+        // An optional token follows (required on TCP; docs/security.md).
+        const token = r.rest();
         if (magic !== CLIENT_MAGIC)
           throw new ClientProtocolError(ClientErrorCode.BadFrame, "bad HELLO magic");
         if (version !== CLIENT_PROTOCOL_VERSION) {
@@ -174,6 +245,16 @@ class ClientConnection {
             ClientErrorCode.VersionMismatch,
             `client protocol version ${version} not supported (this daemon speaks ${CLIENT_PROTOCOL_VERSION})`,
           );
+        }
+        if (this.#needsToken && !this.#srv.tokenOk(token)) {
+          this.#srv.stats.unauthorized++;
+          this.#srv.limitReached("client-unauthorized", {});
+          this.write(
+            errorFrame(0, ClientErrorCode.Unauthorized, "a TCP client must present the daemon's token"),
+          );
+          this.#hangUp();
+          this.#teardown();
+          return;
         }
         this.#hello = true;
         this.write(
@@ -513,6 +594,11 @@ class ClientConnection {
     this.write(errorFrame(req, code, message));
   }
 
+  /** Destroys the socket at once (the shutdown grace period is over). */
+  destroy(): void {
+    this.#sock.destroy();
+  }
+
   /** The daemon is going away: tell the client, then hang up. */
   shutdown(): void {
     for (const [h, x] of this.#handles) {
@@ -521,9 +607,8 @@ class ClientConnection {
           closedFrame(h, ClosedReason.Aborted, ClientErrorCode.ShuttingDown, "daemon shutting down"),
         );
     }
-    this.#sock.end();
     // A client that does not read its end of the connection must not hold the daemon up.
-    setTimeout(() => this.#sock.destroy(), 500).unref();
+    this.#hangUp();
     this.#teardown();
   }
 
@@ -560,10 +645,16 @@ export class ClientServer {
     datagramsDroppedSlowClient: 0,
     peakClientQueueBytes: 0,
     echoed: 0,
+    pausedSlowClient: 0,
+    disconnectedSlowClient: 0,
+    unauthorized: 0,
   };
   readonly connections = new Set<ClientConnection>();
   readonly rl: RateLimitedLog;
   readonly #servers: { server: Server; path?: string }[] = [];
+  /** Sockets refused at the limit, until they close (destroyed at shutdown). */
+  readonly #refused = new Set<Socket>();
+  readonly #limitLogged = new Set<string>();
 
   /** Members by group: the sockets (connection, handle, port) that joined it here. */
   readonly #groups = new Map<number, Map<ClientConnection, Map<number, number>>>();
@@ -649,36 +740,73 @@ export class ClientServer {
     }
   }
 
-  #server(): Server {
-    return createServer((sock) => {
-      if (this.connections.size >= this.opts.maxClients) {
+  /** @internal A bound was reached: logged once per kind (counted by the caller), never fatal. */
+  limitReached(kind: string, info: Record<string, unknown>): void {
+    if (this.#limitLogged.has(kind)) return;
+    this.#limitLogged.add(kind);
+    this.opts.log.warn({ kind, ...info }, "client limit reached (logged once; see status counters)");
+  }
+
+  /** @internal Constant-time comparison with the TCP token. */
+  tokenOk(token: Uint8Array): boolean {
+    const want = this.opts.tcpToken;
+    if (want === undefined || token.length !== want.length) return false;
+    return timingSafeEqual(token, want);
+  }
+
+  #server(tcp: boolean): Server {
+    const server = createServer((sock) => {
+      sock.on("error", () => {});
+      if (this.connections.size >= this.opts.maxClients || this.#closing) {
         this.stats.refused++;
-        sock.end(errorFrame(0, ClientErrorCode.Limit, `at most ${this.opts.maxClients} clients`));
+        this.limitReached("clients", { maxClients: this.opts.maxClients });
+        this.#refused.add(sock);
+        sock.once("close", () => this.#refused.delete(sock));
+        refuse(
+          sock,
+          errorFrame(0, ClientErrorCode.Limit, `at most ${this.opts.maxClients} clients`),
+          CLOSE_GRACE_MS,
+        );
         return;
       }
       this.stats.connectionsTotal++;
       this.opts.log.debug({ clients: this.connections.size + 1 }, "client connected");
-      this.connections.add(new ClientConnection(sock, this));
+      this.connections.add(new ClientConnection(sock, this, tcp));
       this.stats.connections = this.connections.size;
     });
+    server.on("error", (e) => this.opts.log.warn({ err: String(e) }, "client listener error"));
+    return server;
   }
 
   async listenUnix(path: string): Promise<void> {
-    const server = this.#server();
+    const server = this.#server(false);
     await listenUnix(server, path, 0o600);
     this.#servers.push({ server, path });
   }
 
   /** Returns the bound port. */
   async listenTcp(host: string, port: number): Promise<number> {
-    const server = this.#server();
+    if (this.opts.tcpToken === undefined || this.opts.tcpToken.length === 0) {
+      throw new ClientProtocolError(ClientErrorCode.Unauthorized, "a TCP client listener needs a token");
+    }
+    const server = this.#server(true);
     const p = await listenTcp(server, host, port);
     this.#servers.push({ server });
     return p;
   }
 
+  #closing = false;
+
+  /** Tells every client, then closes; whatever is still open after CLOSE_GRACE_MS is destroyed. */
   async close(): Promise<void> {
-    for (const c of [...this.connections]) c.shutdown();
+    this.#closing = true;
+    const open = [...this.connections];
+    for (const c of open) c.shutdown();
+    const grace = setTimeout(() => {
+      for (const c of open) c.destroy();
+      for (const s of this.#refused) s.destroy();
+    }, CLOSE_GRACE_MS);
+    grace.unref();
     try {
       this.#echo?.close();
     } catch {
@@ -686,6 +814,7 @@ export class ClientServer {
     }
     this.#echo = undefined;
     await Promise.all(this.#servers.map((s) => closeServer(s.server, s.path)));
+    clearTimeout(grace);
     this.#servers.length = 0;
   }
 }

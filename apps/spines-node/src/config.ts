@@ -46,6 +46,11 @@ export interface DaemonConfig {
   readonly clientSocket: string | undefined;
   /** Optional localhost TCP listener for clients. */
   readonly clientTcp: Endpoint | undefined;
+  /**
+   * File holding the token TCP clients present in HELLO; undefined with clientTcp: the daemon
+   * generates one into `${control}.token` (mode 0600). See docs/security.md.
+   */
+  readonly clientToken?: string | undefined;
   /** Optional Prometheus endpoint (loopback only). */
   readonly metrics: Endpoint | undefined;
   /** The config file this came from, for SIGHUP reloads. */
@@ -68,8 +73,10 @@ export interface Limits {
   readonly maxClientFrameBytes: number;
   /** Open handles (listeners, sessions, datagram sockets) per client connection. */
   readonly maxHandlesPerClient: number;
-  /** Bytes queued towards one client before the daemon stops delivering to it. */
+  /** Bytes queued towards one client before the daemon stops delivering to it and reading from it. */
   readonly clientQueueBytes: number;
+  /** Milliseconds a client (or control client) may leave a full queue unread before it is disconnected. */
+  readonly clientStallMs: number;
 }
 
 /**
@@ -84,6 +91,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxClientFrameBytes: 1 << 20,
   maxHandlesPerClient: 1024,
   clientQueueBytes: 4 << 20,
+  clientStallMs: 10_000,
 };
 
 /** What the command line says; every field optional, merged over the config file. */
@@ -96,6 +104,7 @@ export interface CliOptions {
   control?: string;
   clientSocket?: string | false;
   clientTcp?: Endpoint;
+  clientToken?: string;
   metrics?: Endpoint;
   help: boolean;
   version: boolean;
@@ -120,7 +129,10 @@ Options:
                              (default: $TMPDIR/spines-node-PORT.ctl)
       --client-socket PATH   client socket (default: $TMPDIR/spines-node-PORT.sock);
                              "none" turns it off
-      --client-tcp ADDR:PORT also accept clients over TCP (loopback only)
+      --client-tcp ADDR:PORT also accept clients over TCP (loopback only); they must
+                             send the token in HELLO (docs/security.md)
+      --client-token FILE    the token for --client-tcp (default: generated into
+                             CONTROL.token, mode 0600, at every start)
       --metrics ADDR:PORT    serve Prometheus metrics (loopback only),
                              e.g. 127.0.0.1:9464
   -h, --help                 print this help and exit
@@ -170,6 +182,7 @@ const VALUE_FLAGS = new Set([
   "--control",
   "--client-socket",
   "--client-tcp",
+  "--client-token",
   "--metrics",
 ]);
 const BOOL_FLAGS = new Set(["--help", "--version"]);
@@ -279,6 +292,9 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       case "--client-tcp":
         o.clientTcp = loopbackEndpoint(CLI, flag, value);
         break;
+      case "--client-token":
+        o.clientToken = value;
+        break;
       case "--metrics":
         o.metrics = loopbackEndpoint(CLI, flag, value);
         break;
@@ -296,6 +312,7 @@ export interface FileConfig {
   control?: string;
   clientSocket?: string | false;
   clientTcp?: Endpoint;
+  clientToken?: string;
   metrics?: Endpoint;
   limits: Partial<Limits>;
   link?: Partial<LinkConfig>;
@@ -313,6 +330,7 @@ const FILE_KEYS = [
   "control",
   "clientSocket",
   "clientTcp",
+  "clientToken",
   "metrics",
   "limits",
   "spinesConf",
@@ -435,6 +453,7 @@ export function parseConfigText(text: string, path: string): FileConfig {
         : resolve(base, str("clientSocket", root.clientSocket));
   }
   if (root.clientTcp !== undefined) out.clientTcp = lb("clientTcp", root.clientTcp);
+  if (root.clientToken !== undefined) out.clientToken = resolve(base, str("clientToken", root.clientToken));
   if (root.metrics !== undefined) out.metrics = lb("metrics", root.metrics);
   if (root.neighbors !== undefined) {
     if (!Array.isArray(root.neighbors)) fail(["neighbors"], "a list", root.neighbors);
@@ -613,6 +632,7 @@ export function resolveConfig(cli: CliOptions, env: { tmpdir?: string } = {}): D
     control,
     clientSocket,
     clientTcp: cli.clientTcp ?? fileCfg.clientTcp,
+    clientToken: cli.clientToken ?? fileCfg.clientToken,
     metrics: cli.metrics ?? fileCfg.metrics,
     configFile: cli.config,
     limits: { ...DEFAULT_LIMITS, ...fileCfg.limits },

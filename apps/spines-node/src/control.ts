@@ -6,7 +6,7 @@
  */
 import { createServer, type Server, type Socket } from "node:net";
 import { type Logger, SpinesError } from "@spines-ts/primitives";
-import { closeServer, listenUnix } from "./unix-socket.ts";
+import { closeServer, listenUnix, refuse, SlowPeerGuard } from "./unix-socket.ts";
 
 export const ControlErrorCode = {
   BadJson: "ERR_CONTROL_BAD_JSON",
@@ -29,11 +29,23 @@ export class ControlError extends SpinesError {
 export type ControlHandler = (args: Record<string, unknown>) => unknown;
 
 export const MAX_CONTROL_LINE_BYTES = 64 * 1024;
+/** Replies queued towards one control client before its input is paused. */
+export const CONTROL_QUEUE_BYTES = 4 << 20;
+/** How long a control client may leave a full queue unread before it is disconnected. */
+export const CONTROL_STALL_MS = 10_000;
+/** Request lines read but not yet answered, per connection, before its input is paused. */
+export const MAX_PENDING_REQUESTS = 256;
 
 export interface ControlStats {
   connections: number;
   requests: number;
   errors: number;
+  /** Connections refused at maxConnections. */
+  refused: number;
+  /** Times a client's input was paused because it did not read its replies. */
+  pausedSlowClient: number;
+  /** Clients disconnected for not reading their replies. */
+  disconnectedSlowClient: number;
 }
 
 export class ControlServer {
@@ -43,13 +55,38 @@ export class ControlServer {
   readonly #maxConnections: number;
   readonly #socks = new Set<Socket>();
   #path: string | undefined;
-  readonly stats: ControlStats = { connections: 0, requests: 0, errors: 0 };
+  readonly #refused = new Set<Socket>();
+  readonly #limitLogged = new Set<string>();
+  readonly #stallMs: number;
+  readonly stats: ControlStats = {
+    connections: 0,
+    requests: 0,
+    errors: 0,
+    refused: 0,
+    pausedSlowClient: 0,
+    disconnectedSlowClient: 0,
+  };
 
-  constructor(opts: { commands: Record<string, ControlHandler>; log: Logger; maxConnections: number }) {
+  constructor(opts: {
+    commands: Record<string, ControlHandler>;
+    log: Logger;
+    maxConnections: number;
+    /** Stall bound of a non-reading client (default CONTROL_STALL_MS). */
+    stallMs?: number;
+  }) {
     this.#commands = new Map(Object.entries(opts.commands));
     this.#log = opts.log;
     this.#maxConnections = opts.maxConnections;
+    this.#stallMs = opts.stallMs ?? CONTROL_STALL_MS;
     this.#server = createServer((sock) => this.#onConnection(sock));
+    this.#server.on("error", (e) => this.#log.warn({ err: String(e) }, "control listener error"));
+  }
+
+  /** A bound was reached: logged once per kind, counted in stats, never fatal. */
+  #limit(kind: string, info: Record<string, unknown>): void {
+    if (this.#limitLogged.has(kind)) return;
+    this.#limitLogged.add(kind);
+    this.#log.warn({ kind, ...info }, "control limit reached (logged once; see status counters)");
   }
 
   async listen(path: string): Promise<void> {
@@ -58,8 +95,14 @@ export class ControlServer {
   }
 
   #onConnection(sock: Socket): void {
-    if (this.#socks.size >= this.#maxConnections) {
-      sock.end(
+    sock.on("error", () => {});
+    if (this.#socks.size >= this.#maxConnections || this.#closing) {
+      this.stats.refused++;
+      this.#limit("connections", { maxConnections: this.#maxConnections });
+      this.#refused.add(sock);
+      sock.once("close", () => this.#refused.delete(sock));
+      refuse(
+        sock,
         `${JSON.stringify({ id: null, ok: false, error: { code: "ERR_CONTROL_BUSY", message: "too many control connections" } })}\n`,
       );
       return;
@@ -69,8 +112,60 @@ export class ControlServer {
     sock.setEncoding("utf8");
     let buf = "";
     let discarding = false;
-    // Requests on one connection are answered in order.
-    let chain: Promise<void> = Promise.resolve();
+    // Input is paused while replies pile up unread, or while too many requests wait for an answer.
+    let pauses = 0;
+    const pause = () => {
+      if (pauses++ === 0) sock.pause();
+    };
+    const resume = () => {
+      if (--pauses === 0 && !sock.destroyed) sock.resume();
+    };
+    const guard = new SlowPeerGuard(sock, {
+      maxQueueBytes: CONTROL_QUEUE_BYTES,
+      stallMs: this.#stallMs,
+      pause,
+      resume: () => {
+        resume();
+        void pump();
+      },
+      onPause: () => {
+        this.stats.pausedSlowClient++;
+      },
+      onDisconnect: (reason) => {
+        this.stats.disconnectedSlowClient++;
+        this.#limit("control-slow", { reason });
+        lines.length = 0;
+      },
+    });
+    // Requests on one connection are answered in order, one at a time; none while the client's
+    // replies are over the bound.
+    const lines: string[] = [];
+    let running = false;
+    let heldForBacklog = false;
+    const pump = async (): Promise<void> => {
+      if (running) return;
+      running = true;
+      try {
+        while (lines.length > 0 && !sock.destroyed && !guard.paused) {
+          await this.#handle(sock, lines.shift() as string);
+          guard.check();
+        }
+      } finally {
+        running = false;
+      }
+      if (heldForBacklog && lines.length < MAX_PENDING_REQUESTS / 2) {
+        heldForBacklog = false;
+        resume();
+      }
+    };
+    const enqueue = (line: string) => {
+      lines.push(line);
+      if (!heldForBacklog && lines.length >= MAX_PENDING_REQUESTS) {
+        heldForBacklog = true;
+        pause();
+      }
+      void pump();
+    };
     sock.on("data", (chunk: string) => {
       let start = 0;
       for (;;) {
@@ -106,11 +201,11 @@ export class ControlServer {
           continue;
         }
         if (line.trim() === "") continue;
-        chain = chain.then(() => this.#handle(sock, line));
+        enqueue(line);
       }
     });
-    sock.on("error", () => {});
     sock.on("close", () => {
+      lines.length = 0;
       this.#socks.delete(sock);
       this.stats.connections = this.#socks.size;
     });
@@ -169,8 +264,12 @@ export class ControlServer {
     if (!sock.destroyed) sock.write(`${JSON.stringify(msg)}\n`);
   }
 
+  #closing = false;
+
   async close(): Promise<void> {
+    this.#closing = true;
     for (const s of this.#socks) s.destroy();
+    for (const s of this.#refused) s.destroy();
     await closeServer(this.#server, this.#path);
   }
 }

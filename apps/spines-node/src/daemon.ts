@@ -5,9 +5,11 @@
  * metrics). Everything here is wiring and presentation.
  */
 
+import { randomBytes } from "node:crypto";
+import { readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { UdpHost } from "@spines-ts/node-host";
 import { DAEMON_DEFAULTS, type LinkStatus, OverlayNode } from "@spines-ts/overlay";
-import type { Logger, NodeId } from "@spines-ts/primitives";
+import { type Logger, type NodeId, SpinesError } from "@spines-ts/primitives";
 import { formatEndpoint } from "./address.ts";
 import { type ClientOverlay, ClientServer } from "./client-server.ts";
 import { ClientSessions } from "./client-sessions.ts";
@@ -16,6 +18,9 @@ import { argNumber, ControlError, ControlErrorCode, ControlServer } from "./cont
 import { LinkEmulator } from "./emulation.ts";
 import { checkEmulation, type EmulationParams } from "./emulation-params.ts";
 import { type Metric, MetricsServer } from "./metrics.ts";
+
+/** Longest one step of `stop()` may take before the next runs anyway. */
+export const STOP_STEP_MS = 2000;
 
 export interface DaemonOptions {
   readonly config: DaemonConfig;
@@ -51,7 +56,11 @@ export class SpinesDaemon {
   readonly startedAt: number;
   #stopping: Promise<void> | undefined;
   /** Bound ports, for tests and status (useful when 0 was asked for). */
-  readonly bound: { udp: string; clientTcp?: number; metrics?: number } = { udp: "" };
+  readonly bound: { udp: string; clientTcp?: number; clientTokenFile?: string; metrics?: number } = {
+    udp: "",
+  };
+  /** The token file this daemon generated (removed at stop). */
+  #generatedToken: string | undefined;
 
   private constructor(opts: DaemonOptions, host: UdpHost) {
     const cfg = opts.config;
@@ -102,16 +111,59 @@ export class SpinesDaemon {
       maxFrameBytes: lim.maxClientFrameBytes,
       maxHandlesPerClient: lim.maxHandlesPerClient,
       clientQueueBytes: lim.clientQueueBytes,
+      clientStallMs: lim.clientStallMs,
+      tcpToken: cfg.clientTcp !== undefined ? this.#tcpToken(cfg) : undefined,
     });
     this.control = new ControlServer({
       commands: this.#commands(),
       log: this.log.child({ part: "control" }),
       maxConnections: lim.maxControlConnections,
+      stallMs: lim.clientStallMs,
     });
   }
 
   get config(): DaemonConfig {
     return this.#config;
+  }
+
+  /**
+   * The token TCP clients must send in HELLO (docs/security.md): read from `clientToken`, or 32
+   * random bytes written hex-encoded to `${control}.token`, created mode 0600 (never more open).
+   */
+  #tcpToken(cfg: DaemonConfig): Uint8Array {
+    if (cfg.clientToken !== undefined) {
+      let text: string;
+      try {
+        text = readFileSync(cfg.clientToken, "utf8").trim();
+        if ((statSync(cfg.clientToken).mode & 0o077) !== 0) {
+          this.log.warn({ file: cfg.clientToken }, "client token file is readable by other users");
+        }
+      } catch (e) {
+        throw new SpinesError(
+          "ERR_CLIENT_TOKEN",
+          `cannot read the client token ${cfg.clientToken}: ${(e as Error).message}`,
+        );
+      }
+      if (text.length < 16) {
+        throw new SpinesError(
+          "ERR_CLIENT_TOKEN",
+          `the client token in ${cfg.clientToken} is shorter than 16 characters`,
+        );
+      }
+      this.bound.clientTokenFile = cfg.clientToken;
+      return Buffer.from(text, "utf8");
+    }
+    const file = `${cfg.control}.token`;
+    const text = randomBytes(32).toString("hex");
+    try {
+      unlinkSync(file);
+    } catch {
+      // none left over
+    }
+    writeFileSync(file, `${text}\n`, { mode: 0o600, flag: "wx" });
+    this.#generatedToken = file;
+    this.bound.clientTokenFile = file;
+    return Buffer.from(text, "utf8");
   }
 
   static async start(opts: DaemonOptions): Promise<SpinesDaemon> {
@@ -185,6 +237,7 @@ export class SpinesDaemon {
       "control",
       "clientSocket",
       "clientTcp",
+      "clientToken",
       "metrics",
       "link",
       "session",
@@ -377,20 +430,45 @@ export class SpinesDaemon {
     ];
   }
 
-  /** Closes sessions (telling peers), then every socket. Idempotent. */
+  /**
+   * Closes sessions (telling peers), then every socket. Idempotent. Bounded: each step gets at most
+   * STOP_STEP_MS, after which the next one runs anyway (clients that do not read, peers that do not
+   * answer cannot hold the daemon up).
+   */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.log.info({ id: this.#config.id }, "spines-node stopping");
-      try {
-        await this.sessions.shutdown();
-      } catch (e) {
-        this.log.warn({ err: String(e) }, "session shutdown failed");
-      }
-      await this.clients.close();
-      await this.control.close();
-      await this.#metrics?.close();
+      const step = async (what: string, p: () => Promise<void> | undefined): Promise<void> => {
+        let t: ReturnType<typeof setTimeout> | undefined;
+        try {
+          const r = await Promise.race([
+            Promise.resolve(p()).then(() => "done" as const),
+            new Promise<"late">((res) => {
+              t = setTimeout(() => res("late"), STOP_STEP_MS);
+              t.unref();
+            }),
+          ]);
+          if (r === "late")
+            this.log.warn({ step: what, ms: STOP_STEP_MS }, "stop step took too long; going on");
+        } catch (e) {
+          this.log.warn({ step: what, err: String(e) }, "stop step failed");
+        } finally {
+          clearTimeout(t);
+        }
+      };
+      await step("sessions", () => this.sessions.shutdown());
+      await step("clients", () => this.clients.close());
+      await step("control", () => this.control.close());
+      await step("metrics", () => this.#metrics?.close());
       this.emulator.clear();
-      await this.host.close();
+      await step("udp", () => this.host.close());
+      if (this.#generatedToken !== undefined) {
+        try {
+          unlinkSync(this.#generatedToken);
+        } catch {
+          // already gone
+        }
+      }
     })();
     return this.#stopping;
   }

@@ -1,5 +1,5 @@
 import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs";
-import { connect, type Server } from "node:net";
+import { connect, type Server, type Socket } from "node:net";
 import { SpinesError } from "@spines-ts/primitives";
 
 export class SocketInUseError extends SpinesError {
@@ -77,4 +77,104 @@ export function closeServer(server: Server, path?: string): Promise<void> {
       }
     }
   });
+}
+
+/**
+ * Destroys `sock` if it is still open after `ms` (unref'd: never holds the process). For sockets the
+ * daemon ends politely (refused at a limit, shutting down) whose peer may never finish its side.
+ */
+export function destroyAfter(sock: Socket, ms: number): void {
+  const t = setTimeout(() => sock.destroy(), ms);
+  t.unref();
+  sock.once("close", () => clearTimeout(t));
+}
+
+/**
+ * Refuses a connection at a limit: sends `farewell`, ignores whatever the peer sent or sends, and
+ * destroys the socket after `graceMs` whatever the peer does. Errors (ECONNRESET, EPIPE) are ignored:
+ * a refused peer can never crash the daemon.
+ */
+export function refuse(sock: Socket, farewell: string | Uint8Array, graceMs = 1000): void {
+  sock.on("error", () => {});
+  sock.resume(); // discard input: unread data must not keep the socket (and a shutdown) alive
+  sock.end(farewell);
+  destroyAfter(sock, graceMs);
+}
+
+export interface SlowPeerOptions {
+  /** Output bytes queued towards the peer at which its input stops being read. */
+  readonly maxQueueBytes: number;
+  /** How long the queue may stay over the bound before the peer is disconnected (ms). */
+  readonly stallMs: number;
+  readonly pause: () => void;
+  readonly resume: () => void;
+  /** Called once when the peer is disconnected for not reading (before the socket is destroyed). */
+  readonly onDisconnect: (reason: "stall" | "overflow") => void;
+  /** Called each time the peer's input is paused for a full output queue. */
+  readonly onPause: () => void;
+}
+
+/**
+ * The output bound of one local peer (client or control connection). When more than
+ * `maxQueueBytes` wait for the peer, its input is paused (no new requests, so no new replies); when
+ * the queue drains, it resumes. A peer whose queue stays over the bound for `stallMs`, or reaches
+ * twice the bound, is destroyed, which frees everything queued for it.
+ */
+export class SlowPeerGuard {
+  readonly #sock: Socket;
+  readonly #o: SlowPeerOptions;
+  #paused = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #done = false;
+
+  constructor(sock: Socket, opts: SlowPeerOptions) {
+    this.#sock = sock;
+    this.#o = opts;
+    sock.on("drain", () => this.#drained());
+    sock.once("close", () => this.#stop());
+  }
+
+  /** True while the peer's input is paused for its output queue. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Call after queueing output; `extra` is output held outside the socket (not yet written). */
+  check(extra = 0): void {
+    if (this.#done) return;
+    const q = this.#sock.writableLength + extra;
+    if (q >= 2 * this.#o.maxQueueBytes) {
+      this.#disconnect("overflow");
+      return;
+    }
+    if (q >= this.#o.maxQueueBytes && !this.#paused) {
+      this.#paused = true;
+      this.#o.onPause();
+      this.#o.pause();
+      this.#timer = setTimeout(() => this.#disconnect("stall"), this.#o.stallMs);
+      this.#timer.unref();
+    }
+  }
+
+  #drained(): void {
+    if (!this.#paused || this.#done) return;
+    if (this.#sock.writableLength >= this.#o.maxQueueBytes) return;
+    this.#paused = false;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#o.resume();
+  }
+
+  #disconnect(reason: "stall" | "overflow"): void {
+    if (this.#done) return;
+    this.#stop();
+    this.#o.onDisconnect(reason);
+    this.#sock.destroy();
+  }
+
+  #stop(): void {
+    this.#done = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
 }

@@ -312,6 +312,12 @@ export interface RouteInfo {
 export interface ClientConnectOptions {
   /** Aborts connecting to the daemon (the promise rejects with SpinesAbortError). */
   readonly signal?: AbortSignal;
+  /**
+   * The daemon's client token, sent in HELLO: required over `--client-tcp` (the daemon writes it to
+   * `CONTROL.token`, or reads it from `--client-token FILE`); ignored on the Unix socket. A wrong or
+   * missing token rejects with ClientProtocolError `ERR_UNAUTHORIZED`.
+   */
+  readonly token?: string | Uint8Array;
 }
 
 /**
@@ -391,7 +397,13 @@ export class SpinesClient extends EventEmitter {
           },
           reject: fail,
         };
-        sock.write(new FrameBuilder(Op.Hello).u32(CLIENT_MAGIC).u8(CLIENT_PROTOCOL_VERSION).finish());
+        const hello = new FrameBuilder(Op.Hello).u32(CLIENT_MAGIC).u8(CLIENT_PROTOCOL_VERSION);
+        if (opts.token !== undefined) {
+          hello.bytes(
+            typeof opts.token === "string" ? new TextEncoder().encode(opts.token.trim()) : opts.token,
+          );
+        }
+        sock.write(hello.finish());
       });
     });
   }

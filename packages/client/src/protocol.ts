@@ -88,6 +88,8 @@ export const ClientErrorCode = {
   Limit: "ERR_LIMIT",
   NotSupported: "ERR_NOT_SUPPORTED",
   ShuttingDown: "ERR_SHUTTING_DOWN",
+  /** A TCP client's HELLO without the daemon's token (docs/security.md). */
+  Unauthorized: "ERR_UNAUTHORIZED",
   Closed: "ERR_CLOSED",
   Reset: "ERR_RESET",
   /** Client side: the daemon's socket could not be reached (missing, refused, permission). */
