@@ -20,6 +20,16 @@ export interface SessionConfig {
   readonly minRtoMs: number;
   /** Cap of the retransmission timeout after back-off. */
   readonly maxRtoMs: number;
+  /**
+   * Reordering window of SACK-based loss detection on sessions over reliable links, in units of the
+   * current retransmission timeout (0: the same srtt/4 window as on other link types). Over
+   * hop-by-hop reliable links a segment missing while later ones arrive is almost always being
+   * recovered by a link (about one link round trip per loss on a hop), so declaring it lost after a
+   * quarter of the end-to-end RTT resends end to end what the links already recovered. With 1, a
+   * hole counts as lost only once a segment sent a whole RTO later was delivered (an RTO-recovered
+   * segment still dates every earlier hole after a transit crash).
+   */
+  readonly reliableReorderRtos: number;
   /** Longest a received in-order segment waits for its ack. */
   readonly ackDelayMs: number;
   /** Ack at once after this many unacknowledged in-order segments. */
@@ -69,6 +79,7 @@ export const defaultSessionConfig: SessionConfig = {
   initialRtoMs: 1000,
   minRtoMs: 50,
   maxRtoMs: 2000,
+  reliableReorderRtos: 1,
   ackDelayMs: 10,
   ackEvery: 2,
   keepaliveIntervalMs: 1000,
@@ -124,6 +135,7 @@ export function resolveSessionConfig(partial: Partial<SessionConfig> = {}): Sess
   num(r, "initialRtoMs", 1, day);
   num(r, "minRtoMs", 1, day);
   num(r, "maxRtoMs", c.minRtoMs, day);
+  num(r, "reliableReorderRtos", 0, 16);
   num(r, "ackDelayMs", 0, day);
   int(r, "ackEvery", 1, 1 << 16);
   num(r, "keepaliveIntervalMs", 1, day);

@@ -1,7 +1,7 @@
 import { Deque, RttEstimator, type SpinesError, unwrap32, wrap32 } from "@spines-ts/primitives";
 import {
   DestKind,
-  type LinkType,
+  LinkType,
   type OverlayHeader,
   ResetReason,
   type SackBlock,
@@ -588,10 +588,15 @@ export class Stream {
     }
   }
 
-  /** Marks as lost every segment sent a reordering window before a segment that was delivered. */
+  /**
+   * Marks as lost every segment sent a reordering window before a segment that was delivered. Over
+   * reliable links the window is `reliableReorderRtos` RTOs: the links recover their own losses, and
+   * a segment they are still recovering is late, not lost.
+   */
   #detectLoss(): void {
     const srtt = this.rtt.srtt ?? 0;
-    const reo = Math.max(1, srtt / 4);
+    const k = this.linkType === LinkType.Reliable ? this.#cfg.reliableReorderRtos : 0;
+    const reo = Math.max(1, srtt / 4, k * this.rtt.rto(0));
     const limit = this.#rackSentAt - reo;
     const n = this.#sndNxt - this.#sndUna;
     for (let i = 0; i < n; i++) {

@@ -65,9 +65,9 @@ class Pair {
     return out;
   }
   /** Opens a session 1 -> 2:80 and returns [sid at 1, sid at 2]. */
-  open(): [number, number] {
+  open(linkType?: 0 | 1 | 2): [number, number] {
     this.b.listen(80);
-    const sa = this.a.connect(this.now, 2, 80);
+    const sa = this.a.connect(this.now, 2, 80, linkType === undefined ? {} : { linkType });
     this.deliver();
     const sb = this.b.accept(80);
     expect(sb).toBeDefined();
@@ -240,7 +240,7 @@ describe("stream core, packet by packet", () => {
 
   it("fast retransmit: a hole reported by SACK is resent before the retransmission timer", () => {
     const p = new Pair({ mss: 1000, initialRtoMs: 1000 });
-    const [sa, sb] = p.open();
+    const [sa, sb] = p.open(0); // best-effort links: the session alone recovers losses
     p.now = 100; // gives the open's RTT sample some substance
     p.a.write(p.now, sa, new Rng(3).bytes(3000));
     p.collect();
@@ -252,6 +252,39 @@ describe("stream core, packet by packet", () => {
     expect(p.a.info(sa).segmentsRetransmitted).toBeGreaterThanOrEqual(1);
     expect(p.now).toBe(105); // no timer fired
     expect(p.b.read(p.now, sb).length).toBe(6000);
+  });
+
+  it("over reliable links a SACKed hole is left to the links until a whole RTO has passed", () => {
+    const p = new Pair({ mss: 1000, initialRtoMs: 1000, minRtoMs: 250 });
+    const [sa, sb] = p.open(1);
+    p.now = 100;
+    p.a.write(p.now, sa, new Rng(3).bytes(3000));
+    p.collect();
+    const lost = p.queue.filter((q) => q.msg._tag === "SessionData" && q.msg.seq === 0);
+    p.queue = p.queue.filter((q) => !(q.msg._tag === "SessionData" && q.msg.seq === 0));
+    p.now = 105;
+    p.a.write(p.now, sa, new Rng(4).bytes(3000));
+    p.deliver(); // segments 1..5 arrive and are SACKed; segment 0 is still "on a link"
+    expect(p.a.info(sa).segmentsRetransmitted).toBe(0);
+    // the link delivers segment 0 late (a link retransmission): nothing was sent twice end to end
+    p.queue.push(...lost);
+    p.deliver();
+    expect(p.a.info(sa).segmentsRetransmitted).toBe(0);
+    expect(p.b.read(p.now, sb).length).toBe(6000);
+  });
+
+  it("over reliable links the window is srtt/4 again with reliableReorderRtos 0", () => {
+    const p = new Pair({ mss: 1000, initialRtoMs: 1000, reliableReorderRtos: 0 });
+    const [sa] = p.open(1);
+    p.now = 100;
+    p.a.write(p.now, sa, new Rng(3).bytes(3000));
+    p.collect();
+    p.queue = p.queue.filter((q) => !(q.msg._tag === "SessionData" && q.msg.seq === 0));
+    p.now = 105;
+    p.a.write(p.now, sa, new Rng(4).bytes(3000));
+    p.deliver((m) => !(m._tag === "SessionData" && m.seq === 0 && p.a.info(sa).segmentsRetransmitted === 0));
+    expect(p.a.info(sa).segmentsRetransmitted).toBeGreaterThanOrEqual(1);
+    expect(p.now).toBe(105);
   });
 
   it("dead-peer detection fires exactly deadPeerTimeoutMs after the last packet heard", () => {
