@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpinesClient } from "../src/client.ts";
@@ -192,7 +193,12 @@ describe("client interface over localhost TCP", () => {
     });
     try {
       expect(d.bound.clientTcp).toBeGreaterThan(0);
-      const c = await SpinesClient.connect({ host: "127.0.0.1", port: d.bound.clientTcp as number });
+      // TCP clients present the token the daemon wrote next to its control socket (docs/security.md).
+      const token = readFileSync(d.bound.clientTokenFile as string, "utf8");
+      const c = await SpinesClient.connect(
+        { host: "127.0.0.1", port: d.bound.clientTcp as number },
+        { token },
+      );
       expect(c.node).toBe(9);
       await c.ping();
       const l = await c.listen(0);

@@ -4,6 +4,7 @@
  * `net.ts` and `dgram.ts` build the Node-style API (`connect`, `createServer`, `createSocket`) on it.
  */
 import { EventEmitter } from "node:events";
+import { readFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -309,13 +310,25 @@ export interface RouteInfo {
   readonly cost: number;
 }
 
+/** The token in the file $SPINES_NODE_TOKEN_FILE names, if set (TCP targets without a `token` option). */
+function envToken(): string | undefined {
+  const f = process.env.SPINES_NODE_TOKEN_FILE;
+  if (f === undefined || f === "") return undefined;
+  try {
+    return readFileSync(f, "utf8");
+  } catch {
+    return undefined; // the daemon answers ERR_UNAUTHORIZED, which names the problem
+  }
+}
+
 export interface ClientConnectOptions {
   /** Aborts connecting to the daemon (the promise rejects with SpinesAbortError). */
   readonly signal?: AbortSignal;
   /**
    * The daemon's client token, sent in HELLO: required over `--client-tcp` (the daemon writes it to
    * `CONTROL.token`, or reads it from `--client-token FILE`); ignored on the Unix socket. A wrong or
-   * missing token rejects with ClientProtocolError `ERR_UNAUTHORIZED`.
+   * missing token rejects with ClientProtocolError `ERR_UNAUTHORIZED`. Default for TCP targets: the
+   * contents of the file `$SPINES_NODE_TOKEN_FILE` names, if set.
    */
   readonly token?: string | Uint8Array;
 }
@@ -398,10 +411,9 @@ export class SpinesClient extends EventEmitter {
           reject: fail,
         };
         const hello = new FrameBuilder(Op.Hello).u32(CLIENT_MAGIC).u8(CLIENT_PROTOCOL_VERSION);
-        if (opts.token !== undefined) {
-          hello.bytes(
-            typeof opts.token === "string" ? new TextEncoder().encode(opts.token.trim()) : opts.token,
-          );
+        const token = opts.token ?? ("path" in target ? undefined : envToken());
+        if (token !== undefined) {
+          hello.bytes(typeof token === "string" ? new TextEncoder().encode(token.trim()) : token);
         }
         sock.write(hello.finish());
       });
