@@ -92,7 +92,7 @@ export async function startOverlay(
   const t0 = performance.now();
   try {
     for (;;) {
-      if (performance.now() - t0 > (o.timeoutMs ?? 60_000))
+      if (performance.now() - t0 > (o.timeoutMs ?? 120_000))
         throw new Error(`spines-node daemons did not come up:\n${err.slice(-2000)}`);
       if (procs.some((p) => p.exitCode !== null))
         throw new Error(`a spines-node exited:\n${err.slice(-2000)}`);
