@@ -34,7 +34,7 @@ export type { MembershipStats } from "./context.ts";
  * with a flush phase (virtual synchrony), and sequencer-based total order within a view.
  *
  * Inputs: `join`, `leave`, `multicast`, `receive(from, bytes, now)`, `handleTimeout(now)`.
- * Outputs: `drainTransmits()` (datagrams), `drainEvents()` (views, transitional signals, messages),
+ * Outputs: `takeTransmits()` (datagrams), `takeEvents()` (views, transitional signals, messages),
  * `nextDeadline()` (when to call `handleTimeout` next). It never reads a clock or touches a socket.
  */
 export class MembershipCore {
@@ -190,13 +190,13 @@ export class MembershipCore {
     return this.#fd.addPeer(id);
   }
 
-  drainTransmits(): Transmit[] {
+  takeTransmits(): Transmit[] {
     const t = this.#c.transmits;
     this.#c.transmits = [];
     return t;
   }
 
-  drainEvents(): MembershipEvent[] {
+  takeEvents(): MembershipEvent[] {
     const e = this.#c.events;
     this.#c.events = [];
     return e;

@@ -102,12 +102,12 @@ export class MembershipNode implements NodeProgram {
   /** One drain pass: transmits out (announcements to `onAnnounce`), events to the handler. */
   #drain(): boolean {
     let progress = false;
-    for (const t of this.core.drainTransmits()) {
+    for (const t of this.core.takeTransmits()) {
       progress = true;
       if (t.to !== null) this.host.send(t.to, t.data);
       else this.#onAnnounce?.(t.data);
     }
-    for (const ev of this.core.drainEvents()) {
+    for (const ev of this.core.takeEvents()) {
       progress = true;
       this.#onEvent(ev, this);
     }

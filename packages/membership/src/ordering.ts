@@ -5,7 +5,7 @@
  * retained buffer (served to holder NACKs during a view change) and the per-sender floors that keep
  * a message from being delivered twice across views.
  */
-import type { NodeId } from "@spines-ts/primitives";
+import { type NodeId, RttEstimator } from "@spines-ts/primitives";
 import {
   MB_MAX_BATCH,
   type MbAck,
@@ -69,8 +69,8 @@ export class Ordering {
   #expected = new Map<NodeId, number>();
   #acks = new Map<NodeId, number>();
   #tailResendAt = new Map<NodeId, number>();
-  #srtt: number | undefined = undefined;
-  #rttvar = 0;
+  /** Round trips of own multicasts (send to self-delivery), as in TCP (RFC 6298). */
+  #rtt = new RttEstimator();
   #lastDataRetransmitAt = Number.NEGATIVE_INFINITY;
   // sender state
   nextSenderSeq = 1;
@@ -347,7 +347,7 @@ export class Ordering {
         head.tries === 1 &&
         head.sentAt > this.#lastDataRetransmitAt
       )
-        this.#sampleRtt(c.lastActivity - head.sentAt);
+        this.#rtt.sample(c.lastActivity - head.sentAt);
       while (this.pending.length > 0 && (this.pending[0] as Pending).senderSeq <= m.senderSeq)
         this.pending.shift();
       if (this.#wantDrain && this.pending.length < c.limits.maxPending) {
@@ -373,18 +373,6 @@ export class Ordering {
     this.#noteAck(from, a.delivered);
   }
 
-  /** Round-trip estimate of own multicasts (send to self-delivery), as in TCP (RFC 6298). */
-  #sampleRtt(r: number): void {
-    if (!(r >= 0)) return;
-    if (this.#srtt === undefined) {
-      this.#srtt = r;
-      this.#rttvar = r / 2;
-    } else {
-      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - r);
-      this.#srtt = 0.875 * this.#srtt + 0.125 * r;
-    }
-  }
-
   /**
    * Data retransmission timeout: `retransmitMs`, stretched up to 2x when measured round trips
    * (queueing under CPU load) are longer, so a busy sequencer is not flooded with duplicates.
@@ -396,8 +384,7 @@ export class Ordering {
 
   #dataRto(): number {
     const base = this.#c.timing.retransmitMs;
-    if (this.#srtt === undefined) return base;
-    return Math.min(2 * base, Math.max(base, this.#srtt + 4 * this.#rttvar));
+    return this.#rtt.rto(0, { initialMs: base, minMs: base, maxMs: 2 * base, granularityMs: 0 });
   }
 
   #noteAck(from: NodeId, delivered: number): void {

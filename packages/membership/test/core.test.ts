@@ -18,8 +18,8 @@ function net(ids: number[], profile: "default" | "fast" = "default", limits = {}
     for (let guard = 0; guard < 10_000; guard++) {
       let moved = false;
       for (const [id, c] of cores) {
-        for (const ev of c.drainEvents()) events.get(id)?.push(ev);
-        for (const t of c.drainTransmits()) {
+        for (const ev of c.takeEvents()) events.get(id)?.push(ev);
+        for (const t of c.takeTransmits()) {
           if (t.to === null) continue;
           const dst = cores.get(t.to);
           if (dst) {
@@ -82,7 +82,7 @@ describe("MembershipCore", () => {
     expect(() => c.join(0)).toThrow(NotJoinedError);
     c.leave(1);
     expect(() => c.leave(2)).toThrow(NotJoinedError);
-    expect(c.drainEvents().some((e) => e.type === "left")).toBe(true);
+    expect(c.takeEvents().some((e) => e.type === "left")).toBe(true);
   });
 
   it("a lone member forms its own view after the join grace, and delivers to itself", () => {
@@ -91,7 +91,7 @@ describe("MembershipCore", () => {
     c.handleTimeout(300);
     expect(c.view?.members).toEqual([5]);
     expect(c.multicast(new Uint8Array([1, 2]), 300)).toBe(true);
-    const evs = c.drainEvents();
+    const evs = c.takeEvents();
     const msgs = evs.filter((e) => e.type === "message");
     expect(msgs).toHaveLength(1);
     expect(c.pendingCount).toBe(0);
@@ -116,7 +116,7 @@ describe("MembershipCore", () => {
     expect(blocked.multicast(new Uint8Array([2]), 0)).toBe(true);
     expect(blocked.multicast(new Uint8Array([3]), 0)).toBe(false);
     blocked.handleTimeout(300); // forms a singleton view: the two are delivered, room again
-    const evs = blocked.drainEvents();
+    const evs = blocked.takeEvents();
     expect(evs.filter((e) => e.type === "message")).toHaveLength(2);
     expect(evs.some((e) => e.type === "drain")).toBe(true);
   });
