@@ -1,7 +1,7 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { type LinkConfig, resolveLinkConfig } from "@spines-ts/link-arq";
+import { defaultLinkConfig, type LinkConfig, resolveLinkConfig } from "@spines-ts/link-arq";
 import { DAEMON_DEFAULTS } from "@spines-ts/overlay";
 import { ConfigError, type NodeId } from "@spines-ts/primitives";
 import { Metric } from "@spines-ts/routing";
@@ -100,6 +100,8 @@ export interface CliOptions {
   listen?: Endpoint;
   neighbors: NeighborConfig[];
   config?: string;
+  /** A classic spines.conf to import Hosts and Edges from (`--spines-conf`). */
+  spinesConf?: string;
   logLevel?: LogLevel;
   control?: string;
   clientSocket?: string | false;
@@ -123,10 +125,14 @@ Options:
                              (default: 0.0.0.0:${DEFAULT_PORT})
   -n, --neighbor [ID@]ADDR:PORT
                              a neighbour; repeat for each (ID defaults as for --id)
-  -c, --config FILE          YAML or JSON configuration file (see below)
+  -c, --config FILE          YAML or JSON configuration file (see below), or a
+                             classic spines.conf (recognised by its Hosts/Edges)
+      --spines-conf FILE     import Hosts and Edges of a spines.conf; pick the
+                             local host with --id N (or by the --listen address)
       --log-level LEVEL      trace|debug|info|warn|error|fatal|silent (default: info)
       --control PATH         control socket, mode 0600
-                             (default: $TMPDIR/spines-node-PORT.ctl)
+                             (default: $TMPDIR/spines-node-PORT.ctl when listening
+                             on 0.0.0.0 or [::], else $TMPDIR/spines-node-PORT-ID.ctl)
       --client-socket PATH   client socket (default: $TMPDIR/spines-node-PORT.sock);
                              "none" turns it off
       --client-tcp ADDR:PORT also accept clients over TCP (loopback only); they must
@@ -159,8 +165,9 @@ configuration file and applies the log level and link emulation.
 Exit status: 0 after SIGTERM/SIGINT, --help or --version; 1 if the daemon
 cannot start (address or socket in use); 2 for bad usage or configuration.
 
-Control: newline-delimited JSON on the control socket, e.g.
-  echo '{"cmd":"status"}' | nc -U /tmp/spines-node-8100.ctl
+Control: newline-delimited JSON on the control socket; spinesctl (package
+@spines-ts/spines-tools) speaks it, e.g.
+  spinesctl --control /tmp/spines-node-8100.ctl status
 Client protocol: docs/client-protocol.md.
 `;
 
@@ -178,6 +185,7 @@ const VALUE_FLAGS = new Set([
   "--listen",
   "--neighbor",
   "--config",
+  "--spines-conf",
   "--log-level",
   "--control",
   "--client-socket",
@@ -280,6 +288,9 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       case "--config":
         o.config = value;
         break;
+      case "--spines-conf":
+        o.spinesConf = value;
+        break;
       case "--log-level":
         o.logLevel = logLevel(CLI, flag, value);
         break;
@@ -361,7 +372,15 @@ export function loadConfigFile(path: string): FileConfig {
   } catch (e) {
     throw new ConfigError(path, "(file)", "a readable file", (e as NodeJS.ErrnoException).code ?? String(e));
   }
+  if (looksLikeSpinesConf(text)) {
+    return { neighbors: [], limits: {}, spinesConf: { file: resolve(path), port: DEFAULT_PORT } };
+  }
   return parseConfigText(text, path);
+}
+
+/** A classic Spines configuration file: a `Hosts {` or `Edges {` section opens a line. */
+export function looksLikeSpinesConf(text: string): boolean {
+  return /^[ \t]*(Hosts|Edges)[ \t]*(\{|\r?$)/im.test(text);
 }
 
 export function parseConfigText(text: string, path: string): FileConfig {
@@ -519,6 +538,10 @@ export function parseConfigText(text: string, path: string): FileConfig {
   }
   if (root.link !== undefined) {
     if (!isObject(root.link)) fail(["link"], "a mapping of link settings", root.link);
+    for (const k of Object.keys(root.link as object)) {
+      if (!(k in defaultLinkConfig))
+        fail(["link", k], `a link setting (${Object.keys(defaultLinkConfig).join(", ")})`, "an unknown key");
+    }
     try {
       resolveLinkConfig(root.link as Partial<LinkConfig>, "link");
     } catch (e) {
@@ -577,8 +600,10 @@ export function resolveConfig(cli: CliOptions, env: { tmpdir?: string } = {}): D
   const listen = cli.listen ?? fileCfg.listen ?? { address: "0.0.0.0", port: DEFAULT_PORT };
   let id = cli.id ?? fileCfg.id;
   const neighbors = new Map<NodeId, NeighborConfig>();
-  if (fileCfg.spinesConf !== undefined) {
-    const { file, port } = fileCfg.spinesConf;
+  const spinesConf =
+    cli.spinesConf !== undefined ? { file: resolve(cli.spinesConf), port: DEFAULT_PORT } : fileCfg.spinesConf;
+  if (spinesConf !== undefined) {
+    const { file, port } = spinesConf;
     let text: string;
     try {
       text = readFileSync(file, "utf8");
@@ -591,6 +616,14 @@ export function resolveConfig(cli: CliOptions, env: { tmpdir?: string } = {}): D
       );
     }
     const conf = parseSpinesConf(text, file);
+    if (id === undefined && (listen.address === "0.0.0.0" || listen.address === "::")) {
+      throw new ConfigError(
+        file,
+        "Hosts",
+        "the local host: give --id N (a Hosts id) or --listen with this host's address",
+        `no --id, listening on ${listen.address}`,
+      );
+    }
     const local = neighborsFromSpinesConf(
       conf,
       id !== undefined ? { id } : { address: listen.address },
@@ -610,7 +643,25 @@ export function resolveConfig(cli: CliOptions, env: { tmpdir?: string } = {}): D
   if (neighbors.has(id))
     throw new ConfigError(src, "neighbors", `no neighbour with the node's own id ${id}`, id);
   const v6 = listen.address.includes(":");
+  const wildcard = listen.address === "0.0.0.0" || listen.address === "::";
+  const at = new Map<string, NodeId>();
   for (const n of neighbors.values()) {
+    const where = formatEndpoint(n.endpoint);
+    if (n.endpoint.port === 0)
+      throw new ConfigError(src, `neighbors.${n.id}`, "a neighbour port from 1 to 65535", where);
+    const other = at.get(where);
+    if (other !== undefined)
+      throw new ConfigError(
+        src,
+        `neighbors.${n.id}`,
+        `an address no other neighbour has (${other} has it)`,
+        where,
+      );
+    at.set(where, n.id);
+    const local =
+      n.endpoint.port === listen.port &&
+      (n.endpoint.address === listen.address || (wildcard && isLoopback(n.endpoint.address)));
+    if (local) throw new ConfigError(src, `neighbors.${n.id}`, "an address other than the node's own", where);
     if (!v6 && n.endpoint.address.includes(":")) {
       throw new ConfigError(
         src,
@@ -621,9 +672,24 @@ export function resolveConfig(cli: CliOptions, env: { tmpdir?: string } = {}): D
     }
   }
   const dir = env.tmpdir ?? tmpdir();
-  const control = cli.control ?? fileCfg.control ?? join(dir, `spines-node-${listen.port}.ctl`);
+  // Several nodes on one machine (e.g. imported from one spines.conf) listen on their own addresses:
+  // their default socket names carry the node id so that they do not collide.
+  const stem = wildcard ? `spines-node-${listen.port}` : `spines-node-${listen.port}-${id}`;
+  const control = cli.control ?? fileCfg.control ?? join(dir, `${stem}.ctl`);
   const cs = cli.clientSocket ?? fileCfg.clientSocket;
-  const clientSocket = cs === false ? undefined : (cs ?? join(dir, `spines-node-${listen.port}.sock`));
+  const clientSocket = cs === false ? undefined : (cs ?? join(dir, `${stem}.sock`));
+  for (const [key, path] of [
+    ["control", control],
+    ["clientSocket", clientSocket],
+  ] as const) {
+    if (path !== undefined && !existsSync(dirname(path)))
+      throw new ConfigError(
+        src,
+        key,
+        "a socket path in an existing directory",
+        `${dirname(path)} does not exist`,
+      );
+  }
   return {
     id,
     listen,

@@ -15,6 +15,8 @@ export interface SpinesConf {
 
 const TRUE = new Set(["true", "yes", "on", "1"]);
 const FALSE = new Set(["false", "no", "off", "0"]);
+/** Settings that turn on security features spines-node does not have (IT_LinkCrypto, IT_IntrusionToleranceMode, ...). */
+const UNSUPPORTED_SECURITY = /crypto|encrypt|intrusiontolerance/i;
 
 /**
  * Parses the `Hosts { id ip ... }` and `Edges { a b cost ... }` sections and `key = value` lines of a
@@ -25,6 +27,7 @@ export function parseSpinesConf(text: string, file = "spines.conf"): SpinesConf 
   const hosts = new Map<NodeId, string>();
   const edges: { a: NodeId; b: NodeId; cost: number }[] = [];
   const settings = new Map<string, string>();
+  const settingLines = new Map<string, number>();
   let section: "Hosts" | "Edges" | undefined;
   let pendingSection: "Hosts" | "Edges" | undefined;
   const lines = text.split(/\r?\n/);
@@ -55,6 +58,7 @@ export function parseSpinesConf(text: string, file = "spines.conf"): SpinesConf 
         const value = (kv[2] ?? "").trim();
         if (value === "") throw new ConfigError(where, key, 'a value after "="', "nothing");
         settings.set(key, value);
+        settingLines.set(key, i + 1);
         continue;
       }
     }
@@ -108,6 +112,18 @@ export function parseSpinesConf(text: string, file = "spines.conf"): SpinesConf 
   if (d !== undefined) {
     if (TRUE.has(d.toLowerCase())) directed = true;
     else if (!FALSE.has(d.toLowerCase())) throw new ConfigError(file, "Directed_Edges", "True or False", d);
+  }
+  for (const [key, value] of settings) {
+    // Spines' link authentication/encryption and intrusion-tolerant modes: spines-node has none of
+    // them, so a file that turns one on must not start as if its links were protected.
+    if (UNSUPPORTED_SECURITY.test(key) && !FALSE.has(value.toLowerCase())) {
+      throw new ConfigError(
+        `${file}:${settingLines.get(key) ?? 0}`,
+        key,
+        "False: spines-node does not support Spines' link authentication, encryption or intrusion-tolerant modes (nothing would be authenticated)",
+        value,
+      );
+    }
   }
   return { hosts, edges, directed, settings };
 }

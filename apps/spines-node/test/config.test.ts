@@ -177,7 +177,7 @@ describe("config files", () => {
     );
     expect(c.logLevel).toBe("debug");
     expect(c.neighbors.map((n) => n.id).sort()).toEqual([4, 6]);
-    expect(c.control).toBe("/run/spines-node-9100.ctl");
+    expect(c.control).toBe("/run/spines-node-9100-3.ctl"); // not a wildcard listen: the id is in the name
     expect(c.configFile).toBe(p);
   });
 
@@ -215,5 +215,83 @@ describe("config files", () => {
       { id: 2, endpoint: { address: "127.0.0.2", port: 8100 }, cost: 100 },
       { id: 4, endpoint: { address: "127.0.0.4", port: 8100 }, cost: 200 },
     ]);
+  });
+});
+
+describe("issue 11: configurations that used to start without a word", () => {
+  const conf = join(import.meta.dirname, "fixtures", "spines.conf");
+
+  it("takes a spines.conf given with -c (recognised by its content) and --id", () => {
+    const c = resolveConfig(parseArgs(["-c", conf, "--id", "2", "--listen", "127.0.0.2:8100"]));
+    expect(c.id).toBe(2);
+    expect(c.neighbors.map((n) => [n.id, n.endpoint.address, n.cost])).toEqual([
+      [1, "127.0.0.1", 100],
+      [3, "127.0.0.3", 100],
+    ]);
+  });
+
+  it("takes --spines-conf FILE --id N", () => {
+    const c = resolveConfig(parseArgs(["--spines-conf", conf, "--id", "3", "--listen", "127.0.0.3:8100"]));
+    expect(c.id).toBe(3);
+    expect(c.neighbors.map((n) => n.id)).toEqual([2, 4]);
+  });
+
+  it("asks for --id when a spines.conf cannot tell which host this is", () => {
+    const e = configError(() => resolveConfig(parseArgs(["-c", conf])));
+    expect(e.message).toContain("--id");
+  });
+
+  it("gives nodes of one spines.conf on one machine distinct default sockets", () => {
+    const paths = [1, 2, 3].map((id) =>
+      resolveConfig(
+        parseArgs(["--spines-conf", conf, "--id", String(id), "--listen", `127.0.0.${id}:8100`]),
+        {
+          tmpdir: "/tmp",
+        },
+      ),
+    );
+    expect(new Set(paths.map((c) => c.control)).size).toBe(3);
+    expect(new Set(paths.map((c) => c.clientSocket)).size).toBe(3);
+    // The wildcard listener keeps the name clients look for by default.
+    expect(resolveConfig(parseArgs([]), { tmpdir: "/tmp" }).clientSocket).toBe("/tmp/spines-node-8100.sock");
+  });
+
+  it("rejects two neighbours at one address", () => {
+    const e = configError(() =>
+      resolveConfig(parseArgs(["--id", "1", "-n", "2@127.0.0.1:9002", "-n", "3@127.0.0.1:9002"])),
+    );
+    expect(e.key).toBe("neighbors.3");
+  });
+
+  it("rejects a neighbour at the node's own address", () => {
+    const own = ["--id", "1", "--listen", "127.0.0.1:9001", "-n", "2@127.0.0.1:9001"];
+    expect(configError(() => resolveConfig(parseArgs(own))).key).toBe("neighbors.2");
+    const wildcard = ["--id", "1", "--listen", "0.0.0.0:9001", "-n", "2@127.0.0.1:9001"];
+    expect(configError(() => resolveConfig(parseArgs(wildcard))).key).toBe("neighbors.2");
+  });
+
+  it("rejects neighbour port 0", () => {
+    expect(configError(() => resolveConfig(parseArgs(["--id", "1", "-n", "2@127.0.0.1:0"]))).key).toBe(
+      "neighbors.2",
+    );
+  });
+
+  it("rejects unknown keys under link:", () => {
+    const e = configError(() =>
+      parseConfigText("link:\n  helloIntervalMs: 50\n  helloIntervallMs: 50\n", "x.yaml"),
+    );
+    expect(e.key).toBe("link.helloIntervallMs");
+    expect(e.source).toBe("x.yaml:3");
+  });
+
+  it("says the directory of a socket is missing", () => {
+    const e = configError(() => resolveConfig(parseArgs(["--control", join(dir, "no-such-dir", "c.ctl")])));
+    expect(e.key).toBe("control");
+    expect(e.message).toContain("does not exist");
+  });
+
+  it("the help shows spinesctl, not nc", () => {
+    expect(HELP).toContain("spinesctl");
+    expect(HELP).not.toContain("nc -U");
   });
 });

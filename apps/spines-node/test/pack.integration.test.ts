@@ -32,7 +32,10 @@ function workspacePackages(): { dir: string; manifest: Manifest }[] {
     for (const name of readdirSync(join(ROOT, group)).sort()) {
       const file = join(ROOT, group, name, "package.json");
       if (!existsSync(file)) continue;
-      out.push({ dir: join(ROOT, group, name), manifest: JSON.parse(readFileSync(file, "utf8")) as Manifest });
+      out.push({
+        dir: join(ROOT, group, name),
+        manifest: JSON.parse(readFileSync(file, "utf8")) as Manifest,
+      });
     }
   }
   return out;

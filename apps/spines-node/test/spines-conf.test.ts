@@ -81,3 +81,27 @@ describe("spines.conf import", () => {
     expect(() => neighborsFromSpinesConf(c, { address: "10.9.9.9" })).toThrow(ConfigError);
   });
 });
+
+describe("spines.conf security settings spines-node does not have", () => {
+  const hosts = "Hosts {\n 1 127.0.0.1\n 2 127.0.0.2\n}\nEdges {\n 1 2 10\n}\n";
+  for (const line of ["IT_LinkCrypto = True", "IT_IntrusionToleranceMode = Yes", "Crypto = 1"]) {
+    it(`rejects ${line} naming the key and line`, () => {
+      let err: unknown;
+      try {
+        parseSpinesConf(`${hosts}${line}\n`, "s.conf");
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      const e = err as ConfigError;
+      expect(e.key).toBe(line.split(" ")[0]);
+      expect(e.source).toBe("s.conf:8");
+      expect(e.message).toContain("not support");
+    });
+  }
+
+  it("accepts them turned off", () => {
+    const c = parseSpinesConf(`${hosts}IT_LinkCrypto = False\nIT_IntrusionToleranceMode = no\n`);
+    expect(c.settings.get("IT_LinkCrypto")).toBe("False");
+  });
+});

@@ -154,7 +154,7 @@ async function run(tx: SpinesClient, rx: SpinesClient, port: number, link: LinkT
     SpinesStream,
   ];
   const latencies: number[] = [];
-  let pending = Buffer.alloc(0);
+  let pending: Buffer = Buffer.alloc(0);
   let expected = 0;
   let misordered = 0;
   const done = new Promise<void>((resolve) => {
@@ -283,7 +283,8 @@ try {
   await main();
 } catch (e) {
   process.stderr.write(`spines-demo: ${(e as Error).message}\n`);
-  for (const [i, d] of daemons.entries()) if (d.stderr !== "") process.stderr.write(`node ${i + 1}:\n${d.stderr}\n`);
+  for (const [i, d] of daemons.entries())
+    if (d.stderr !== "") process.stderr.write(`node ${i + 1}:\n${d.stderr}\n`);
   code = 1;
 }
 await stopDaemons();
