@@ -10,7 +10,7 @@ describe("pnpm demo --short", () => {
   it("runs five daemons and prints both rows with every message delivered", async () => {
     const { stdout } = await run(process.execPath, ["--import", "tsx", MAIN, "--short"], {
       cwd: join(import.meta.dirname, ".."),
-      timeout: 110_000,
+      timeout: 170_000,
     });
     const row = (name: string) => stdout.split("\n").find((l) => l.startsWith(name));
     for (const name of ["hop-by-hop", "end-to-end"]) {
@@ -22,5 +22,5 @@ describe("pnpm demo --short", () => {
     }
     expect(stdout).toContain("all daemons stopped");
     expect(stdout).toContain("rate-capped");
-  }, 120_000);
+  }, 180_000);
 });
