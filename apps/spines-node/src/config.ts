@@ -149,7 +149,8 @@ The configuration file holds the same settings (id, listen, neighbors,
 logLevel, control, clientSocket, clientTcp, metrics), per-neighbour link
 emulation, the routing metric (metric: hops|latency|loss|explat), link and
 session tunables (link: {...}, session: {...}), limits, and may import the
-Hosts and Edges of a classic spines.conf:
+Hosts and Edges of a classic spines.conf (Edges' costs are read but routing
+uses the measured metric, not them):
 
   id: 1
   listen: 10.0.0.1:8100
