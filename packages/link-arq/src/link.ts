@@ -81,7 +81,7 @@ function u32(name: string, v: unknown): number {
  * One overlay link to one neighbour, sans-IO. Inputs: frames from the neighbour
  * (`handleFrame`/`receive`), application sends (`send`), and timer fires (`handleTimeout`), each
  * with `now` in ms. Outputs: frames to transmit (`takeTransmits`), the next deadline
- * (`nextTimeout`), received packets (`consumeDeliveries`) and events (`takeEvents`).
+ * (`nextDeadline`), received packets (`consumeDeliveries`) and events (`takeEvents`).
  *
  * It runs liveness (hellos, dead timeout, hold-down, restart detection by incarnation), RTT and
  * loss measurement, and three channels: reliable (selective-repeat ARQ with congestion control and
@@ -664,7 +664,7 @@ export class Link {
 
   /**
    * After any input: send what the reliable sender may, and a due ack. With `ackCoalescing`, an
-   * ack due during frame or application input waits for the timer (`nextTimeout` is then `now`),
+   * ack due during frame or application input waits for the timer (`nextDeadline` is then `now`),
    * which a driver runs after the rest of the batch of input it is handling, so one ack covers
    * the batch.
    */
@@ -685,13 +685,11 @@ export class Link {
     this.#now = now;
   }
 
-  /** The earliest time `handleTimeout` must be called (the shared verb; docs/drivers.md). */
+  /**
+   * The earliest time `handleTimeout` must be called (the shared verb; docs/drivers.md). Never
+   * undefined: a link always has a hello due.
+   */
   nextDeadline(): number {
-    return this.nextTimeout();
-  }
-
-  /** The earliest time `handleTimeout` must be called. Same as `nextDeadline`. */
-  nextTimeout(): number {
     let t = Math.min(this.#nextHelloAt, this.#nextMetricsAt);
     if (this.#state === "up") t = Math.min(t, this.#lastHeard + this.config.deadTimeoutMs);
     const s = this.reliable.nextTimeout();

@@ -50,8 +50,8 @@ class Pair {
     for (;;) {
       this.collect();
       const nextWire = this.wire.reduce((m, w) => Math.min(m, w[0]), Number.POSITIVE_INFINITY);
-      const ta = this.a.nextTimeout();
-      const tb = this.b.nextTimeout() - this.offB;
+      const ta = this.a.nextDeadline();
+      const tb = this.b.nextDeadline() - this.offB;
       const next = Math.min(nextWire, ta, tb);
       if (next > until) {
         this.t = until;
@@ -120,7 +120,7 @@ describe("liveness", () => {
     const b2 = new Link({ local: 2, peer: 1, incarnation: 0xc0c, now: p.nowOf("b"), rng: new Rng(9) });
     (p as unknown as { b: Link }).b = b2;
     p.wire = [];
-    b2.handleTimeout(b2.nextTimeout());
+    b2.handleTimeout(b2.nextDeadline());
     const first = b2.takeTransmits()[0]!;
     p.a.receive(first, p.t + 1);
     const ev = p.a.takeEvents();

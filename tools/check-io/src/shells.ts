@@ -13,7 +13,6 @@ export const SHELLS: readonly { readonly pattern: string; readonly why: string }
     why: "HMAC-SHA-256 via node:crypto (the `@spines-ts/wire/auth` subpath)",
   },
   { pattern: "packages/membership/src/udp.ts", why: "UdpMember: membership over a UDP host" },
-  { pattern: "packages/membership/src/cli/**", why: "the member command-line tool" },
   { pattern: "packages/client/src/client.ts", why: "the client library: its socket to the daemon" },
   { pattern: "packages/client/src/net.ts", why: "the client library: net-style stream sockets" },
   { pattern: "packages/client/src/dgram.ts", why: "the client library: dgram-style datagram sockets" },
