@@ -32,6 +32,9 @@ export function renderMetrics(metrics: readonly Metric[]): string {
   return `${out.join("\n")}\n`;
 }
 
+/** Concurrent scrapers; more are closed at once. */
+export const MAX_METRICS_CONNECTIONS = 16;
+
 export class MetricsServer {
   readonly #server: Server;
 
@@ -50,6 +53,13 @@ export class MetricsServer {
       }
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(body);
     });
+    // Bounds against a hostile local scraper: a few connections, short timeouts, and a socket error
+    // (reset, garbage) only ever closes that socket.
+    this.#server.maxConnections = MAX_METRICS_CONNECTIONS;
+    this.#server.headersTimeout = 5000;
+    this.#server.requestTimeout = 10_000;
+    this.#server.on("clientError", (_e, sock) => sock.destroy());
+    this.#server.on("connection", (sock) => sock.on("error", () => {}));
   }
 
   /** Resolves with the bound port. */

@@ -89,6 +89,10 @@ export function destroyAfter(sock: Socket, ms: number): void {
   sock.once("close", () => clearTimeout(t));
 }
 
+/** Refused sockets waiting out their grace period, process-wide; past it they are destroyed at once. */
+export const MAX_REFUSING = 64;
+let refusing = 0;
+
 /**
  * Refuses a connection at a limit: sends `farewell`, ignores whatever the peer sent or sends, and
  * destroys the socket after `graceMs` whatever the peer does. Errors (ECONNRESET, EPIPE) are ignored:
@@ -96,6 +100,13 @@ export function destroyAfter(sock: Socket, ms: number): void {
  */
 export function refuse(sock: Socket, farewell: string | Uint8Array, graceMs = 1000): void {
   sock.on("error", () => {});
+  if (refusing >= MAX_REFUSING) {
+    // A flood of connections past the limit: no farewell, no socket kept for the grace period.
+    sock.destroy();
+    return;
+  }
+  refusing++;
+  sock.once("close", () => refusing--);
   sock.resume(); // discard input: unread data must not keep the socket (and a shutdown) alive
   sock.end(farewell);
   destroyAfter(sock, graceMs);

@@ -196,6 +196,7 @@ describe("hostile local clients (spawned daemon)", () => {
     const pid = d.proc.pid as number;
     const r = await flood(s, chunk, pid, { totalBytes: 200 * MB, ms: 60_000, abortGrowth: 400 * MB });
     expect(d.proc.exitCode, d.stderr()).toBeNull();
+    if (process.env.SPINES_TEST_VERBOSE) console.info(`${expect.getState().currentTestName}:`, r);
     expect(
       r.growth,
       `RSS grew ${(r.growth / MB).toFixed(0)} MiB after ${(r.written / MB).toFixed(0)} MiB of PINGs`,
@@ -214,6 +215,7 @@ describe("hostile local clients (spawned daemon)", () => {
     const pid = d.proc.pid as number;
     const r = await flood(s, chunk, pid, { totalBytes: 200 * MB, ms: 60_000, abortGrowth: 400 * MB });
     expect(d.proc.exitCode, d.stderr()).toBeNull();
+    if (process.env.SPINES_TEST_VERBOSE) console.info(`${expect.getState().currentTestName}:`, r);
     expect(
       r.growth,
       `RSS grew ${(r.growth / MB).toFixed(0)} MiB after ${(r.written / MB).toFixed(0)} MiB of status requests`,
