@@ -4,7 +4,7 @@
  * `--client-tcp` without its token. Each scenario reproduces a finding that crashed, bloated or hung
  * the daemon before the bounds of docs/security.md.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { SpinesClient } from "@spines-ts/client";
@@ -255,5 +255,30 @@ describe("hostile local clients (spawned daemon)", () => {
     const u = await SpinesClient.connect({ path: join(dir, "n.sock") });
     await u.close();
     expect(d.proc.exitCode).toBeNull();
+    // The generated token file goes with the daemon.
+    d.proc.kill("SIGTERM");
+    expect(await d.exited).toEqual({ code: 0, signal: null });
+    expect(existsSync(tokenFile)).toBe(false);
+  }, 60_000);
+
+  it("takes the --client-tcp token from --client-token FILE, and refuses to start with a short one", async () => {
+    const keys = tmp();
+    const good = join(keys, "good.token");
+    writeFileSync(good, "correct horse battery staple\n", { mode: 0o600 });
+    const { dir, tcp } = await daemon(["--client-token", good]);
+    expect(existsSync(join(dir, "n.ctl.token")), "no token generated when one is given").toBe(false);
+    const c = await SpinesClient.connect(
+      { host: "127.0.0.1", port: tcp },
+      { token: "correct horse battery staple" },
+    );
+    expect(c.node).toBe(1);
+    await c.close();
+    await expect(
+      SpinesClient.connect({ host: "127.0.0.1", port: tcp }, { token: "wrong horse battery staple" }),
+    ).rejects.toMatchObject({ code: "ERR_UNAUTHORIZED" });
+
+    const short = join(keys, "short.token");
+    writeFileSync(short, "abc\n", { mode: 0o600 });
+    await expect(daemon(["--client-token", short])).rejects.toThrow(/shorter than 16/);
   }, 60_000);
 });
