@@ -547,18 +547,23 @@ export class OverlayPlane {
     this.#pumping = true;
     let routesChanged = false;
     try {
-      for (let o = this.router.pollTransmit(); o !== undefined; o = this.router.pollTransmit()) {
-        this.host.send(o.to, encode(this.src, o.msg));
+      for (let out = this.router.takeTransmits(); out.length > 0; out = this.router.takeTransmits()) {
+        for (const o of out) this.host.send(o.to, encode(this.src, o.msg));
       }
-      for (let ev = this.router.pollEvent(); ev !== undefined; ev = this.router.pollEvent()) {
-        routesChanged = true;
-        this.#log.debug({ dst: ev.dst, nextHop: ev.nextHop ?? null, cost: ev.cost ?? null }, "route changed");
-        this.onRouteChange?.(ev);
+      for (let evs = this.router.takeEvents(); evs.length > 0; evs = this.router.takeEvents()) {
+        for (const ev of evs) {
+          routesChanged = true;
+          this.#log.debug(
+            { dst: ev.dst, nextHop: ev.nextHop ?? null, cost: ev.cost ?? null },
+            "route changed",
+          );
+          this.onRouteChange?.(ev);
+        }
       }
     } finally {
       this.#pumping = false;
     }
-    const at = this.router.nextTimeout() ?? Number.POSITIVE_INFINITY;
+    const at = this.router.nextDeadline() ?? Number.POSITIVE_INFINITY;
     if (at !== this.#routerAt) {
       this.#routerCancel?.();
       this.#routerCancel = undefined;
@@ -567,7 +572,7 @@ export class OverlayPlane {
         this.#routerCancel = this.host.schedule(at, () => {
           this.#routerCancel = undefined;
           this.#routerAt = Number.POSITIVE_INFINITY;
-          this.router.onTimer(Math.max(at, this.host.clock.now()));
+          this.router.handleTimeout(Math.max(at, this.host.clock.now()));
           this.#pumpRouter();
         });
       }

@@ -225,8 +225,8 @@ runBench("routing", async (ctx) => {
   for (let i = 0; i < items.length; i += 64)
     r.receive(0, nb, { _tag: "RouteUpdate", items: items.slice(i, i + 64) });
   const drain = (): void => {
-    while (r.pollTransmit() !== undefined) {}
-    while (r.pollEvent() !== undefined) {}
+    r.takeTransmits();
+    r.takeEvents();
   };
   drain();
   const fullMs = timeMs(() => {

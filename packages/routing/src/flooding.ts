@@ -183,7 +183,7 @@ export class Flooding {
   }
 
   /** Held metric changes and retransmissions due at `now`. */
-  onTimer(now: number): void {
+  handleTimeout(now: number): void {
     for (const n of this.#neighbors.values()) {
       if (n.holdUntil !== undefined && n.holdUntil <= now) {
         n.holdUntil = undefined;
@@ -194,7 +194,7 @@ export class Flooding {
   }
 
   /** The earliest retransmission or held re-advertisement, folded into `t`. */
-  nextTimeout(t: number | undefined): number | undefined {
+  nextDeadline(t: number | undefined): number | undefined {
     for (const n of this.#neighbors.values()) {
       if (n.retxAt !== undefined && (t === undefined || n.retxAt < t)) t = n.retxAt;
       if (n.holdUntil !== undefined && (t === undefined || n.holdUntil < t)) t = n.holdUntil;
@@ -202,16 +202,19 @@ export class Flooding {
     return t;
   }
 
-  /** The next message to send, or undefined. */
-  poll(): Outgoing | undefined {
+  /** The messages to send, in order; the call empties the outbox. */
+  takeTransmits(): Outgoing[] {
     if (this.#outHead >= this.#outbox.length) {
       if (this.#outbox.length > 0) {
         this.#outbox = [];
         this.#outHead = 0;
       }
-      return undefined;
+      return [];
     }
-    return this.#outbox[this.#outHead++];
+    const out = this.#outHead === 0 ? this.#outbox : this.#outbox.slice(this.#outHead);
+    this.#outbox = [];
+    this.#outHead = 0;
+    return out;
   }
 
   get outboxSize(): number {

@@ -28,8 +28,9 @@ export type { MulticastHops, Route, RoutingEvent } from "./routes.ts";
 /**
  * The sans-IO link-state router of one node. Inputs: link events for its own neighbours
  * (`linkUp`, `linkDown`, `linkMetrics`), received routing messages (`receive`), timer fires
- * (`onTimer`) and group calls (`join`, `leave`), each with `now`. Outputs: messages to send
- * (`pollTransmit`), the next deadline (`nextTimeout`) and route changes (`pollEvent`). Queries
+ * (`handleTimeout`) and group calls (`join`, `leave`), each with `now`. Outputs (docs/drivers.md):
+ * messages to send (`takeTransmits`), the next deadline (`nextDeadline`, undefined when idle) and
+ * route changes (`takeEvents`); each `take` empties its queue. Queries
  * answer from the last computation: `nextHop`, `route`, `multicast`, `anycastNearest`, `disjointPaths`.
  */
 export class Router {
@@ -119,9 +120,9 @@ export class Router {
   }
 
   /** Runs whatever is due at `now` (retransmissions, held metric changes, computation, ageing). */
-  onTimer(now: number): void {
-    checkNow(now, "onTimer");
-    this.#flood.onTimer(now);
+  handleTimeout(now: number): void {
+    checkNow(now, "handleTimeout");
+    this.#flood.handleTimeout(now);
     if (this.#computeAt !== undefined && this.#computeAt <= now) this.#routesDirty = true;
     const gcAt = this.#routes.gcAt;
     if (gcAt !== undefined && gcAt <= now) this.#ageOrigins(now);
@@ -151,20 +152,21 @@ export class Router {
 
   // ---------------------------------------------------------------- outputs
 
-  /** The next message to send, or undefined. */
-  pollTransmit(): Outgoing | undefined {
-    return this.#flood.poll();
+  /** The messages to send, in order; the call empties the queue. */
+  takeTransmits(): Outgoing[] {
+    return this.#flood.takeTransmits();
   }
 
-  /** The earliest time `onTimer` should be called, or undefined when nothing is pending. */
-  nextTimeout(): number | undefined {
-    const t = this.#flood.nextTimeout(this.#computeAt);
+  /** The earliest time `handleTimeout` should be called, or undefined when nothing is pending. */
+  nextDeadline(): number | undefined {
+    const t = this.#flood.nextDeadline(this.#computeAt);
     const gcAt = this.#routes.gcAt;
     return gcAt !== undefined && (t === undefined || gcAt < t) ? gcAt : t;
   }
 
-  pollEvent(): RoutingEvent | undefined {
-    return this.#routes.pollEvent();
+  /** Route changes since the last call, in order; the call empties the queue. */
+  takeEvents(): RoutingEvent[] {
+    return this.#routes.takeEvents();
   }
 
   // ---------------------------------------------------------------- queries

@@ -159,15 +159,19 @@ export class RouteComputer {
     return gone;
   }
 
-  pollEvent(): RoutingEvent | undefined {
+  /** Route changes since the last call, in order; the call empties the queue. */
+  takeEvents(): RoutingEvent[] {
     if (this.#eventHead >= this.#events.length) {
       if (this.#events.length > 0) {
         this.#events = [];
         this.#eventHead = 0;
       }
-      return undefined;
+      return [];
     }
-    return this.#events[this.#eventHead++];
+    const out = this.#eventHead === 0 ? this.#events : this.#events.slice(this.#eventHead);
+    this.#events = [];
+    this.#eventHead = 0;
+    return out;
   }
 
   // ---------------------------------------------------------------- queries

@@ -185,13 +185,11 @@ export class RoutingNode implements NodeProgram {
   }
 
   #pump(): void {
-    for (let o = this.router.pollTransmit(); o !== undefined; o = this.router.pollTransmit()) {
-      this.#send(o.to, o.msg);
+    for (let out = this.router.takeTransmits(); out.length > 0; out = this.router.takeTransmits()) {
+      for (const o of out) this.#send(o.to, o.msg);
     }
-    while (this.router.pollEvent() !== undefined) {
-      /* route events are not needed by the tests */
-    }
-    const at = this.router.nextTimeout();
+    this.router.takeEvents(); // route events are not needed by the tests
+    const at = this.router.nextDeadline();
     if (at === this.#timerAt) return;
     this.#timer?.();
     this.#timerAt = at;
@@ -200,7 +198,7 @@ export class RoutingNode implements NodeProgram {
         this.#timerAt = undefined;
         this.#timer = undefined;
         if (this.#opts.active) this.#opts.active.id = this.host.id;
-        this.router.onTimer(this.#now());
+        this.router.handleTimeout(this.#now());
         this.#pump();
       });
     }

@@ -1,6 +1,6 @@
 /**
  * An in-memory network of Routers for unit tests: messages go through the real codec, arrive after
- * `delay` ms, and can be dropped by a filter; timers run from each router's `nextTimeout()`.
+ * `delay` ms, and can be dropped by a filter; timers run from each router's `nextDeadline()`.
  */
 import { decode, encode, type RoutingMessage } from "@spines-ts/wire";
 import { Router, type RouterOptions, type RoutingEvent } from "../../src/index.ts";
@@ -71,14 +71,14 @@ export class MemNet {
 
   pump(): void {
     for (const [id, r] of this.routers) {
-      for (let o = r.pollTransmit(); o !== undefined; o = r.pollTransmit()) {
+      for (const o of r.takeTransmits()) {
         this.sent++;
         if (!this.links.has(this.#key(id, o.to))) continue;
         if (this.drop?.(id, o.to, o.msg)) continue;
         const bytes = encode({ sender: id, incarnation: 1 }, o.msg);
         this.#queue.push({ at: this.now + this.delay, seq: this.#seq++, from: id, to: o.to, bytes });
       }
-      for (let e = r.pollEvent(); e !== undefined; e = r.pollEvent()) this.events.get(id)?.push(e);
+      for (const e of r.takeEvents()) this.events.get(id)?.push(e);
     }
   }
 
@@ -92,7 +92,7 @@ export class MemNet {
       let timerAt: number | undefined;
       let timerId: number | undefined;
       for (const [id, r] of this.routers) {
-        const t = r.nextTimeout();
+        const t = r.nextDeadline();
         if (t !== undefined && (timerAt === undefined || t < timerAt)) {
           timerAt = t;
           timerId = id;
@@ -108,7 +108,7 @@ export class MemNet {
           r.receive(this.now, next.from, decode(next.bytes).msg as RoutingMessage);
         }
       } else if (timerId !== undefined) {
-        this.r(timerId).onTimer(this.now);
+        this.r(timerId).handleTimeout(this.now);
       }
     }
     if (until !== Number.POSITIVE_INFINITY && until > this.now) this.now = until;
