@@ -62,8 +62,8 @@ export interface ClientServerOptions {
   readonly maxHandlesPerClient: number;
   readonly clientQueueBytes: number;
   /**
-   * How long a client's output queue may stay over `clientQueueBytes` (its input paused) before it
-   * is disconnected, in ms (default 10,000).
+   * How long a client paused at `clientQueueBytes` of output may read nothing before it is
+   * disconnected, in ms (default 10,000).
    */
   readonly clientStallMs?: number;
   /** The token a TCP client must present in HELLO; required when listenTcp is used. */
@@ -87,7 +87,7 @@ export interface ClientServerStats {
   echoed: number;
   /** Times a client's input was paused because it did not read its replies. */
   pausedSlowClient: number;
-  /** Clients disconnected for not reading (queue over the bound for clientStallMs, or twice it). */
+  /** Clients disconnected for not reading (paused at a full queue and reading nothing for clientStallMs, or 4 times the bound queued). */
   disconnectedSlowClient: number;
   /** TCP HELLOs without the right token. */
   unauthorized: number;

@@ -75,7 +75,7 @@ export interface Limits {
   readonly maxHandlesPerClient: number;
   /** Bytes queued towards one client before the daemon stops delivering to it and reading from it. */
   readonly clientQueueBytes: number;
-  /** Milliseconds a client (or control client) may leave a full queue unread before it is disconnected. */
+  /** Milliseconds a client (or control client) paused at a full queue may read nothing before it is disconnected. */
   readonly clientStallMs: number;
 }
 

@@ -112,10 +112,13 @@ export function refuse(sock: Socket, farewell: string | Uint8Array, graceMs = 10
   destroyAfter(sock, graceMs);
 }
 
+/** A peer whose output queue reaches this many times its bound is disconnected at once. */
+export const OVERFLOW_FACTOR = 4;
+
 export interface SlowPeerOptions {
   /** Output bytes queued towards the peer at which its input stops being read. */
   readonly maxQueueBytes: number;
-  /** How long the queue may stay over the bound before the peer is disconnected (ms). */
+  /** How long a paused peer may read nothing (its queue does not shrink) before it is disconnected (ms). */
   readonly stallMs: number;
   readonly pause: () => void;
   readonly resume: () => void;
@@ -128,8 +131,9 @@ export interface SlowPeerOptions {
 /**
  * The output bound of one local peer (client or control connection). When more than
  * `maxQueueBytes` wait for the peer, its input is paused (no new requests, so no new replies); when
- * the queue drains, it resumes. A peer whose queue stays over the bound for `stallMs`, or reaches
- * twice the bound, is destroyed, which frees everything queued for it.
+ * the queue drains, it resumes. A paused peer that reads nothing for `stallMs`, or whose queue reaches
+ * four times the bound (only a burst of stream data larger than the session receive
+ * buffer can get there: requests stop at the bound), is destroyed, which frees everything queued for it.
  */
 export class SlowPeerGuard {
   readonly #sock: Socket;
@@ -154,7 +158,7 @@ export class SlowPeerGuard {
   check(extra = 0): void {
     if (this.#done) return;
     const q = this.#sock.writableLength + extra;
-    if (q >= 2 * this.#o.maxQueueBytes) {
+    if (q >= OVERFLOW_FACTOR * this.#o.maxQueueBytes) {
       this.#disconnect("overflow");
       return;
     }
@@ -162,9 +166,18 @@ export class SlowPeerGuard {
       this.#paused = true;
       this.#o.onPause();
       this.#o.pause();
-      this.#timer = setTimeout(() => this.#disconnect("stall"), this.#o.stallMs);
-      this.#timer.unref();
+      this.#armStall(q);
     }
+  }
+
+  /** Disconnects after `stallMs` unless the queue shrank meanwhile (a slow reader is kept). */
+  #armStall(last: number): void {
+    this.#timer = setTimeout(() => {
+      const now = this.#sock.writableLength;
+      if (now < last) this.#armStall(now);
+      else this.#disconnect("stall");
+    }, this.#o.stallMs);
+    this.#timer.unref();
   }
 
   #drained(): void {
