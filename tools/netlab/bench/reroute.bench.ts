@@ -29,6 +29,8 @@ export interface RerouteCase {
   /** Path from node 1 to node 4 before the fault and a while after it. */
   pathBefore: number[];
   pathAfter: number[];
+  /** Middle node of the active path when the fault hit (killed, or cut off from a one way); 0 for none. */
+  faultNode: number;
   sent: number;
   delivered: number;
   /** Longest gap between deliveries from the fault on (ms); at the end of sending if delivery never resumed. */
@@ -127,6 +129,7 @@ await runBench("reroute", async (ctx) => {
         let sent = 0;
         const t0 = performance.now();
         let faulted = false;
+        let mid = 0;
         while (sent < total) {
           const now = performance.now();
           const due = Math.min(total, Math.floor(((now - t0) * RATE) / 1000) + 1);
@@ -140,7 +143,7 @@ await runBench("reroute", async (ctx) => {
           if (!faulted && now - t0 >= preSec * 1000) {
             faulted = true;
             faultAt = performance.now();
-            const mid = (await tx.route(4)).path[1] ?? 2;
+            mid = (await tx.route(4)).path[1] ?? 2;
             if (fault === "kill") tb.kill(ov.procs[mid - 1] as (typeof ov.procs)[number], "SIGKILL");
             else if (fault === "oneway") await tb.setLink(mid === 2 ? "a-b" : "a-c", { up: false }, "ab");
           }
@@ -151,11 +154,11 @@ await runBench("reroute", async (ctx) => {
         while (arrivals.length - duplicated < total && performance.now() < drainEnd) await sleep(20);
         const after = await tx.route(4).catch(() => ({ path: [] as number[] }));
         if (fault === "kill") {
-          const victim = ov.procs[(before.path[1] ?? 2) - 1];
+          const victim = ov.procs[mid - 1];
           if (victim !== undefined && victim.exitCode === null && victim.signalCode === null)
             note ??= "the killed daemon was still running at the end";
         }
-        if (fault === "oneway") await tb.setLink(before.path[1] === 2 ? "a-b" : "a-c", { up: true }, "ab");
+        if (fault === "oneway") await tb.setLink(mid === 2 ? "a-b" : "a-c", { up: true }, "ab");
         const pre = arrivals.filter((t) => t < faultAt);
         const post = arrivals.filter((t) => t >= faultAt);
         const maxGap = (ts: number[]) => {
@@ -174,6 +177,7 @@ await runBench("reroute", async (ctx) => {
           rate: RATE,
           pathBefore: before.path,
           pathAfter: after.path,
+          faultNode: fault === "none" ? 0 : mid,
           sent,
           delivered,
           outageMs,
@@ -195,6 +199,7 @@ await runBench("reroute", async (ctx) => {
           rate: RATE,
           pathBefore: [],
           pathAfter: [],
+          faultNode: 0,
           sent: 0,
           delivered: 0,
           outageMs: Number.NaN,
@@ -223,6 +228,7 @@ await runBench("reroute", async (ctx) => {
         "fault",
         "path before",
         "path after",
+        "fault node",
         "sent",
         "delivered",
         "outage ms",
@@ -238,6 +244,7 @@ await runBench("reroute", async (ctx) => {
           (c.recovered || c.fault === "none" ? "" : " (no recovery)"),
         c.pathBefore.join("-"),
         c.pathAfter.join("-"),
+        c.faultNode || "",
         c.sent,
         c.delivered,
         c.outageMs,
@@ -251,6 +258,7 @@ await runBench("reroute", async (ctx) => {
         `target: outage ≤ ${TARGET_MS} ms with default timers, 0 lost, 0 duplicated`,
         "outage: longest gap between deliveries from the fault on; 'none' is the same-run baseline (no fault)",
         "gap before: longest gap before the fault (the loaded machine's own noise)",
+        "path before / after: node 1's route to node 4 at the start and at the end; fault node: the middle node of the route when the fault hit (equal-cost paths can swap before it)",
         "load: 1-minute load average when the case ended (2 cores)",
         ...cases.filter((c) => c.note !== undefined).map((c) => `(!) ${c.fault}: ${c.note}`),
       ],
