@@ -401,6 +401,21 @@ export class SpinesDaemon {
       },
       ...this.#linkMetrics(id),
       g("spines_clients", "Connected clients", this.clients.stats.connections),
+      c(
+        "spines_clients_refused_total",
+        "Client and control connections refused at their limit",
+        this.clients.stats.refused + this.control.stats.refused,
+      ),
+      c(
+        "spines_clients_disconnected_slow_total",
+        "Client and control connections closed for not reading their replies",
+        this.clients.stats.disconnectedSlowClient + this.control.stats.disconnectedSlowClient,
+      ),
+      c(
+        "spines_clients_unauthorized_total",
+        "TCP client HELLOs without the token",
+        this.clients.stats.unauthorized,
+      ),
       g("spines_sessions", "Open sessions", this.sessions.sessions().length),
       g("spines_timers_pending", "Pending timers", this.host.pendingTimers),
     ];
