@@ -8,12 +8,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { WireError } from "../src/errors.ts";
-import {
-  decodeSessionPayload,
-  encodeSessionPayload,
-  type OverlayHeader,
-  type SessionMessage,
-} from "../src/messages/session.ts";
+import type { OverlayHeader } from "../src/messages/data.ts";
+import { decodeSessionPayload, encodeSessionPayload, type SessionMessage } from "../src/messages/session.ts";
 import { fixturesDir, fromHex, fromJson, type Json, toHex } from "./vectors.ts";
 
 interface PayloadVector {
