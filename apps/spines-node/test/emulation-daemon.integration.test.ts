@@ -46,10 +46,12 @@ describe("link emulation in the daemon (set from the control socket)", () => {
     [0, "best-effort"],
     [2, "real-time"],
   ])(
-    "a session on %s (%s) links recovers 3%% loss end to end",
+    "a session on link type %s (%s) recovers a 3 per cent loss end to end",
     async (link) => {
       await ctl.call("set-link", { neighbor: 2, emulation: { lossPct: 3 } });
       await waitFor(() => (a.node.linkStatus()[0] as { state: string }).state === "up", "link up", 15_000);
+      // A link that came back up carries traffic once both ends advertise it (the two-way check).
+      await waitFor(() => b.node.route(1) !== undefined, "a route from 2 to 1", 15_000);
       const ca = await SpinesClient.connect({ path: a.config.clientSocket as string });
       const cb = await SpinesClient.connect({ path: b.config.clientSocket as string });
       const l = await ca.listen(0);
