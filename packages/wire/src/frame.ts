@@ -5,7 +5,7 @@ import { Registry } from "./registry.ts";
 
 /** "SP" */
 export const MAGIC = 0x5350;
-export const VERSION = 1;
+export const VERSION = 2;
 /** magic(2) version(1) type(1) flags(1) reserved(1) length(2) sender(4) incarnation(4) */
 export const HEADER_BYTES = 16;
 /** keyId(2) + HMAC-SHA-256 truncated to 16 bytes */

@@ -121,8 +121,8 @@ describe("round trips (fast-check)", () => {
   it("arbitrary bytes, with or without a valid header prefix, decode or throw WireError only", () => {
     const prefix = fc.constantFrom(
       new Uint8Array(0),
-      new Uint8Array([0x53, 0x50, 0x01]),
-      new Uint8Array([0x53, 0x50, 0x01, 0x10, 0x00, 0x00]),
+      new Uint8Array([0x53, 0x50, 0x02]),
+      new Uint8Array([0x53, 0x50, 0x02, 0x10, 0x00, 0x00]),
     );
     fc.assert(
       fc.property(prefix, fc.uint8Array({ maxLength: 200 }), (p, rest) => {

@@ -22,7 +22,7 @@ describe("README", () => {
       expect(r.stderr).toBe("");
       expect(r.status).toBe(0);
       expect(r.stdout.split("\n")).toEqual([
-        "535001100000001300000001deadbeef000000011388000000021770001068656c6c6f",
+        "535002100000001300000001deadbeef000000011388000000021770001068656c6c6f",
         "1 6000 hello",
         "true frame is 20 bytes, header says 35 (at byte 20)",
         "",
