@@ -27,7 +27,7 @@ function code(f: () => unknown): string | undefined {
 
 // Golden vectors, written out by hand from docs/wire.md section 4 (not produced by the encoder).
 const UPDATE_HEX = `
-  5350 01 20 00 00 0016 00000007 01020304
+  5350 02 20 00 00 0016 00000007 01020304
   01
   00 00000007 00000009 01020304 00000005 00000064`;
 const UPDATE: RouteUpdate = {
@@ -35,7 +35,7 @@ const UPDATE: RouteUpdate = {
   items: [{ kind: RouteItemKind.Edge, origin: 7, key: 9, incarnation: 0x01020304, seq: 5, value: 100 }],
 };
 const ACK_HEX = `
-  5350 01 21 00 00 0012 00000009 aabbccdd
+  5350 02 21 00 00 0012 00000009 aabbccdd
   01
   01 00000007 e0000001 00000001 00000002`;
 const ACK: RouteAck = {
