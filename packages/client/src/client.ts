@@ -249,39 +249,27 @@ export class SpinesDatagramSocket extends EventEmitter {
 
   /** Sends one datagram to `port` of `node`. Returns false when the daemon connection is full. */
   send(node: number, port: number, data: Uint8Array | string): boolean {
-    checkId(node, "node");
-    checkPort(port, "destination port", false);
-    const b = bytesOf(data);
-    checkSize(b);
-    return this.#client._write(
-      new FrameBuilder(Op.SendTo, 10 + b.length).u32(this.handle).u32(node).u16(port).bytes(b).finish(),
-    );
+    return this.#sendTo(Op.SendTo, node, "node", port, data);
   }
 
   /** Sends one datagram to every member of `group` (on `port`), along the overlay's multicast tree. */
   sendToGroup(group: number, port: number, data: Uint8Array | string): boolean {
-    checkId(group, "group");
-    checkPort(port, "destination port", false);
-    const b = bytesOf(data);
-    checkSize(b);
-    return this.#client._write(
-      new FrameBuilder(Op.SendToGroup, 10 + b.length).u32(this.handle).u32(group).u16(port).bytes(b).finish(),
-    );
+    return this.#sendTo(Op.SendToGroup, group, "group", port, data);
   }
 
   /** Sends one datagram to the nearest member of `group` (anycast). */
   sendAnycast(group: number, port: number, data: Uint8Array | string): boolean {
-    checkId(group, "group");
+    return this.#sendTo(Op.SendToAnycast, group, "group", port, data);
+  }
+
+  /** The three datagram sends share one frame: handle, target (node or group), port, bytes. */
+  #sendTo(op: Op, target: number, what: string, port: number, data: Uint8Array | string): boolean {
+    checkId(target, what);
     checkPort(port, "destination port", false);
     const b = bytesOf(data);
     checkSize(b);
     return this.#client._write(
-      new FrameBuilder(Op.SendToAnycast, 10 + b.length)
-        .u32(this.handle)
-        .u32(group)
-        .u16(port)
-        .bytes(b)
-        .finish(),
+      new FrameBuilder(op, 10 + b.length).u32(this.handle).u32(target).u16(port).bytes(b).finish(),
     );
   }
 
