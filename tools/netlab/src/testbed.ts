@@ -513,6 +513,34 @@ export class Testbed {
     return j[0]?.link_type === "ether" ? (j[0]?.address ?? "") : "";
   }
 
+  /**
+   * Addresses on the host's interface on `net` as `ip addr` shows them now (IPv4 and IPv6, without
+   * the prefix length), e.g. to check which host holds a virtual address.
+   */
+  async addresses(host: string, net: string): Promise<string[]> {
+    const r = await this.exec(host, ["ip", "-j", "addr", "show", "dev", this.iface(host, net)]);
+    if (r.code !== 0)
+      throw new NetlabError("ERR_COMMAND", `cannot read the addresses of ${host} on ${net}: ${r.stderr}`);
+    const j = JSON.parse(r.stdout || "[]") as { addr_info?: { local?: string }[] }[];
+    return (j[0]?.addr_info ?? []).map((a) => a.local ?? "").filter((a) => a !== "");
+  }
+
+  /**
+   * The host's neighbour-cache entry (`ip neigh`) for `ip` on its interface on `net`: the link-layer
+   * address and the state, or undefined when there is no entry (or it has no address: INCOMPLETE/FAILED).
+   */
+  async neighbour(
+    host: string,
+    net: string,
+    ip: string,
+  ): Promise<{ mac: string; state: string } | undefined> {
+    const r = await this.exec(host, ["ip", "-j", "neigh", "show", ip, "dev", this.iface(host, net)]);
+    if (r.code !== 0) return undefined;
+    const e = (JSON.parse(r.stdout || "[]") as { lladdr?: string; state?: string[] }[])[0];
+    if (e?.lladdr === undefined) return undefined;
+    return { mac: e.lladdr, state: (e.state ?? []).join(",") };
+  }
+
   /** Runs argv inside the host's namespace; resolves with output and exit code, never rejects. */
   exec(
     host: string,
