@@ -16,6 +16,7 @@ import {
   type RoutingMessage,
 } from "@spines-ts/wire";
 import { UnknownNeighborError } from "./errors.ts";
+import { weightedCost } from "./link-costs.ts";
 import { compareVersion, itemKey, type LinkStateDb } from "./lsdb.ts";
 import { type LinkMeasurement, linkCost, type Metric, significantChange, unmeasuredCost } from "./metrics.ts";
 import type { Hysteresis, RetransmitTiming, RouterLimits, RouterStats } from "./options.ts";
@@ -49,6 +50,8 @@ export interface FloodingOptions {
   readonly id: number;
   readonly incarnation: number;
   readonly metric: Metric;
+  /** Static weight per neighbour (owned by the router; absent: 1). */
+  readonly linkCosts: ReadonlyMap<number, number>;
   readonly limits: RouterLimits;
   readonly retransmit: RetransmitTiming;
   readonly hysteresis: Hysteresis;
@@ -68,6 +71,7 @@ export interface FloodingOptions {
 export class Flooding {
   readonly #id: number;
   readonly #metric: Metric;
+  readonly #linkCosts: ReadonlyMap<number, number>;
   readonly #limits: RouterLimits;
   readonly #rto: RetransmitTiming;
   readonly #hyst: Hysteresis;
@@ -86,6 +90,7 @@ export class Flooding {
     this.#id = o.id;
     this.#incarnation = o.incarnation;
     this.#metric = o.metric;
+    this.#linkCosts = o.linkCosts;
     this.#limits = o.limits;
     this.#rto = o.retransmit;
     this.#hyst = o.hysteresis;
@@ -103,7 +108,7 @@ export class Flooding {
     if (this.#neighbors.size >= this.#limits.maxNeighbors) {
       throw new CapacityError("routing neighbour table", this.#limits.maxNeighbors);
     }
-    const cost = metrics === undefined ? unmeasuredCost(this.#metric) : linkCost(this.#metric, metrics);
+    const cost = this.#costOf(neighbor, metrics);
     const n: Neighbor = {
       id: neighbor,
       measured: metrics,
@@ -298,7 +303,7 @@ export class Flooding {
 
   #readvertise(now: number, n: Neighbor, immediate: boolean): void {
     if (n.measured === undefined) return;
-    const cost = linkCost(this.#metric, n.measured);
+    const cost = this.#costOf(n.id, n.measured);
     if (cost === n.advertisedCost) return;
     if (!immediate && !significantChange(n.advertisedCost, cost, this.#hyst.relative, this.#hyst.absolute))
       return;
@@ -310,6 +315,29 @@ export class Flooding {
     n.lastAdvertAt = now;
     n.holdUntil = undefined;
     this.originate(now, RouteItemKind.Edge, n.id, cost);
+  }
+
+  /** The cost to advertise for the link to `id`: its static weight times the metric's cost. */
+  #costOf(id: number, m: LinkMeasurement | undefined): number {
+    const c = m === undefined ? unmeasuredCost(this.#metric) : linkCost(this.#metric, m);
+    return weightedCost(this.#linkCosts.get(id) ?? 1, c);
+  }
+
+  /** The static weight of the link to `neighbor` changed: re-advertised at once if up. */
+  reweigh(now: number, neighbor: number): void {
+    const n = this.#neighbors.get(neighbor);
+    if (n === undefined) return;
+    const cost = this.#costOf(neighbor, n.measured);
+    if (cost === n.advertisedCost) return;
+    n.advertisedCost = cost;
+    n.lastAdvertAt = now;
+    n.holdUntil = undefined;
+    this.originate(now, RouteItemKind.Edge, neighbor, cost);
+  }
+
+  /** The cost this node advertises for its edge to `neighbor`, or undefined when the link is down. */
+  advertisedCost(neighbor: number): number | undefined {
+    return this.#neighbors.get(neighbor)?.advertisedCost;
   }
 
   #dropNeighbor(id: number): void {

@@ -21,6 +21,13 @@ export {
   type ShortestPathTree,
   treePath,
 } from "./graph.ts";
+export {
+  checkLinkWeight,
+  type LinkCosts,
+  MAX_LINK_WEIGHT,
+  resolveLinkCosts,
+  weightedCost,
+} from "./link-costs.ts";
 export { compareVersion, itemHash, LinkStateDb } from "./lsdb.ts";
 export {
   checkMeasurement,

@@ -3,6 +3,7 @@
  * the resolution of options into the values the flooding and route-computation parts use.
  */
 import { ConfigError } from "@spines-ts/primitives";
+import { type LinkCosts, resolveLinkCosts } from "./link-costs.ts";
 import { Metric } from "./metrics.ts";
 
 /** Bounds on every table the router keeps. */
@@ -47,6 +48,11 @@ export interface RouterOptions {
    */
   readonly incarnation: number;
   readonly metric?: Metric;
+  /**
+   * Static cost per neighbour (an integer 1..65535, e.g. spines.conf's edge costs; default 1): the
+   * advertised cost of the link is this weight times the metric's cost (link-costs.ts).
+   */
+  readonly linkCosts?: LinkCosts;
   readonly limits?: Partial<RouterLimits>;
   /** Flood retransmission: rto = clamp(2 rtt + 20 ms, min, max) (initialMs before any rtt), doubled per timeout. */
   readonly retransmit?: { readonly initialMs?: number; readonly minMs?: number; readonly maxMs?: number };
@@ -80,6 +86,7 @@ export interface ResolvedRouterOptions {
   readonly id: number;
   readonly incarnation: number;
   readonly metric: Metric;
+  readonly linkCosts: Map<number, number>;
   readonly limits: RouterLimits;
   readonly retransmit: RetransmitTiming;
   readonly hysteresis: Hysteresis;
@@ -159,6 +166,7 @@ export function resolveRouterOptions(opts: RouterOptions): ResolvedRouterOptions
     id: opts.id,
     incarnation: opts.incarnation,
     metric,
+    linkCosts: resolveLinkCosts(opts.linkCosts, limits.maxEdgesPerOrigin),
     limits,
     retransmit,
     hysteresis,

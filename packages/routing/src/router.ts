@@ -7,6 +7,7 @@ import { CapacityError } from "@spines-ts/primitives";
 import { type RouteItem, RouteItemKind, type RoutingMessage } from "@spines-ts/wire";
 import { Flooding, type Outgoing } from "./flooding.ts";
 import type { DisjointPath } from "./graph.ts";
+import { checkLinkWeight } from "./link-costs.ts";
 import { LinkStateDb } from "./lsdb.ts";
 import { checkMeasurement, type LinkMeasurement, type Metric } from "./metrics.ts";
 import {
@@ -40,6 +41,8 @@ export class Router {
   readonly stats: RouterStats = newRouterStats();
   readonly #db: LinkStateDb;
   readonly #localGroups = new Set<number>();
+  /** Static weight per neighbour (link-costs.ts); shared with the flooding half. */
+  readonly #linkCosts: Map<number, number>;
   readonly #flood: Flooding;
   readonly #routes: RouteComputer;
   readonly #computeDelayMs: number;
@@ -52,6 +55,7 @@ export class Router {
     this.metric = o.metric;
     this.limits = o.limits;
     this.#computeDelayMs = o.computeDelayMs;
+    this.#linkCosts = o.linkCosts;
     this.#db = new LinkStateDb({
       maxOrigins: o.limits.maxOrigins,
       maxEdgesPerOrigin: o.limits.maxEdgesPerOrigin,
@@ -69,6 +73,7 @@ export class Router {
       id: o.id,
       incarnation: o.incarnation,
       metric: o.metric,
+      linkCosts: this.#linkCosts,
       limits: o.limits,
       retransmit: o.retransmit,
       hysteresis: o.hysteresis,
@@ -127,6 +132,27 @@ export class Router {
     const gcAt = this.#routes.gcAt;
     if (gcAt !== undefined && gcAt <= now) this.#ageOrigins(now);
     this.#afterInput(now, true);
+  }
+
+  /**
+   * Sets the static cost (weight 1..65535) of the link to `neighbor`, or back to 1 with undefined;
+   * an up link is re-advertised at once (no hysteresis: a configuration change is deliberate).
+   */
+  setLinkCost(now: number, neighbor: number, cost: number | undefined): void {
+    checkNow(now, "setLinkCost");
+    checkId(neighbor, "setLinkCost neighbor");
+    if (cost === undefined || cost === 1) {
+      if (!this.#linkCosts.delete(neighbor)) return;
+    } else {
+      checkLinkWeight("setLinkCost", `neighbor ${neighbor}`, cost);
+      if (this.#linkCosts.get(neighbor) === cost) return;
+      if (!this.#linkCosts.has(neighbor) && this.#linkCosts.size >= this.limits.maxEdgesPerOrigin) {
+        throw new CapacityError("static link cost table", this.limits.maxEdgesPerOrigin);
+      }
+      this.#linkCosts.set(neighbor, cost);
+    }
+    this.#flood.reweigh(now, neighbor);
+    this.#afterInput(now);
   }
 
   /** Joins a group (multicast or anycast): flooded as group state. */
@@ -214,6 +240,16 @@ export class Router {
     if (!Number.isInteger(k) || k < 1 || k > 3)
       throw new RangeError(`disjointPaths: k must be 1, 2 or 3, got ${k}`);
     return this.#routes.disjointPaths(src, dst, k);
+  }
+
+  /** The static cost (weight) of the link to `neighbor`: 1 unless configured. */
+  linkCost(neighbor: number): number {
+    return this.#linkCosts.get(neighbor) ?? 1;
+  }
+
+  /** The cost this node advertises for its edge to `neighbor` (weight × metric), or undefined while down. */
+  advertisedCost(neighbor: number): number | undefined {
+    return this.#flood.advertisedCost(neighbor);
   }
 
   /** Neighbours currently up, ascending. */
