@@ -29,7 +29,10 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface NeighborConfig {
   readonly id: NodeId;
   readonly endpoint: Endpoint;
-  /** Configured cost (from spines.conf edges or the config file); routing may use it. */
+  /**
+   * Configured cost (1..32767, from spines.conf edges or the config file): the link's static weight
+   * in routing, which advertises weight × the metric's cost (docs/routing.md §4).
+   */
   readonly cost?: number;
   readonly emulation?: EmulationParams;
 }
@@ -149,19 +152,21 @@ The configuration file holds the same settings (id, listen, neighbors,
 logLevel, control, clientSocket, clientTcp, metrics), per-neighbour link
 emulation, the routing metric (metric: hops|latency|loss|explat), link and
 session tunables (link: {...}, session: {...}), limits, and may import the
-Hosts and Edges of a classic spines.conf (Edges' costs are read but routing
-uses the measured metric, not them):
+Hosts and Edges of a classic spines.conf. A neighbour's cost (1..32767; from
+Edges or "cost:") weighs its link in routing: the link advertises cost x the
+metric's cost, so with "metric: hops" routes follow the configured costs:
 
   id: 1
   listen: 10.0.0.1:8100
   neighbors:
     - id: 2
       address: 10.0.0.2:8100
+      cost: 1
       emulation: { delayMs: 20, lossPct: 1, bandwidthKbps: 10000 }
   spinesConf: { file: spines.conf, port: 8100 }
 
 Signals: SIGTERM and SIGINT close sessions and exit 0; SIGHUP re-reads the
-configuration file and applies the log level and link emulation.
+configuration file and applies the log level, link emulation and costs.
 
 Exit status: 0 after SIGTERM/SIGINT, --help or --version; 1 if the daemon
 cannot start (address or socket in use); 2 for bad usage or configuration.
@@ -635,7 +640,11 @@ export function resolveConfig(cli: CliOptions, env: { tmpdir?: string } = {}): D
       neighbors.set(n.id, { id: n.id, endpoint: { address: n.address, port }, cost: n.cost });
     }
   }
-  for (const n of fileCfg.neighbors) neighbors.set(n.id, n);
+  for (const n of fileCfg.neighbors) {
+    // a file entry for a spines.conf neighbour keeps the imported cost unless it gives its own
+    const prev = neighbors.get(n.id);
+    neighbors.set(n.id, n.cost === undefined && prev?.cost !== undefined ? { ...n, cost: prev.cost } : n);
+  }
   for (const n of cli.neighbors) {
     const prev = neighbors.get(n.id);
     neighbors.set(n.id, prev === undefined ? n : { ...prev, endpoint: n.endpoint });

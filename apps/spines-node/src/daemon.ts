@@ -79,6 +79,8 @@ export class SpinesDaemon {
       link: { ...DAEMON_DEFAULTS.link, ...cfg.link },
       session: { ...DAEMON_DEFAULTS.session, ...cfg.session },
       metric: cfg.metric,
+      // Configured edge costs (config file `cost`, spines.conf Edges): static weights of the links.
+      router: { linkCosts: linkCostsOf(cfg) },
       // Multicast packets for groups clients joined.
       onMulticast: (m) => this.clients.deliverGroup(m.src, m.srcPort, m.group, m.port, m.data),
     });
@@ -204,7 +206,7 @@ export class SpinesDaemon {
     return d;
   }
 
-  /** Applies what can change without a restart: log level and link emulation. */
+  /** Applies what can change without a restart: log level, link emulation and link costs. */
   reload(next: DaemonConfig): { applied: string[]; needsRestart: string[] } {
     const applied: string[] = [];
     const needsRestart: string[] = [];
@@ -245,6 +247,12 @@ export class SpinesDaemon {
       "limits",
     ] as const) {
       if (JSON.stringify(next[k]) !== JSON.stringify(cur[k])) needsRestart.push(k);
+    }
+    for (const n of next.neighbors) {
+      const prev = cur.neighbors.find((x) => x.id === n.id);
+      if (prev === undefined || prev.cost === n.cost) continue;
+      this.node.plane.router.setLinkCost(this.host.clock.now(), n.id, n.cost);
+      applied.push(`neighbors.${n.id}.cost`);
     }
     this.#config = {
       ...cur,
@@ -313,6 +321,8 @@ export class SpinesDaemon {
       links: () =>
         this.node.linkStatus().map((l) => ({
           ...l,
+          cost: this.node.plane.router.linkCost(l.neighbor),
+          advertisedCost: this.node.plane.router.advertisedCost(l.neighbor) ?? null,
           emulation: this.emulator.get(l.neighbor) ?? null,
           emulationStats: this.emulator.stats(l.neighbor) ?? null,
         })),
@@ -487,4 +497,9 @@ export class SpinesDaemon {
     })();
     return this.#stopping;
   }
+}
+
+/** The configured cost of each neighbour that has one (the router's static link weights). */
+function linkCostsOf(cfg: DaemonConfig): Map<NodeId, number> {
+  return new Map(cfg.neighbors.flatMap((n) => (n.cost === undefined ? [] : [[n.id, n.cost] as const])));
 }
