@@ -8,8 +8,8 @@ export const MAGIC = 0x5350;
 export const VERSION = 2;
 /** magic(2) version(1) type(1) flags(1) reserved(1) length(2) sender(4) incarnation(4) */
 export const HEADER_BYTES = 16;
-/** keyId(2) + HMAC-SHA-256 truncated to 16 bytes */
-export const AUTH_TRAILER_BYTES = 18;
+/** keyId(2) + counter(8) + HMAC-SHA-256 truncated to 16 bytes */
+export const AUTH_TRAILER_BYTES = 26;
 export const AUTH_MAC_BYTES = 16;
 export const MAX_BODY_BYTES = 0xffff;
 
@@ -22,6 +22,11 @@ const KNOWN_FLAGS = FrameFlag.Auth;
 
 export interface AuthTrailer {
   readonly keyId: number;
+  /**
+   * The sender's per-frame counter (u64, at most 2^53 - 1): strictly increasing over the frames a
+   * sender signs, across its incarnations; receivers use it against replays (docs/wire.md §1.3).
+   */
+  readonly counter: number;
   /** 16 bytes. */
   readonly mac: Uint8Array;
 }
@@ -73,7 +78,7 @@ function writeFrame(w: Writer, src: FrameSource, msg: Message, auth?: AuthTraile
     if (auth.mac.length !== AUTH_MAC_BYTES) {
       throw new WireError(WireErrorCode.FieldOutOfRange, `auth mac must be ${AUTH_MAC_BYTES} bytes`);
     }
-    w.u16(auth.keyId).bytes(auth.mac);
+    w.u16(auth.keyId).u64(auth.counter).bytes(auth.mac);
   }
 }
 
@@ -137,7 +142,7 @@ function checkBytes(bytes: unknown, fn: string): asserts bytes is Uint8Array {
  * Reads and checks the 16-byte header and the total length, without decoding the body. The checks,
  * in order: at least 16 bytes (truncated), magic (bad magic), version (unsupported version), flags
  * and reserved byte (field out of range), then the datagram length against 16 + body length
- * (+ 18 with the Auth flag): shorter is truncated, longer is a length mismatch. The type byte is
+ * (+ 26 with the Auth flag): shorter is truncated, longer is a length mismatch. The type byte is
  * not looked up here. Throws TypeError if `bytes` is not a Uint8Array, WireError for bad content.
  */
 export function decodeHeader(bytes: Uint8Array): FrameHeader {
@@ -201,15 +206,17 @@ function decodeChecked(bytes: Uint8Array): Frame {
   }
   r.end(spec.tag);
   if (h.flags & FrameFlag.Auth) {
-    const keyId = u16at(bytes, bodyEnd);
-    const mac = bytes.subarray(bodyEnd + 2, bodyEnd + 2 + AUTH_MAC_BYTES);
+    const t = new Reader(bytes, bodyEnd, bytes.length);
+    const keyId = t.u16();
+    const counter = t.u64();
+    const mac = t.bytes(AUTH_MAC_BYTES);
     return {
       type: h.type,
       flags: h.flags,
       sender: h.sender,
       incarnation: h.incarnation,
       msg,
-      auth: { keyId, mac },
+      auth: { keyId, counter, mac },
     };
   }
   return { type: h.type, flags: h.flags, sender: h.sender, incarnation: h.incarnation, msg };

@@ -62,7 +62,7 @@ for (const f of loadVectorFiles()) {
       `#### ${family}/${v.name}`,
       "",
       ...(v.note ? [v.note, ""] : []),
-      `Sender ${v.sender}, incarnation ${v.incarnation}${v.sign ? `, signed with key id ${v.sign.keyId}, key \`${v.sign.key}\`` : ""}. Message:`,
+      `Sender ${v.sender}, incarnation ${v.incarnation}${v.sign ? `, signed with key id ${v.sign.keyId}, counter ${v.sign.counter}, key \`${v.sign.key}\`` : ""}. Message:`,
       "",
       "```json",
       JSON.stringify(v.message),

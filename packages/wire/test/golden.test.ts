@@ -44,12 +44,13 @@ describe("golden vectors (test/fixtures/*.vectors.json)", () => {
       expect(f.flags & FrameFlag.Auth).toBe(FrameFlag.Auth);
       expect(f.auth?.keyId).toBe(v.sign.keyId);
       const keys = new Map([[v.sign.keyId, fromHex(v.sign.key)]]);
-      expect(verify(bytes, keys)).toEqual({ ok: true, keyId: v.sign.keyId });
+      expect(verify(bytes, keys)).toEqual({ ok: true, keyId: v.sign.keyId, counter: v.sign.counter });
+      expect(f.auth?.counter).toBe(v.sign.counter);
       // the signed frame is the unsigned one with the flag set, plus the trailer
       const expectUnsigned = bytes.slice(0, unsigned.length);
       expectUnsigned[4] = (expectUnsigned[4] as number) & ~FrameFlag.Auth;
       expect(toHex(expectUnsigned)).toBe(toHex(unsigned));
-      expect(bytes.length).toBe(unsigned.length + 18);
+      expect(bytes.length).toBe(unsigned.length + 26);
     } else {
       expect(f.flags).toBe(0);
       expect(f.auth).toBeUndefined();

@@ -67,8 +67,9 @@ describe("round trips (fast-check)", () => {
     const key = new Uint8Array(32).fill(9);
     const keys = new Map([[3, key]]);
     fc.assert(
-      fc.property(source, datagram, fc.nat(), (src, m, where) => {
-        const signed = sign(encode(src, m), 3, key);
+      fc.property(source, datagram, fc.nat(), fc.maxSafeNat(), (src, m, where, counter) => {
+        const signed = sign(encode(src, m), 3, key, counter);
+        expect(decode(signed).auth?.counter).toBe(counter);
         expect(decode(signed).msg).toEqual(m);
         expect(verify(signed, keys).ok).toBe(true);
         const t = signed.slice();

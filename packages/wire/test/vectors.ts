@@ -20,8 +20,8 @@ export interface ValidVector {
   sender: number;
   incarnation: number;
   message: Json;
-  /** When present the frame is signed: `sign(encode(...), keyId, hex-decoded key)`. */
-  sign?: { keyId: number; key: string };
+  /** When present the frame is signed: `sign(encode(...), keyId, hex-decoded key, counter)`. */
+  sign?: { keyId: number; key: string; counter: number };
   /** The whole frame; filled in by generate-vectors.ts when missing. */
   hex?: string;
 }
@@ -76,7 +76,7 @@ export function fromJson(j: Json): unknown {
 /** The frame a valid vector describes, computed with the current encoder (and signer). */
 export function encodeVector(v: ValidVector): Uint8Array {
   const bytes = encode({ sender: v.sender, incarnation: v.incarnation }, fromJson(v.message) as Message);
-  return v.sign ? sign(bytes, v.sign.keyId, fromHex(v.sign.key)) : bytes;
+  return v.sign ? sign(bytes, v.sign.keyId, fromHex(v.sign.key), v.sign.counter) : bytes;
 }
 
 export interface LoadedFile {
