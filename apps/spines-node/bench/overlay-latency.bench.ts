@@ -29,6 +29,7 @@ import { runBench, type Table } from "@spines-ts/bench";
 import { simulate } from "../../../tools/netlab/src/latency-model.ts";
 import { summarize } from "../../../tools/netlab/src/stats.ts";
 import { LinkType, SpinesClient } from "../src/client.ts";
+import { monotonicOffsetMs, TraceStage } from "../src/trace.ts";
 import { freeUdpPorts, type Spawned, spawnDaemon, tmp } from "../test/helpers.ts";
 
 const HOPS = 4;
@@ -62,7 +63,35 @@ interface Case {
   /** 1-minute load average when the case ended (the machine is shared). */
   loadAvg1: number;
   trace?: Trace;
+  /** Where the latency went, from the daemons' own packet traces (`--trace`). */
+  daemonTrace?: DaemonTrace;
   note?: string;
+}
+
+/**
+ * Mean per-message time between stamps of the daemons' packet traces (control `trace`,
+ * src/trace.ts), over the messages whose every stamp was found (ms). Hop k is node k to node k+1.
+ */
+interface DaemonTrace {
+  /** Messages with a full set of stamps. */
+  traced: number;
+  /** Probe's send to the first daemon taking the bytes from the client socket. */
+  clientIn: number;
+  /** Source daemon: from the client's bytes to the first transmission of the packet. */
+  source: number;
+  /** Per hop: first transmission by the sender to release by the receiver's emulation, minus the 10 ms delay (kernel, timer lateness, link retransmissions). */
+  hopExcess: number[];
+  /** Per transit node (2..4): released by emulation to first transmission onwards. */
+  transit: number[];
+  /** Last node: released by emulation to handed to the session endpoint (link reordering). */
+  linkDeliver: number;
+  /** Last node: session endpoint to the client (session reordering, hand-over). */
+  session: number;
+  /** Daemon's hand-over to the probe's receipt (client socket, the probe's event loop). */
+  clientOut: number;
+  /** Sum of the above plus 4 × 10 ms, against the measured mean over the same messages. */
+  accountedMs: number;
+  measuredMs: number;
 }
 
 interface Trace {
@@ -81,6 +110,27 @@ interface Trace {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface TraceDumpLike {
+  t: number[];
+  stage: number[];
+  key: number[];
+  len: number[];
+  overwritten: number;
+}
+
+async function traceAll(line: Line, action: "start" | "stop"): Promise<TraceDumpLike[]> {
+  const out: TraceDumpLike[] = [];
+  for (const d of line.daemons) {
+    const c = await d.ctl();
+    try {
+      out.push(await c.call<TraceDumpLike>("trace", { action, capacity: 1 << 18 }));
+    } finally {
+      c.close();
+    }
+  }
+  return out;
+}
 
 interface Line {
   daemons: Spawned[];
@@ -192,6 +242,12 @@ interface ProbeResult {
   atMs: number[];
   /** Send time offset (ms from the start) of each entry of latMs. */
   sentAtMs: number[];
+  /** Sequence number of each entry of latMs. */
+  seqs: number[];
+  /** Probe start (performance.now of this process). */
+  t0: number;
+  /** Daemon packet traces of this probe (nodes 1..5), with `--trace`. */
+  dumps?: TraceDumpLike[];
   duplicates: number;
   blocked: number;
   e2eRetransmissions: number | null;
@@ -211,6 +267,7 @@ async function probe(
     durationMs: number;
     drainMs: number;
     port: number;
+    trace?: boolean;
   },
 ): Promise<ProbeResult> {
   const total = Math.round((o.rate * o.durationMs) / 1000);
@@ -222,6 +279,7 @@ async function probe(
   const latMs: number[] = [];
   const atMs: number[] = [];
   const sentAtMs: number[] = [];
+  const seqs: number[] = [];
   const seen = new Uint8Array(total);
   let duplicates = 0;
   const t0 = performance.now();
@@ -239,6 +297,7 @@ async function probe(
     latMs.push(now - sentAt);
     atMs.push(now - t0);
     sentAtMs.push(sentAt - t0);
+    seqs.push(seq);
   };
   const closers: (() => Promise<void> | void)[] = [];
   let send: (b: Buffer) => boolean;
@@ -277,6 +336,7 @@ async function probe(
       closers.push(() => drx.close());
       closers.push(() => dtx.close());
     }
+    if (o.trace) await traceAll(line, "start");
     let sent = 0;
     let blocked = 0;
     const start = performance.now();
@@ -285,6 +345,7 @@ async function probe(
       while (sent < due) {
         const b = Buffer.alloc(SIZE);
         b.writeUInt32BE(sent, 0);
+        b.writeUInt32BE(sent, SIZE - 4); // again at the end: the daemons' packet traces key on it
         b.writeBigUInt64BE(BigInt(Math.round(performance.now() * 1e6)), 4); // send time, ns (performance.now)
         if (!send(b)) blocked++;
         sent++;
@@ -293,6 +354,7 @@ async function probe(
     }
     const end = performance.now() + o.drainMs;
     while (latMs.length < total && performance.now() < end) await sleep(20);
+    const dumps = o.trace ? await traceAll(line, "stop") : undefined;
     let e2eRetransmissions: number | null = null;
     if (sessionPort >= 0) {
       const c = await (line.daemons[0] as Spawned).ctl();
@@ -317,7 +379,18 @@ async function probe(
       }
       console.error(`diag ${o.mode}/${o.link}: ${JSON.stringify(links)}`);
     }
-    return { sent, latMs, atMs, sentAtMs, duplicates, blocked, e2eRetransmissions };
+    return {
+      sent,
+      latMs,
+      atMs,
+      sentAtMs,
+      seqs,
+      t0,
+      ...(dumps ? { dumps } : {}),
+      duplicates,
+      blocked,
+      e2eRetransmissions,
+    };
   } finally {
     for (const c of closers) {
       try {
@@ -372,6 +445,96 @@ function attribute(r: ProbeResult, e2eThresholdMs: number): Trace {
   };
 }
 
+/**
+ * Lines up the daemons' stamps of each message (keyed by the sequence number at its end, data-sized
+ * packets only) with the probe's send and receive times: every process reads CLOCK_MONOTONIC.
+ */
+function daemonTrace(r: ProbeResult): DaemonTrace | undefined {
+  const dumps = r.dumps;
+  if (dumps === undefined || dumps.length !== NODES) return undefined;
+  const off = monotonicOffsetMs();
+  // first stamp per node, stage and key
+  const first: Map<number, number>[][] = dumps.map((d) => {
+    const by: Map<number, number>[] = Array.from({ length: 6 }, () => new Map());
+    for (let i = 0; i < d.t.length; i++) {
+      if ((d.len[i] as number) < SIZE) continue;
+      const m = by[d.stage[i] as number] as Map<number, number>;
+      const k = d.key[i] as number;
+      if (!m.has(k)) m.set(k, d.t[i] as number);
+    }
+    return by;
+  });
+  const at = (node: number, stage: number, k: number) => first[node - 1]?.[stage]?.get(k);
+  const acc = {
+    clientIn: 0,
+    source: 0,
+    hopExcess: new Array<number>(HOPS).fill(0),
+    transit: new Array<number>(HOPS - 1).fill(0),
+    linkDeliver: 0,
+    session: 0,
+    clientOut: 0,
+    measured: 0,
+  };
+  let n = 0;
+  outer: for (let i = 0; i < r.seqs.length; i++) {
+    const k = r.seqs[i] as number;
+    const sent = (r.sentAtMs[i] as number) + r.t0 + off;
+    const got = (r.atMs[i] as number) + r.t0 + off;
+    const fromClient = at(1, TraceStage.FromClient, k);
+    const tx: number[] = [];
+    const emu: number[] = [];
+    for (let node = 1; node <= NODES; node++) {
+      const t = at(node, TraceStage.Tx, k);
+      const e = at(node, TraceStage.Emu, k);
+      if (node < NODES) {
+        if (t === undefined) continue outer;
+        tx.push(t);
+      }
+      if (node > 1) {
+        if (e === undefined) continue outer;
+        emu.push(e);
+      }
+    }
+    const local = at(NODES, TraceStage.Local, k);
+    const client = at(NODES, TraceStage.Client, k);
+    if (fromClient === undefined || local === undefined || client === undefined) continue;
+    n++;
+    acc.clientIn += fromClient - sent;
+    acc.source += (tx[0] as number) - fromClient;
+    for (let h = 0; h < HOPS; h++) acc.hopExcess[h] += (emu[h] as number) - (tx[h] as number) - DELAY;
+    for (let h = 0; h < HOPS - 1; h++) acc.transit[h] += (tx[h + 1] as number) - (emu[h] as number);
+    acc.linkDeliver += local - (emu[HOPS - 1] as number);
+    acc.session += client - local;
+    acc.clientOut += got - client;
+    acc.measured += r.latMs[i] as number;
+  }
+  if (n === 0) return undefined;
+  const m = (x: number) => r2(x / n);
+  const out: DaemonTrace = {
+    traced: n,
+    clientIn: m(acc.clientIn),
+    source: m(acc.source),
+    hopExcess: acc.hopExcess.map(m),
+    transit: acc.transit.map(m),
+    linkDeliver: m(acc.linkDeliver),
+    session: m(acc.session),
+    clientOut: m(acc.clientOut),
+    accountedMs: 0,
+    measuredMs: m(acc.measured),
+  };
+  out.accountedMs = r2(
+    out.clientIn +
+      out.source +
+      out.hopExcess.reduce((a, b) => a + b, 0) +
+      HOPS * DELAY +
+      out.transit.reduce((a, b) => a + b, 0) +
+      out.linkDeliver +
+      out.session +
+      out.clientOut,
+  );
+  return out;
+}
+
 function fromProbe(
   system: System,
   linkMode: LinkMode,
@@ -402,6 +565,8 @@ function fromProbe(
   };
   // An own recovery longer than three link retransmissions on one hop is taken as end to end.
   if (trace && system !== "datagram") c.trace = attribute(r, 3 * (2 * DELAY + 1) + 5);
+  const dt = trace ? daemonTrace(r) : undefined;
+  if (dt !== undefined) c.daemonTrace = dt;
   if (r.blocked > 0) c.note = `client send refused ${r.blocked} times`;
   return c;
 }
@@ -517,6 +682,7 @@ await runBench("overlay-latency", async (ctx) => {
               durationMs: ph.durationSec * 1000,
               drainMs: quick ? 1500 : 5000,
               port,
+              trace,
             });
             cases.push(fromProbe(s.system, ph.linkMode, ph.rate, lossPct, ph.durationSec, r, trace));
             if (r.latMs.length < r.sent) await sleep(500);
@@ -650,6 +816,48 @@ await runBench("overlay-latency", async (ctx) => {
       notes: [
         "Estimated at the receiver from delivery bursts: a burst's first late message carries its own delay; later messages of the burst waited behind it (head-of-line).",
         "own short delay (< 68 ms, at most three retransmissions on one hop): link recovery; own long delay: an end-to-end retransmission if the counter shows them, else a stall (link queues, a starved process).",
+      ],
+    });
+  }
+  if (trace) {
+    tables.push({
+      title: "Daemon trace: mean ms per message between the daemons' own stamps (control `trace`)",
+      columns: [
+        "system",
+        "loss %",
+        "traced",
+        "client in",
+        "source",
+        "hop excess 1..4",
+        "transit 2..4",
+        "link deliver",
+        "session",
+        "client out",
+        "accounted",
+        "measured",
+      ],
+      rows: cases
+        .filter((c) => c.daemonTrace !== undefined)
+        .map((c) => {
+          const t = c.daemonTrace as DaemonTrace;
+          return [
+            c.system,
+            c.lossPct,
+            t.traced,
+            t.clientIn,
+            t.source,
+            t.hopExcess.join(" / "),
+            t.transit.join(" / "),
+            t.linkDeliver,
+            t.session,
+            t.clientOut,
+            t.accountedMs,
+            t.measuredMs,
+          ];
+        }),
+      notes: [
+        "hop excess: first transmission by the sender to the receiver's emulation releasing it, minus the emulated 10 ms (kernel, timer lateness, link retransmissions).",
+        "transit: a middle daemon from the emulation releasing a packet to its first transmission onwards; session: the last daemon's session endpoint to the client hand-over.",
       ],
     });
   }

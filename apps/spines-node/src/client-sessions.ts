@@ -108,6 +108,7 @@ class CoreStream implements StreamSession {
       }
       if (b.length === 0) break;
       this.bytesIn += b.length;
+      this.#svc.trace?.(false, b);
       sink.data(b);
     }
     this.#flushTerminal();
@@ -145,6 +146,7 @@ class CoreStream implements StreamSession {
   write(bytes: Uint8Array): boolean {
     if (this.#gone) throw new SessionError(ClientErrorCode.Closed, "session is closed");
     this.bytesOut += bytes.length;
+    this.#svc.trace?.(true, bytes);
     if (this.#unsent.length > 0) {
       this.#unsent.push(bytes);
       return false;
@@ -311,6 +313,8 @@ export class ClientSessions implements SessionService {
     { resolve: (s: StreamSession) => void; reject: (e: Error) => void; stream: CoreStream }
   >();
   readonly stats = { sent: 0, delivered: 0, noPort: 0, noRoute: 0, datagramFailures: 0 };
+  /** Sees bytes to (`fromClient` false) and from clients while a packet trace runs (daemon.ts). */
+  trace: ((fromClient: boolean, data: Uint8Array) => void) | undefined;
 
   /** Takes over `node`'s session events and writable notifications. */
   constructor(node: OverlayNode) {
@@ -389,6 +393,7 @@ export class ClientSessions implements SessionService {
           return;
         }
         this.stats.delivered++;
+        this.trace?.(false, e.data);
         h(e.src, e.srcPort, e.data);
         return;
       }
@@ -455,6 +460,7 @@ export class ClientSessions implements SessionService {
           throw new SessionError(ClientErrorCode.Unreachable, `no route to node ${node}`);
         }
         this.stats.sent++;
+        this.trace?.(true, data);
         try {
           this.node.sendDatagram({ srcPort: p, dst: node, dstPort, data, linkType: link, reliable: false });
         } catch (e) {

@@ -18,6 +18,7 @@ import { argNumber, ControlError, ControlErrorCode, ControlServer } from "./cont
 import { LinkEmulator } from "./emulation.ts";
 import { checkEmulation, type EmulationParams } from "./emulation-params.ts";
 import { type Metric, MetricsServer } from "./metrics.ts";
+import { MAX_TRACE_CAPACITY, PacketTrace, TraceStage } from "./trace.ts";
 
 /** Longest one step of `stop()` may take before the next runs anyway. */
 export const STOP_STEP_MS = 2000;
@@ -61,6 +62,8 @@ export class SpinesDaemon {
   };
   /** The token file this daemon generated (removed at stop). */
   #generatedToken: string | undefined;
+  /** The packet trace while one runs (control `trace`). */
+  #trace: PacketTrace | undefined;
 
   private constructor(opts: DaemonOptions, host: UdpHost) {
     const cfg = opts.config;
@@ -96,7 +99,15 @@ export class SpinesDaemon {
       sendMulticast: (srcPort, group, port, link, data) =>
         node.sendMulticast(group, port, data, { srcPort, linkType: link }),
     };
-    this.emulator = new LinkEmulator(host, (from, data) => node.receive(from, data));
+    this.emulator = new LinkEmulator(host, (from, data) => {
+      this.#trace?.stamp(TraceStage.Emu, data);
+      node.receive(from, data);
+    });
+    const deliverLocal = node.plane.deliverLocal;
+    node.plane.deliverLocal = (payload, header) => {
+      this.#trace?.stamp(TraceStage.Local, payload);
+      deliverLocal(payload, header);
+    };
     for (const n of cfg.neighbors) if (n.emulation) this.emulator.set(n.id, n.emulation);
     host.attach({
       receive: (from, data) => this.emulator.receive(from, data),
@@ -329,6 +340,7 @@ export class SpinesDaemon {
       routes: () => this.node.routes(),
       groups: () => this.node.groups(),
       sessions: () => this.sessions.sessions(),
+      trace: (args) => this.#traceCommand(args),
       "get-link": (args) => {
         const id = neighborArg(args);
         return {
@@ -366,6 +378,36 @@ export class SpinesDaemon {
         return { level };
       },
     };
+  }
+
+  /**
+   * Control `trace`: `{ action: "start", capacity? }` starts a fresh packet trace (a ring of
+   * `capacity` stamps), `"dump"` returns it, `"stop"` returns it and ends it (src/trace.ts).
+   */
+  #traceCommand(args: Record<string, unknown>): unknown {
+    const action = args.action;
+    if (action === "start") {
+      const capacity =
+        args.capacity === undefined
+          ? undefined
+          : argNumber(args, "capacity", { min: 1, max: MAX_TRACE_CAPACITY });
+      const t = new PacketTrace(capacity);
+      this.#trace = t;
+      this.host.tap = (tx, data) => t.stamp(tx ? TraceStage.Tx : TraceStage.Rx, data);
+      this.sessions.trace = (fromClient, data) =>
+        t.stamp(fromClient ? TraceStage.FromClient : TraceStage.Client, data);
+      return { tracing: true, capacity: t.capacity };
+    }
+    if (action === "dump" || action === "stop") {
+      const t = this.#trace;
+      if (action === "stop") {
+        this.#trace = undefined;
+        this.host.tap = undefined;
+        this.sessions.trace = undefined;
+      }
+      return t === undefined ? { tracing: false } : { tracing: action === "dump", ...t.dump() };
+    }
+    throw new ControlError(ControlErrorCode.BadArgument, '"action" must be "start", "dump" or "stop"');
   }
 
   metrics(): Metric[] {

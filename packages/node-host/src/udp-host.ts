@@ -120,6 +120,11 @@ export class UdpHost implements Host {
     timerWakeups: 0,
   };
   onUnknownPeer: UnknownPeerHandler | undefined;
+  /**
+   * Sees every datagram received (`tx` false, before the program) and sent (`tx` true) while set:
+   * for packet traces (spines-node's `trace`). Must not keep or change `data`.
+   */
+  tap: ((tx: boolean, data: Uint8Array) => void) | undefined;
 
   readonly #socket: Socket;
   readonly #v6: boolean;
@@ -333,6 +338,7 @@ export class UdpHost implements Host {
     }
     this.stats.txPackets++;
     this.stats.txBytes += data.length;
+    this.tap?.(true, data);
     try {
       // Without a callback Node drops most send errors (EMSGSIZE, ENETUNREACH, ...) silently; one
       // shared callback counts them without a closure per datagram.
@@ -439,6 +445,7 @@ export class UdpHost implements Host {
     if (this.#closed) return;
     this.stats.rxPackets++;
     this.stats.rxBytes += msg.length;
+    this.tap?.(false, msg);
     let from = this.#peerOf(rinfo.address, rinfo.port);
     try {
       if (from === undefined) {
