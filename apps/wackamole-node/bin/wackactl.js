@@ -11,9 +11,9 @@ try {
 }
 if (register) {
   register();
-  await import(new URL("../src/wackactl.ts", import.meta.url).href);
+  await import(new URL("../src/wackactl-main.ts", import.meta.url).href);
 } else {
-  const entry = new URL("../dist/wackactl.js", import.meta.url);
+  const entry = new URL("../dist/wackactl-main.js", import.meta.url);
   if (!existsSync(entry)) {
     process.stderr.write("wackactl: dist/ is missing: run `pnpm build` (or install tsx)\n");
     process.exit(1);

@@ -28,6 +28,8 @@ export interface VipNodeOptions {
   /** Default: a `DryRunAddressDriver`. */
   readonly driver?: AddressDriver;
   readonly onEvent?: (ev: VipNodeEvent, node: VipNode) => void;
+  /** Sees every membership event (views, deliveries, leaves) before the VIP core does; for logs and metrics. */
+  readonly onMembership?: (ev: MembershipEvent, node: VipNode) => void;
 }
 
 /** Most payloads waiting for the membership service to take them (it said "would block"). */
@@ -147,6 +149,7 @@ export class VipNode implements NodeProgram {
 
   #onMembership(ev: MembershipEvent): void {
     if (this.#stopped) return;
+    this.#options.onMembership?.(ev, this);
     switch (ev.type) {
       case "view":
         this.#run.input((now) => this.core.handleView(ev.view, now));

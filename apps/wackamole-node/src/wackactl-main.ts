@@ -1,0 +1,3 @@
+import { wackactl } from "./wackactl.ts";
+
+process.exitCode = await wackactl(process.argv.slice(2));
