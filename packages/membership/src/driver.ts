@@ -5,6 +5,7 @@ import {
   type NodeId,
   type NodeProgram,
 } from "@spines-ts/primitives";
+import { FrameAuth, type FrameAuthStats, type KeySet } from "@spines-ts/wire/auth";
 import { MembershipCore } from "./core.ts";
 import type { MembershipConfig, MembershipEvent } from "./types.ts";
 
@@ -17,7 +18,26 @@ export type MembershipNodeOptions = Omit<MembershipConfig, "id" | "incarnation">
   readonly autoJoin?: boolean;
   /** Sends a discovery announcement (a core transmit to `null`, with `announce: true`). */
   readonly onAnnounce?: (data: Uint8Array) => void;
+  /**
+   * Authenticated packets (docs/security.md): every frame this member sends (announcements too) is
+   * signed with `keys.current` and a frame counter, every frame it receives is verified under any key
+   * of the set and checked against a replay window per sender incarnation before the core sees it.
+   * Unsigned, unknown-key, bad-MAC and replayed frames are dropped and counted (`authStats()`).
+   */
+  readonly auth?: MembershipAuthOptions;
 };
+
+/** The `auth` option of a member. */
+export interface MembershipAuthOptions {
+  /** The group's keys (`parseKeyFile` from `@spines-ts/wire/auth`). */
+  readonly keys: KeySet;
+  /**
+   * The first frame counter; it must be above every counter this member signed in an earlier run, so
+   * shells pass a wall-clock reading in microseconds (`UdpMember` does). Default: the host clock in
+   * microseconds (right for the simulator, whose clock only moves forward across restarts).
+   */
+  readonly counterStart?: number;
+}
 
 /**
  * Runs a `MembershipCore` on a `Host` (the simulator's or a real one) with the shared `CoreDriver`
@@ -30,6 +50,8 @@ export class MembershipNode implements NodeProgram {
   readonly #onEvent: MembershipHandler;
   readonly #onAnnounce: ((data: Uint8Array) => void) | undefined;
   readonly #driver: CoreDriver;
+  /** Signs what this member sends and checks what it receives; undefined without `auth`. */
+  readonly auth: FrameAuth | undefined;
   #stopped = false;
   /** While paused (a simulated GC pause / SIGSTOP), inputs queue and nothing runs. */
   #paused: { from: NodeId; data: Uint8Array }[] | null = null;
@@ -38,9 +60,16 @@ export class MembershipNode implements NodeProgram {
     this.host = host;
     this.#onEvent = onEvent;
     this.#onAnnounce = options.onAnnounce;
+    this.auth =
+      options.auth === undefined
+        ? undefined
+        : new FrameAuth(options.auth.keys, {
+            counterStart: options.auth.counterStart ?? Math.floor(host.clock.now() * 1000) + 1,
+          });
     let inc = options.incarnation ?? host.rng.uint32();
     if (inc === 0) inc = 1;
-    this.core = new MembershipCore({ ...options, id: host.id, incarnation: inc });
+    const { auth: _auth, ...config } = options;
+    this.core = new MembershipCore({ ...config, id: host.id, incarnation: inc });
     this.#driver = new CoreDriver(host, {
       drain: () => this.#drain(),
       nextDeadline: () => this.core.nextDeadline(),
@@ -72,7 +101,34 @@ export class MembershipNode implements NodeProgram {
       if (this.#paused.length < 10_000) this.#paused.push({ from, data });
       return;
     }
+    if (!this.#authentic(data)) return;
     this.#driver.input((now) => this.core.receive(from, data, now));
+  }
+
+  /** Counters of the authentication layer (undefined without `auth`). */
+  authStats(): FrameAuthStats | undefined {
+    return this.auth?.stats();
+  }
+
+  /** True when the frame may go to the core: no `auth`, or signed, known key, good MAC, fresh. */
+  #authentic(data: Uint8Array): boolean {
+    if (this.auth === undefined) return true;
+    try {
+      return this.auth.open(data).ok;
+    } catch {
+      // a malformed header: the core counts it as a bad packet, as it would without auth
+      return true;
+    }
+  }
+
+  #seal(data: Uint8Array): Uint8Array | undefined {
+    if (this.auth === undefined) return data;
+    try {
+      return this.auth.seal(data);
+    } catch (e) {
+      this.host.log.warn({ err: String(e) }, "membership: cannot sign a frame; dropped");
+      return undefined;
+    }
   }
 
   /** Simulates an unresponsive process (GC pause, SIGSTOP): nothing runs until `resume`. */
@@ -89,6 +145,7 @@ export class MembershipNode implements NodeProgram {
     this.#driver.input((now) => this.core.handleTimeout(now));
     for (const p of q) {
       if (this.#stopped) break;
+      if (!this.#authentic(p.data)) continue;
       this.core.receive(p.from, p.data, this.host.clock.now());
     }
     this.#driver.flush();
@@ -104,8 +161,10 @@ export class MembershipNode implements NodeProgram {
     let progress = false;
     for (const t of this.core.takeTransmits()) {
       progress = true;
-      if (t.to !== null) this.host.send(t.to, t.data);
-      else this.#onAnnounce?.(t.data);
+      const data = this.#seal(t.data);
+      if (data === undefined) continue;
+      if (t.to !== null) this.host.send(t.to, data);
+      else this.#onAnnounce?.(data);
     }
     for (const ev of this.core.takeEvents()) {
       progress = true;

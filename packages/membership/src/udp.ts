@@ -80,11 +80,13 @@ export class UdpMember {
   private constructor(host: UdpHost, discovery: DiscoverySocket | undefined, options: UdpMemberOptions) {
     this.host = host;
     this.discovery = discovery;
-    const { bind: _b, peers, discovery: disc, clock: _c, log: _l, id: _i, ...rest } = options;
+    const { bind: _b, peers, discovery: disc, clock: _c, log: _l, id: _i, auth, ...rest } = options;
     this.node = new MembershipNode(
       host,
       {
         ...rest,
+        // the wall clock in microseconds: above every counter an earlier run of this member signed
+        ...(auth ? { auth: { counterStart: Date.now() * 1000, ...auth } } : {}),
         peers: (peers ?? []).map((p) => p.id),
         announce: disc !== undefined,
         autoJoin: false,
@@ -199,6 +201,8 @@ export class UdpMember {
       return undefined;
     }
     if (sender === this.host.id) return undefined;
+    // with auth, only a key holder's frame teaches a peer (the replay check follows in node.receive)
+    if (this.node.auth !== undefined && !this.node.auth.keys.verify(data).ok) return undefined;
     if (!this.node.core.addPeer(sender)) return undefined;
     if (from !== undefined) {
       const known = this.host.peer(sender);
