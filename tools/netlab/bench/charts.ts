@@ -9,6 +9,8 @@ interface FairRow {
   overlayFlows: number;
   overlayMbit: number[];
   tcpMbit: number[];
+  /** Reference cases: one kernel Reno flow in place of the overlay. */
+  renoMbit?: number[];
   totalMbit: number;
   jain: number;
   overlayShare: number;
@@ -21,14 +23,14 @@ export function fairnessChart(cases: FairRow[], o: { rateMbit: number; rttMs: nu
   const H = 260;
   const top = 50;
   const left = 50;
-  const groups = cases.map((c) => c.overlayMbit.length + c.tcpMbit.length);
+  const groups = cases.map((c) => c.overlayMbit.length + (c.renoMbit?.length ?? 0) + c.tcpMbit.length);
   const width = left + groups.reduce((a, n) => a + n * barW + gap, 0) + 20;
   const height = top + H + 70;
   const max = o.rateMbit * 1.1;
   const y = (v: number) => top + H - (Math.max(0, Math.min(max, v)) / max) * H;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
-    `<text x="10" y="16" font-size="13">Throughput per flow on one ${o.rateMbit} Mbit/s, ${o.rttMs} ms RTT bottleneck: overlay (green) vs kernel TCP (purple); dashed = fair share; J = Jain's index</text>`,
+    `<text x="10" y="16" font-size="13">Throughput per flow on one ${o.rateMbit} Mbit/s, ${o.rttMs} ms RTT bottleneck: overlay (green) or reference Reno (orange) vs kernel TCP (purple); dashed = fair share; J = Jain's index</text>`,
   ];
   for (const t of [0, 5, 10, 15, 20]) {
     if (t > max) continue;
@@ -42,6 +44,7 @@ export function fairnessChart(cases: FairRow[], o: { rateMbit: number; rttMs: nu
     const n = groups[i] ?? 0;
     const flows = [
       ...c.overlayMbit.map((v) => ({ v, color: "#1b9e77", who: "overlay" })),
+      ...(c.renoMbit ?? []).map((v) => ({ v, color: "#d95f02", who: "tcp reno (reference)" })),
       ...c.tcpMbit.map((v) => ({ v, color: "#7570b3", who: `tcp ${c.tcpCc}` })),
     ];
     flows.forEach((f, k) => {
@@ -56,15 +59,15 @@ export function fairnessChart(cases: FairRow[], o: { rateMbit: number; rttMs: nu
         `<text x="${x}" y="${top - 6}" font-size="10">J=${Number.isFinite(c.jain) ? c.jain.toFixed(2) : "-"}</text>`,
       );
     }
-    const label = c.kind === "baseline" ? "alone" : c.tcpCc;
+    const label = c.kind === "baseline" ? "alone" : c.kind === "reference" ? `ref ${c.tcpCc}` : c.tcpCc;
     out.push(
-      `<text x="${x}" y="${top + H + 14}" font-size="10">${c.overlayFlows}+${c.tcpFlows}</text>`,
+      `<text x="${x}" y="${top + H + 14}" font-size="10">${c.renoMbit !== undefined ? "R" : c.overlayFlows}+${c.tcpFlows}</text>`,
       `<text x="${x}" y="${top + H + 26}" font-size="10">${esc(label)}</text>`,
     );
     x += n * barW + gap;
   });
   out.push(
-    `<text x="${left}" y="${top + H + 46}">label: overlay flows + TCP flows, congestion control of the TCP flows ("alone" = baseline)</text>`,
+    `<text x="${left}" y="${top + H + 46}">label: overlay flows + TCP flows, congestion control of the TCP flows ("alone" = baseline; "R+n ref" = one Reno flow + n TCP flows)</text>`,
     "</svg>",
   );
   return `${out.join("\n")}\n`;

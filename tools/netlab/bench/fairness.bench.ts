@@ -9,6 +9,9 @@
  * iperf3 `-C`), then two overlay flows with two TCP flows; baselines in the same run: one TCP flow
  * alone and one overlay flow alone. Reported per case: each flow's throughput, the overlay's share
  * over its fair share (the measured total divided equally among all flows), and Jain's index.
+ * Reference cases in the same run replace the overlay flow by one kernel Reno flow (the algorithm
+ * of the overlay's default links) against the same 1, 2 and 4 CUBIC or BBR flows: what a loss-based
+ * AIMD flow gets on this bottleneck, the yardstick for the overlay rows (`--no-reference` skips them).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -20,8 +23,11 @@ import { fairnessChart } from "./charts.ts";
 import { startOverlay } from "./overlay-graph.ts";
 
 export interface FairnessCase {
-  /** "baseline" rows measure the link with one kind of flow alone. */
-  kind: "baseline" | "shared";
+  /**
+   * "baseline" rows measure the link with one kind of flow alone; "reference" rows put one kernel
+   * Reno flow (`renoMbit`) where the overlay flow would be.
+   */
+  kind: "baseline" | "shared" | "reference";
   tcpFlows: number;
   tcpCc: "cubic" | "bbr" | "none";
   overlayFlows: number;
@@ -30,10 +36,23 @@ export interface FairnessCase {
   overlayMbit: number[];
   tcpMbit: number[];
   totalMbit: number;
+  /** Reference cases: the kernel Reno flow's throughput, Mbit/s. */
+  renoMbit?: number[];
   /** Total overlay throughput over (overlay flows × total / all flows); NaN without overlay flows. */
   overlayShare: number;
-  /** Jain's fairness index over every flow of the case. */
+  /** Jain's fairness index over every flow of the case (each overlay session counts as a flow). */
   jain: number;
+  /**
+   * Per-link view (the overlay link, however many sessions it carries, as one flow): overlay
+   * total over total / (1 + TCP flows), and Jain over [overlay total, ...TCP flows]. Equal to
+   * overlayShare and jain with one overlay flow.
+   */
+  overlayLinkShare: number;
+  jainLink: number;
+  /** Jain among the overlay sessions alone (NaN with fewer than two). */
+  jainOverlay: number;
+  /** Reference cases: the Reno flow's throughput over its fair share (total / all flows). */
+  renoShare?: number;
   loadAvg1: number;
   note?: string;
 }
@@ -121,10 +140,23 @@ interface IperfInterval {
   streams: { start: number; end: number; bytes: number; bits_per_second: number }[];
 }
 
+/** Per-stream throughput (Mbit/s) of an iperf3 `-J` report over the intervals from `fromSec` on. */
+function iperfMbit(stdout: string, flows: number, fromSec: number): { mbit: number[]; error?: string } {
+  const j = JSON.parse(stdout) as { intervals?: IperfInterval[]; error?: string };
+  const ivs = (j.intervals ?? []).filter((iv) => (iv.streams[0]?.start ?? 0) >= fromSec - 0.01);
+  const mbit = Array.from({ length: flows }, (_, s) => {
+    const bytes = ivs.reduce((a, iv) => a + (iv.streams[s]?.bytes ?? 0), 0);
+    const secs = ivs.reduce((a, iv) => a + ((iv.streams[s]?.end ?? 0) - (iv.streams[s]?.start ?? 0)), 0);
+    return secs > 0 ? (bytes * 8) / secs / 1e6 : 0;
+  });
+  return j.error !== undefined ? { mbit, error: j.error } : { mbit };
+}
+
 await runBench("fairness", async (ctx) => {
   const quick = ctx.quick;
   const durationSec = quick ? 5 : 20;
   const warmSec = quick ? 1 : 2;
+  const reference = !ctx.args.includes("--no-reference");
 
   const tb = await Testbed.create({
     prefix: "nlfair",
@@ -161,6 +193,10 @@ await runBench("fairness", async (ctx) => {
   for (const cc of ccs)
     for (const n of [1, 2, 4]) plan.push({ kind: "shared", tcpFlows: n, tcpCc: cc, overlayFlows: 1 });
   for (const cc of ccs) plan.push({ kind: "shared", tcpFlows: 2, tcpCc: cc, overlayFlows: 2 });
+  if (reference) {
+    for (const cc of ccs)
+      for (const n of [1, 2, 4]) plan.push({ kind: "reference", tcpFlows: n, tcpCc: cc, overlayFlows: 0 });
+  }
 
   const cases: FairnessCase[] = [];
   const overlay = await startOverlay(tb, {
@@ -169,10 +205,53 @@ await runBench("fairness", async (ctx) => {
     tag: "f",
   });
   const dstAddr = tb.hostAddress("dst", "bott");
+  /** One iperf3 client (and its one-shot server) for warmSec + windowSec; Mbit/s per stream. */
+  const iperf = async (
+    port: number,
+    flows: number,
+    cc: string,
+  ): Promise<{ mbit: number[]; note?: string }> => {
+    const srv = tb.spawn("dst", ["iperf3", "-s", "-1", "-p", String(port)], { stdio: "ignore" });
+    await sleep(300);
+    const r = await tb.exec(
+      "src",
+      [
+        "iperf3",
+        "-c",
+        dstAddr,
+        "-p",
+        String(port),
+        "-P",
+        String(flows),
+        "-C",
+        cc,
+        "-t",
+        String(warmSec + durationSec),
+        "-i",
+        "1",
+        "-J",
+      ],
+      { timeoutMs: (warmSec + durationSec) * 1000 + 30_000 },
+    );
+    if (srv.exitCode === null) tb.kill(srv);
+    try {
+      const m = iperfMbit(r.stdout, flows, warmSec);
+      return m.error !== undefined ? { mbit: m.mbit, note: `iperf3 ${cc}: ${m.error}` } : { mbit: m.mbit };
+    } catch {
+      return {
+        mbit: Array.from({ length: flows }, () => 0),
+        note: `iperf3 ${cc} failed (exit ${r.code}): ${r.stderr.slice(0, 200)}`,
+      };
+    }
+  };
   try {
     let i = 0;
     for (const c of plan) {
-      ctx.progress(i / plan.length, `${c.overlayFlows} overlay + ${c.tcpFlows} ${c.tcpCc}`);
+      const label =
+        c.kind === "reference"
+          ? `reference: 1 reno + ${c.tcpFlows} ${c.tcpCc}`
+          : `${c.overlayFlows} overlay + ${c.tcpFlows} ${c.tcpCc}`;
+      ctx.progress(i / plan.length, label);
       i++;
       const flows: OverlayFlow[] = [];
       let note: string | undefined;
@@ -184,55 +263,25 @@ await runBench("fairness", async (ctx) => {
       }
       let tcpMbit: number[] = [];
       let overlayMbit: number[] = [];
+      let renoMbit: number[] | undefined;
       const windowSec = durationSec;
       if (c.tcpFlows > 0) {
-        const srv = tb.spawn("dst", ["iperf3", "-s", "-1", "-p", String(IPERF_PORT)], { stdio: "ignore" });
-        await sleep(300);
         const startBytes: number[] = [];
         const endBytes: number[] = [];
         const sampler = (async () => {
-          await sleep(warmSec * 1000 + 150);
+          await sleep(300 + warmSec * 1000 + 150);
           for (const f of flows) startBytes.push(f.bytes());
           await sleep(windowSec * 1000);
           for (const f of flows) endBytes.push(f.bytes());
         })();
-        const r = await tb.exec(
-          "src",
-          [
-            "iperf3",
-            "-c",
-            dstAddr,
-            "-p",
-            String(IPERF_PORT),
-            "-P",
-            String(c.tcpFlows),
-            "-C",
-            c.tcpCc,
-            "-t",
-            String(warmSec + windowSec),
-            "-i",
-            "1",
-            "-J",
-          ],
-          { timeoutMs: (warmSec + windowSec) * 1000 + 30_000 },
-        );
+        const [main, reno] = await Promise.all([
+          iperf(IPERF_PORT, c.tcpFlows, c.tcpCc),
+          c.kind === "reference" ? iperf(IPERF_PORT + 1, 1, "reno") : Promise.resolve(undefined),
+        ]);
         await sampler;
-        if (srv.exitCode === null) tb.kill(srv);
-        try {
-          const j = JSON.parse(r.stdout) as { intervals?: IperfInterval[]; error?: string };
-          if (j.error !== undefined) note = `iperf3: ${j.error}`;
-          const ivs = (j.intervals ?? []).filter((iv) => (iv.streams[0]?.start ?? 0) >= warmSec - 0.01);
-          tcpMbit = Array.from({ length: c.tcpFlows }, (_, s) => {
-            const bytes = ivs.reduce((a, iv) => a + (iv.streams[s]?.bytes ?? 0), 0);
-            const secs = ivs.reduce(
-              (a, iv) => a + ((iv.streams[s]?.end ?? 0) - (iv.streams[s]?.start ?? 0)),
-              0,
-            );
-            return secs > 0 ? (bytes * 8) / secs / 1e6 : 0;
-          });
-        } catch {
-          note = `iperf3 failed (exit ${r.code}): ${r.stderr.slice(0, 200)}`;
-        }
+        tcpMbit = main.mbit;
+        note ??= main.note ?? reno?.note;
+        renoMbit = reno?.mbit;
         overlayMbit = flows.map(
           (_, k) => (((endBytes[k] ?? 0) - (startBytes[k] ?? 0)) * 8) / windowSec / 1e6,
         );
@@ -249,21 +298,26 @@ await runBench("fairness", async (ctx) => {
         if (e !== undefined) note ??= `overlay: ${e.slice(0, 200)}`;
         await f.stop();
       }
-      const all = [...overlayMbit, ...tcpMbit];
-      const total = all.reduce((a, b) => a + b, 0);
+      const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+      const all = [...overlayMbit, ...(renoMbit ?? []), ...tcpMbit];
+      const total = sum(all);
       const fair = total / all.length;
       const overlayShare =
-        overlayMbit.length === 0
-          ? Number.NaN
-          : overlayMbit.reduce((a, b) => a + b, 0) / (overlayMbit.length * fair);
+        overlayMbit.length === 0 ? Number.NaN : sum(overlayMbit) / (overlayMbit.length * fair);
+      const linkFlows = overlayMbit.length === 0 ? all : [sum(overlayMbit), ...tcpMbit];
       cases.push({
         ...c,
         durationSec: windowSec,
         overlayMbit,
         tcpMbit,
+        ...(renoMbit !== undefined ? { renoMbit, renoShare: sum(renoMbit) / fair } : {}),
         totalMbit: total,
         overlayShare,
         jain: jain(all),
+        overlayLinkShare:
+          overlayMbit.length === 0 ? Number.NaN : sum(overlayMbit) / (total / (1 + tcpMbit.length)),
+        jainLink: jain(linkFlows),
+        jainOverlay: overlayMbit.length < 2 ? Number.NaN : jain(overlayMbit),
         loadAvg1: loadavg()[0] ?? Number.NaN,
         ...(note !== undefined ? { note } : {}),
       });
@@ -283,11 +337,14 @@ await runBench("fairness", async (ctx) => {
         "tcp cc",
         "overlay flows",
         "tcp flows",
-        "overlay Mbit/s",
+        "overlay (reno) Mbit/s",
         "tcp Mbit/s",
         "total",
-        "overlay share",
+        "overlay (reno) share",
         "jain",
+        "link share",
+        "jain link",
+        "jain overlay",
         "load",
       ],
       rows: cases.map((c) => [
@@ -295,16 +352,21 @@ await runBench("fairness", async (ctx) => {
         c.tcpCc,
         c.overlayFlows,
         c.tcpFlows,
-        c.overlayMbit.map(r2).join(" "),
+        c.renoMbit !== undefined ? `(${c.renoMbit.map(r2).join(" ")})` : c.overlayMbit.map(r2).join(" "),
         c.tcpMbit.map(r2).join(" "),
         c.totalMbit,
-        c.overlayShare,
+        c.renoShare ?? c.overlayShare,
         c.jain,
+        c.overlayLinkShare,
+        c.jainLink,
+        c.jainOverlay,
         c.loadAvg1,
       ]),
       notes: [
         "overlay share: overlay throughput / (overlay flows × measured total / all flows); target 0.5–2",
-        "jain: (Σx)² / (n·Σx²) over every flow of the case; target ≥ 0.9",
+        "jain: (Σx)² / (n·Σx²) over every flow of the case (each overlay session a flow); target ≥ 0.9",
+        "reference rows: one kernel Reno flow (in parentheses) instead of the overlay, same competitors: the yardstick for a loss-based AIMD flow",
+        "link share, jain link: the overlay link as one flow whatever the number of sessions it carries (one congestion controller); jain overlay: between the overlay sessions",
         "load: 1-minute load average when the case ended (2 cores; above ~2 the overlay daemons are CPU-starved)",
         ...cases
           .filter((c) => c.note !== undefined)

@@ -24,6 +24,7 @@ import {
   summarize,
   Testbed,
 } from "../src/index.ts";
+import { latencyTargets } from "./latency-targets.ts";
 import { type OverlayCase, runOverlayCases } from "./overlay-line.ts";
 import { latencyChart } from "./svg.ts";
 
@@ -303,6 +304,24 @@ await runBench("latency", async (ctx) => {
       "every message above crosses 4 emulated links: about 4× the emulated-0ms minus veth difference is emulator cost",
     ],
   });
+  const targets = latencyTargets(cases);
+  const loads = cases
+    .map((c) => c.loadAvg1)
+    .filter((x): x is number => x !== undefined && Number.isFinite(x));
+  tables.push({
+    title: "latency: the issue's targets as same-run ratios (model and kernel TCP measured in this run)",
+    columns: ["check", "case", "measured", "bound", "met"],
+    rows: targets.map((t) => [
+      t.check,
+      t.where,
+      Number.isFinite(t.measured) ? Math.round(t.measured * 1000) / 1000 : "–",
+      `${t.op} ${t.bound}`,
+      t.met === undefined ? "no data" : t.met ? "yes" : "NO",
+    ]),
+    notes: [
+      `load average during the run: ${loads.length > 0 ? `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}` : "?"} (2 cores: above ~2 the overlay daemons, the emulator and socat compete for CPU and every figure is inflated)`,
+    ],
+  });
   const svg = latencyChart(cases);
   const resultsDir = join(import.meta.dirname, "..", "..", "..", "bench", "results");
   mkdirSync(resultsDir, { recursive: true });
@@ -311,6 +330,6 @@ await runBench("latency", async (ctx) => {
   console.log(`wrote ${svgFile}`);
   return {
     tables,
-    data: { hops: HOPS, delayMs: DELAY, messageBytes: 1000, cases, emulatorOverhead: overhead },
+    data: { hops: HOPS, delayMs: DELAY, messageBytes: 1000, cases, targets, emulatorOverhead: overhead },
   };
 });
