@@ -10,6 +10,7 @@
  * overlay node (links, routing, sessions) as a `NodeProgram`, with status snapshots. The spines-node
  * daemon runs `OverlayNode` with `DAEMON_DEFAULTS`, the settings the netsim sweeps also run.
  */
+export { type FrameAuthStats, type OverlayAuthOptions, overlayFrameAuth, SigningHost } from "./auth.ts";
 export { DAEMON_DEFAULTS, type OverlayDefaults } from "./defaults.ts";
 export {
   type MulticastPacket,

@@ -18,6 +18,8 @@ import {
   type SessionInfo,
 } from "@spines-ts/session";
 import { DestKind, encodeSessionPayload, type LinkType, type OverlayHeader } from "@spines-ts/wire";
+import type { FrameAuth, FrameAuthStats } from "@spines-ts/wire/auth";
+import { type OverlayAuthOptions, overlayFrameAuth, SigningHost } from "./auth.ts";
 import { type OverlayCounters, OverlayPlane, type OverlayPlaneOptions } from "./plane.ts";
 import {
   type LinkStatus,
@@ -113,6 +115,12 @@ export interface OverlayNodeOptions
   readonly onRouteChange?: (e: RoutingEvent, node: OverlayNode) => void;
   /** A multicast packet for a group this node joined. */
   readonly onMulticast?: (m: MulticastPacket, node: OverlayNode) => void;
+  /**
+   * Authenticated packets (docs/security.md): every datagram the node sends is signed, every one it
+   * receives is verified (key set, replay window per sender incarnation) before it is decoded;
+   * the rest are dropped and counted (`authStats()`).
+   */
+  readonly auth?: OverlayAuthOptions;
 }
 
 /** A multicast packet delivered to a member. */
@@ -137,6 +145,8 @@ export class OverlayNode implements NodeProgram {
   onEvent: ((e: SessionEvent, node: OverlayNode) => void) | undefined;
   onMulticast: ((m: MulticastPacket, node: OverlayNode) => void) | undefined;
   onWritable: ((node: OverlayNode) => void) | undefined;
+  /** Signs what the node sends and checks what it receives; undefined without the `auth` option. */
+  readonly auth: FrameAuth | undefined;
 
   constructor(host: Host, opts: OverlayNodeOptions) {
     if (typeof opts !== "object" || opts === null) throw new TypeError("OverlayNode: options required");
@@ -144,13 +154,17 @@ export class OverlayNode implements NodeProgram {
     this.onEvent = opts.onEvent;
     this.onMulticast = opts.onMulticast;
     this.onWritable = opts.onWritable;
-    const { session, onEvent: _e, onRouteChange, onMulticast: _m, onWritable: _w, ...planeOpts } = opts;
-    this.plane = new OverlayPlane(host, {
+    const { session, onEvent: _e, onRouteChange, onMulticast: _m, onWritable: _w, auth, ...planeOpts } = opts;
+    // With auth the plane and the sessions send through a signing host: every datagram, one place.
+    const signing = auth === undefined ? undefined : new SigningHost(host, overlayFrameAuth(host, auth));
+    this.auth = signing?.auth;
+    const wire: Host = signing ?? host;
+    this.plane = new OverlayPlane(wire, {
       ...planeOpts,
       ...(onRouteChange ? { onRouteChange: (e: RoutingEvent) => onRouteChange(e, this) } : {}),
       onWritable: () => this.onWritable?.(this),
     });
-    this.sessions = new PlaneSessionDriver(host, this.plane, {
+    this.sessions = new PlaneSessionDriver(wire, this.plane, {
       ...(session ? { config: session } : {}),
       onEvent: (e) => this.onEvent?.(e, this),
     });
@@ -178,7 +192,23 @@ export class OverlayNode implements NodeProgram {
   }
 
   receive(from: NodeId, data: Uint8Array): void {
+    if (this.auth !== undefined && !this.#authentic(data)) return;
     this.plane.receive(from, data);
+  }
+
+  /** Verifies a received frame: signed under a known key, good MAC, fresh (auth only). */
+  #authentic(data: Uint8Array): boolean {
+    try {
+      return (this.auth as FrameAuth).open(data).ok;
+    } catch {
+      // a malformed header: the plane counts it by reason, as without auth
+      return true;
+    }
+  }
+
+  /** Counters of the authentication layer (undefined without `auth`). */
+  authStats(): FrameAuthStats | undefined {
+    return this.auth?.stats();
   }
 
   /** Stops sessions (no goodbyes: callers close sessions first), then the links (goodbyes). */
