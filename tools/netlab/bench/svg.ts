@@ -17,6 +17,8 @@ const COLORS: Record<string, string> = {
   "kernel-tcp-bbr": "#7570b3",
   "kernel-tcp-cubic": "#e7298a",
   model: "#999999",
+  "model hop-by-hop": "#555555",
+  "model e2e-rto": "#bbbbbb",
 };
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
@@ -61,7 +63,7 @@ export function latencyChart(cases: Row[]): string {
       series.forEach((s, si) => {
         const r = rows.find((c) => c.rate === rate && c.lossPct === loss && label(c) === s);
         if (r === undefined || !Number.isFinite(r.meanMs)) return;
-        const color = COLORS[r.system] ?? "#333";
+        const color = COLORS[s] ?? COLORS[r.system] ?? "#333";
         const bx = gx + si * barW;
         out.push(
           `<rect x="${bx}" y="${y(r.p99Ms)}" width="${barW - 2}" height="${top + H - y(r.p99Ms)}" fill="${color}" opacity="0.35"><title>${esc(s)} p99 ${r.p99Ms.toFixed(1)} ms</title></rect>`,
@@ -72,10 +74,9 @@ export function latencyChart(cases: Row[]): string {
     });
   });
   series.forEach((s, i) => {
-    const sys = s.startsWith("model") ? "model" : s;
     const yy = top + H + 34 + i * 16;
     out.push(
-      `<rect x="40" y="${yy - 9}" width="10" height="10" fill="${COLORS[sys] ?? "#333"}"/>`,
+      `<rect x="40" y="${yy - 9}" width="10" height="10" fill="${COLORS[s] ?? COLORS.model}"/>`,
       `<text x="56" y="${yy}">${esc(s)}</text>`,
     );
   });
