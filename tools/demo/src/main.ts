@@ -29,6 +29,12 @@ import { join } from "node:path";
 import { LinkType, SpinesClient, type SpinesStream } from "@spines-ts/client";
 import { simulate } from "@spines-ts/netlab";
 
+if (process.argv[2] === "failover") {
+  // `pnpm demo failover`: wackamole-node fail-over in network namespaces (./failover.ts)
+  const { runFailoverDemo } = await import("./failover.ts");
+  process.exit(await runFailoverDemo(process.argv.slice(3)));
+}
+
 const SHORT = process.argv.includes("--short") || process.env.DEMO_SHORT === "1";
 /** `--tcp-fair`: run the default TCP-fair (NewReno) links instead of the rate-capped mode. */
 const TCP_FAIR = process.argv.includes("--tcp-fair");
