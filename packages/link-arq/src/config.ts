@@ -11,6 +11,11 @@ export interface LinkConfig {
   readonly holdDownMs: number;
   /** Hellos proving two-way contact needed before the link comes up. */
   readonly upAfterHellos: number;
+  /**
+   * Least time between two hellos sent at once, outside the hello schedule, to run the incarnation
+   * handshake (docs/links.md §2.1): bounds what forged hellos can make a link send.
+   */
+  readonly challengeIntervalMs: number;
   /** Largest frame this link sends (header included); payload max is mtu − 44. */
   readonly mtu: number;
   /** Window controller of the reliable channel: TCP-fair NewReno by default. */
@@ -77,6 +82,7 @@ export const defaultLinkConfig: LinkConfig = {
   deadTimeoutMs: 1000,
   holdDownMs: 1000,
   upAfterHellos: 2,
+  challengeIntervalMs: 20,
   mtu: 1400,
   congestion: { kind: "newreno" },
   pacing: false,
@@ -122,6 +128,7 @@ export function resolveLinkConfig(partial: Partial<LinkConfig> = {}, source = "l
   num("deadTimeoutMs", c.helloIntervalMs);
   num("holdDownMs", 0);
   num("upAfterHellos", 1, true, 100);
+  num("challengeIntervalMs", 0);
   num("mtu", DATA_OVERHEAD_BYTES + 1, true, 65_507);
   num("rateCapBurstBytes", 1);
   num("sendBufferPackets", 1, true);

@@ -27,7 +27,7 @@ export interface LinkOptions {
   readonly config?: Partial<LinkConfig>;
   /** Creation time (ms). */
   readonly now: number;
-  /** Seeded randomness (the first hello's offset). */
+  /** Seeded randomness (the first hello's offset, the handshake nonces). */
   readonly rng: Rng;
 }
 
@@ -37,6 +37,12 @@ export interface LinkStats {
   decodeErrors: number;
   foreign: number;
   staleIncarnation: number;
+  /** Frames from an incarnation of the peer not (yet) proven by a nonce echo; dropped. */
+  unproven: number;
+  /** Hellos sent at once to challenge an unproven incarnation (or to prove ours). */
+  challenges: number;
+  /** Goodbyes that did not echo our nonce (forged or stale); ignored. */
+  forgedGoodbyes: number;
   notForUs: number;
   badAcks: number;
   deliveriesDropped: number;
@@ -105,6 +111,9 @@ export class Link {
     decodeErrors: 0,
     foreign: 0,
     staleIncarnation: 0,
+    unproven: 0,
+    challenges: 0,
+    forgedGoodbyes: 0,
     notForUs: 0,
     badAcks: 0,
     deliveriesDropped: 0,
@@ -117,6 +126,15 @@ export class Link {
   readonly #cap: TokenBucket | undefined;
   #state: LinkState = "down";
   #peerInc = 0;
+  readonly #rng: Rng;
+  /** Our challenge in every hello, and the one before it (still accepted as an echo). */
+  #nonce = 0;
+  #prevNonce = 0;
+  #nonceAt: number;
+  /** The newest nonce of the proven peer (echoed in our hellos), and of an unproven one. */
+  #peerNonce = 0;
+  #candNonce = 0;
+  #challengeAt = Number.NEGATIVE_INFINITY;
   readonly #retired: number[] = [];
   #lastHeard = Number.NEGATIVE_INFINITY;
   #confirm = 0;
@@ -171,6 +189,9 @@ export class Link {
     this.realtimeIn = new UnreliableReceiver(c, true);
     this.bestEffort = new UnreliableSender(LinkChannel.BestEffort, c, false);
     this.bestEffortIn = new UnreliableReceiver(c, false);
+    this.#rng = o.rng;
+    this.#nonceAt = o.now;
+    this.#nonce = this.#drawNonce();
     this.#nextHelloAt = o.now + o.rng.uniform(0, c.helloIntervalMs);
     this.#nextMetricsAt = o.now + c.metricsIntervalMs;
     this.#pathBucketAt = o.now;
@@ -291,12 +312,17 @@ export class Link {
       this.stats.staleIncarnation++;
       return;
     }
+    this.#rotateNonce(now);
     if (inc !== this.#peerInc) {
-      if (this.#peerInc !== 0) this.#restart(now, inc);
-      else {
-        this.#peerInc = inc;
-        this.#startReliable();
+      // An incarnation we have not proven: only a hello echoing our nonce proves it (the peer
+      // receives at its address); until then the proven one, if any, keeps working.
+      if (m._tag !== "Hello" || !this.#prove(now, inc, m)) {
+        this.stats.unproven++;
+        return;
       }
+    } else if (m._tag === "Hello" && (m.flags & HelloFlag.Goodbye) !== 0 && !this.#echoes(m, true)) {
+      this.stats.forgedGoodbyes++;
+      return;
     }
     this.stats.framesIn++;
     this.#lastHeard = now;
@@ -382,7 +408,68 @@ export class Link {
     });
   }
 
+  /** A nonce we issued recently: the current one or the one before. */
+  #echoes(h: Hello, goodbye: boolean): boolean {
+    // A Goodbye carries no nonce of its own: a hello with the Goodbye bit flipped is not one.
+    if (goodbye && h.nonce !== 0) return false;
+    return h.nonceEcho !== 0 && (h.nonceEcho === this.#nonce || h.nonceEcho === this.#prevNonce);
+    // (#prevNonce is 0 right after a nonce is spent, and 0 never matches.)
+  }
+
+  #drawNonce(): number {
+    let n: number;
+    do n = this.#rng.uint32() >>> 0;
+    while (n === 0 || n === this.#nonce);
+    return n;
+  }
+
+  /** A fresh nonce every dead timeout (an echo stays valid for one to two of them), or `force`. */
+  #rotateNonce(now: number, force = false): void {
+    if (!force && now < this.#nonceAt + this.config.deadTimeoutMs) return;
+    this.#prevNonce = this.#nonce;
+    this.#nonce = this.#drawNonce();
+    this.#nonceAt = now;
+  }
+
+  /**
+   * A hello from an unproven incarnation `inc` of the peer. It proves the incarnation when it
+   * echoes our nonce: adopted (a restart when another one was proven), and true. Otherwise the
+   * peer is challenged with a hello echoing its nonce (rate-limited), and false.
+   */
+  #prove(now: number, inc: number, h: Hello): boolean {
+    if ((h.flags & HelloFlag.Goodbye) !== 0) return false;
+    if (h.nonce !== 0) this.#candNonce = h.nonce;
+    if (!this.#echoes(h, false)) {
+      this.#challenge(now, this.#candNonce);
+      return false;
+    }
+    if (this.#peerInc !== 0) this.#restart(now, inc);
+    else {
+      this.#peerInc = inc;
+      this.#startReliable();
+    }
+    this.#peerNonce = h.nonce;
+    this.#candNonce = 0;
+    // The echoed nonce is spent: a copy of this hello proves nothing later.
+    this.#rotateNonce(now, true);
+    this.#prevNonce = 0;
+    return true;
+  }
+
+  /** An immediate hello echoing `echo`, at most one per `challengeIntervalMs`. */
+  #challenge(now: number, echo: number): void {
+    if (now < this.#challengeAt + this.config.challengeIntervalMs) return;
+    this.#challengeAt = now;
+    this.stats.challenges++;
+    this.#sendHello(now, 0, echo);
+  }
+
   #onHello(now: number, h: Hello): void {
+    if (h.nonce !== 0) this.#peerNonce = h.nonce;
+    // The peer has not proven us (a restart of ours, or first contact): answer now, not at the
+    // next hello, so the handshake takes round trips rather than hello intervals.
+    if (h.peerIncarnation !== this.incarnation && (h.flags & HelloFlag.Goodbye) === 0)
+      this.#challenge(now, this.#peerNonce);
     this.#peerHelloTs = h.ts;
     this.#peerHelloAt = now;
     this.#lossOut = h.lossIn / 65535;
@@ -507,8 +594,12 @@ export class Link {
   }
 
   #goodbye(now: number): void {
-    this.#retire(this.#peerInc);
+    // Not retired: the same incarnation may prove itself again (a Goodbye altered on the path
+    // costs an outage of a handshake, not the link). The spent nonce is replaced.
     this.#peerInc = 0;
+    this.#peerNonce = 0;
+    this.#rotateNonce(now, true);
+    this.#prevNonce = 0;
     this.#resetChannels();
     if (this.#state === "up") {
       this.#state = "down";
@@ -598,8 +689,9 @@ export class Link {
   handleTimeout(now: number): void {
     this.#tick(now);
     const c = this.config;
+    this.#rotateNonce(now);
     if (now >= this.#nextHelloAt) {
-      this.#sendHello(now, 0);
+      this.#sendHello(now, 0, this.#peerNonce);
       this.#nextHelloAt += c.helloIntervalMs;
       if (this.#nextHelloAt <= now) this.#nextHelloAt = now + c.helloIntervalMs;
       if (this.reliableIn.everReceived) this.reliableIn.requestAck(now);
@@ -619,7 +711,7 @@ export class Link {
     this.#afterInput(now, true);
   }
 
-  #sendHello(now: number, flags: number): void {
+  #sendHello(now: number, flags: number, echoNonce: number): void {
     // Fold the packets (data and the peer's hellos) expected and received since the last hello
     // into the loss estimate.
     const exp =
@@ -646,6 +738,8 @@ export class Link {
       echoTs: echo ?? 0,
       echoDelay:
         echo === undefined ? NO_ECHO : Math.min(NO_ECHO - 1, Math.round((now - this.#peerHelloAt) * 1000)),
+      nonce: (flags & HelloFlag.Goodbye) !== 0 ? 0 : this.#nonce,
+      nonceEcho: echoNonce,
       lossIn: Math.round(this.#lossIn * 65535),
       flags,
     });
@@ -654,7 +748,7 @@ export class Link {
   /** Announces a shutdown to the neighbour (a Hello with the Goodbye flag); the link goes down. */
   close(now: number): void {
     this.#tick(now);
-    this.#sendHello(now, HelloFlag.Goodbye);
+    this.#sendHello(now, HelloFlag.Goodbye, this.#peerNonce);
     if (this.#state === "up") {
       this.#state = "down";
       this.stats.downs++;

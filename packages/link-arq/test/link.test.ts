@@ -1,5 +1,13 @@
 import { Rng, unwrap32, wrap32 as wire32 } from "@spines-ts/primitives";
-import { DestKind, decode, encode, LinkChannel, type OverlayHeader } from "@spines-ts/wire";
+import {
+  DestKind,
+  decode,
+  encode,
+  type Hello,
+  HelloFlag,
+  LinkChannel,
+  type OverlayHeader,
+} from "@spines-ts/wire";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Delivery, Link, type LinkConfig, type LinkEvent, SendResult } from "../src/index.ts";
@@ -8,6 +16,23 @@ const H: OverlayHeader = { src: 1, srcPort: 10, dst: 2, dstPort: 20, dstKind: De
 const pay = (i: number) => new Uint8Array([i & 0xff, (i >> 8) & 0xff, (i >> 16) & 0xff, 7]);
 const idOf = (d: Delivery) =>
   (d.payload[0] as number) | ((d.payload[1] as number) << 8) | ((d.payload[2] as number) << 16);
+
+/** A Hello with every field given a harmless default. */
+function hello(m: Partial<Omit<Hello, "_tag">> = {}): Hello {
+  return {
+    _tag: "Hello",
+    peerIncarnation: 0,
+    seq: 0,
+    ts: 0,
+    echoTs: 0,
+    echoDelay: 0xffffffff,
+    nonce: 0x5eed,
+    nonceEcho: 0,
+    lossIn: 0,
+    flags: 0,
+    ...m,
+  };
+}
 
 /**
  * Two cores wired by hand: frames are moved explicitly, with each side's `now` offset by its own
@@ -112,7 +137,7 @@ describe("liveness", () => {
     expect(up2[1]!.at).toBeGreaterThanOrEqual(down!.at + 1000);
   });
 
-  it("detects a restarted neighbour on its first frame", () => {
+  it("adopts a restarted neighbour after its nonce echo, one round trip after its first frame arrives", () => {
     const p = new Pair();
     p.run(500);
     expect(p.a.state).toBe("up");
@@ -120,26 +145,33 @@ describe("liveness", () => {
     const b2 = new Link({ local: 2, peer: 1, incarnation: 0xc0c, now: p.nowOf("b"), rng: new Rng(9) });
     (p as unknown as { b: Link }).b = b2;
     p.wire = [];
-    b2.handleTimeout(b2.nextDeadline());
+    const tb = b2.nextDeadline();
+    p.t = tb - p.offB;
+    b2.handleTimeout(tb);
     const first = b2.takeTransmits()[0]!;
-    p.a.receive(first, p.t + 1);
-    const ev = p.a.takeEvents();
-    expect(ev.map((e) => e.type)).toEqual(["down", "restart"]);
-    expect(ev[1]).toMatchObject({ oldIncarnation: 0xb0b, newIncarnation: 0xc0c });
+    const firstAt = p.t + p.delay;
+    p.t = firstAt;
+    const unproven = p.a.stats.unproven;
+    const challenges = p.a.stats.challenges;
+    p.a.receive(first, firstAt);
+    // The first frame alone proves nothing: A challenges it, the old incarnation stays.
+    expect(p.a.takeEvents()).toEqual([]);
+    expect(p.a.peerIncarnation).toBe(0xb0b);
+    expect(p.a.stats.unproven).toBe(unproven + 1);
+    expect(p.a.stats.challenges).toBe(challenges + 1);
+    p.collect();
+    p.run(firstAt + 100);
+    const restart = p.evA.find((e) => e.type === "restart");
+    expect(restart).toMatchObject({ oldIncarnation: 0xb0b, newIncarnation: 0xc0c });
+    // A's challenge, B's answer: one round trip (2 × 5 ms) after B's first frame reached A, 1.5
+    // after B sent it.
+    expect(restart!.at - firstAt).toBeCloseTo(2 * p.delay, 6);
+    expect(p.a.peerIncarnation).toBe(0xc0c);
+    p.run(1000);
+    expect(p.a.state).toBe("up");
+    expect(b2.state).toBe("up");
     // A stale frame of the old incarnation is ignored, not taken as another restart.
-    const stale = encode(
-      { sender: 2, incarnation: 0xb0b },
-      {
-        _tag: "Hello",
-        peerIncarnation: 0xa,
-        seq: 1,
-        ts: 0,
-        echoTs: 0,
-        echoDelay: 0xffffffff,
-        lossIn: 0,
-        flags: 0,
-      },
-    );
+    const stale = encode({ sender: 2, incarnation: 0xb0b }, hello({ peerIncarnation: 0xa, seq: 1 }));
     p.a.receive(stale, p.t + 2);
     expect(p.a.takeEvents()).toEqual([]);
     expect(p.a.stats.staleIncarnation).toBe(1);
@@ -151,6 +183,168 @@ describe("liveness", () => {
     p.b.close(p.nowOf("b"));
     p.run(520);
     expect(p.evA.at(-1)).toMatchObject({ type: "down", reason: "goodbye" });
+  });
+});
+
+/** The nonce in A's newest hello towards B (what only someone receiving at B's address sees). */
+function nonceOfA(p: Pair): number {
+  let nonce: number | undefined;
+  p.drop = (from, bytes) => {
+    const m = decode(bytes).msg;
+    if (from === "a" && m._tag === "Hello") nonce = m.nonce;
+    return false;
+  };
+  p.run(p.t + 150);
+  p.drop = () => false;
+  if (nonce === undefined) throw new Error("no hello from A");
+  return nonce;
+}
+
+/** Sends 50 reliable packets A → B and checks all arrive: the link still carries data. */
+function carries(p: Pair): void {
+  const before = p.got.length;
+  for (let i = 0; i < 50; i++) expect(p.a.send(LinkChannel.Reliable, H, pay(i), p.t)).toBe(SendResult.Ok);
+  p.run(p.t + 500);
+  expect(p.got.length - before).toBe(50);
+}
+
+describe("incarnation handshake: forged frames from a neighbour's address (issue 12)", () => {
+  const up = (): Pair => {
+    const p = new Pair();
+    p.run(500);
+    expect(p.a.state).toBe("up");
+    return p;
+  };
+  const quiet = (p: Pair, downsA: number, downsB: number): void => {
+    expect(p.a.state).toBe("up");
+    expect(p.b.state).toBe("up");
+    expect(p.a.peerIncarnation).toBe(0xb0b);
+    expect(p.b.peerIncarnation).toBe(0xa);
+    expect(p.a.stats.downs).toBe(downsA);
+    expect(p.b.stats.downs).toBe(downsB);
+    expect(p.evA.filter((e) => e.type === "restart" || e.type === "down")).toEqual([]);
+    expect(p.evB.filter((e) => e.type === "restart" || e.type === "down")).toEqual([]);
+  };
+
+  it("a Hello with a random incarnation changes nothing; 1,000 of them cost at most one challenge per 20 ms", () => {
+    const p = up();
+    const rng = new Rng(77);
+    const t0 = p.t;
+    const unproven = p.a.stats.unproven;
+    const challenges = p.a.stats.challenges;
+    for (let i = 0; i < 1000; i++) {
+      const inc = rng.uint32() || 1;
+      const forged = encode(
+        { sender: 2, incarnation: inc },
+        hello({ peerIncarnation: 0xa, seq: i, nonce: rng.uint32(), nonceEcho: rng.uint32() }),
+      );
+      p.a.receive(forged, p.t + i * 0.1);
+    }
+    p.t += 100;
+    expect(p.a.stats.unproven - unproven).toBe(1000);
+    expect(p.a.stats.challenges - challenges).toBeGreaterThan(0);
+    expect(p.a.stats.challenges - challenges).toBeLessThanOrEqual(Math.ceil(100 / 20) + 1);
+    p.run(t0 + 2000);
+    quiet(p, 0, 0);
+    carries(p);
+  });
+
+  it("a Goodbye with the real incarnation but without our nonce is ignored", () => {
+    const p = up();
+    const rng = new Rng(5);
+    for (let i = 0; i < 100; i++) {
+      const forged = encode(
+        { sender: 2, incarnation: 0xb0b },
+        hello({
+          peerIncarnation: 0xa,
+          seq: 1000 + i,
+          nonce: 0,
+          nonceEcho: rng.uint32(),
+          flags: HelloFlag.Goodbye,
+        }),
+      );
+      p.a.receive(forged, p.t);
+    }
+    expect(p.a.stats.forgedGoodbyes).toBe(100);
+    p.run(p.t + 1500);
+    quiet(p, 0, 0);
+    carries(p);
+  });
+
+  it("a genuine hello with the Goodbye bit flipped (now or replayed seconds later) is not a goodbye", () => {
+    const p = up();
+    const captured: Uint8Array[] = [];
+    p.drop = (from, bytes) => {
+      if (from === "b" && decode(bytes).msg._tag === "Hello") captured.push(bytes.slice());
+      return false;
+    };
+    p.run(p.t + 300);
+    p.drop = () => false;
+    const flip = (b: Uint8Array): Uint8Array => {
+      const c = b.slice();
+      c[c.length - 1]! ^= HelloFlag.Goodbye; // flags: the last byte of a Hello
+      expect(decode(c).msg).toMatchObject({ _tag: "Hello", flags: HelloFlag.Goodbye });
+      return c;
+    };
+    p.a.receive(flip(captured.at(-1)!), p.t);
+    p.run(p.t + 3000);
+    for (const c of captured) p.a.receive(flip(c), p.t);
+    // A flipped header flag (Auth) makes the frame undecodable: counted, nothing else.
+    const hdr = captured[0]!.slice();
+    hdr[4]! ^= 0x01;
+    p.a.receive(hdr, p.t);
+    expect(p.a.stats.decodeErrors).toBe(1);
+    expect(p.a.stats.forgedGoodbyes).toBe(captured.length + 1);
+    p.run(p.t + 1500);
+    quiet(p, 0, 0);
+    carries(p);
+  });
+
+  it("data, acks and NACKs of an unproven incarnation are dropped; the proven one keeps working", () => {
+    const p = up();
+    const forged = encode(
+      { sender: 2, incarnation: 0xdead },
+      { _tag: "LinkAck", peerIncarnation: 0xa, cumAck: 1, limit: 100, echoTs: 0, ackDelay: 0, ranges: [] },
+    );
+    const unproven = p.a.stats.unproven;
+    const challenges = p.a.stats.challenges;
+    p.a.receive(forged, p.t);
+    expect(p.a.stats.unproven - unproven).toBe(1);
+    expect(p.a.stats.challenges - challenges).toBe(0);
+    p.run(p.t + 1000);
+    quiet(p, 0, 0);
+    carries(p);
+  });
+
+  it("the guard is the nonce: a forger who could see it (on the path) would be believed", () => {
+    const p = up();
+    const nonce = nonceOfA(p);
+    const forged = encode(
+      { sender: 2, incarnation: 0xdead },
+      hello({ peerIncarnation: 0xa, nonceEcho: nonce }),
+    );
+    p.a.receive(forged, p.t);
+    expect(p.a.peerIncarnation).toBe(0xdead);
+    expect(p.a.stats.restarts).toBe(1);
+    // The echoed nonce is spent: the same frame again proves nothing.
+    const again = encode(
+      { sender: 2, incarnation: 0xbeef },
+      hello({ peerIncarnation: 0xa, nonceEcho: nonce }),
+    );
+    p.a.receive(again, p.t);
+    expect(p.a.stats.restarts).toBe(1);
+  });
+
+  it("a genuine goodbye still takes the link down at once, and a neighbour that is in fact alive proves itself again", () => {
+    const p = up();
+    // B's Goodbye with the Goodbye bit but B keeps running (as if the frame were altered on the path).
+    p.b.close(p.nowOf("b"));
+    p.run(p.t + 20);
+    expect(p.evA.at(-1)).toMatchObject({ type: "down", reason: "goodbye" });
+    expect(p.a.peerIncarnation).toBe(0);
+    p.run(p.t + 2000);
+    expect(p.a.peerIncarnation).toBe(0xb0b);
+    expect(p.a.state).toBe("up");
   });
 });
 

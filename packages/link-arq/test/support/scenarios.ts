@@ -239,13 +239,17 @@ export interface LivenessSeedResult {
   firstNewFrameAt: number;
   restartEventAt: number;
   falseDowns: number;
+  /** One-way delay and jitter of the link (ms). */
+  delayMs: number;
+  jitterMs: number;
 }
 
 /**
  * One seed of the liveness scenario: two nodes over a lossy (≤ 5 %), jittery link of 1–100 ms
  * (delay + jitter ≤ 100 ms). Node 2 crashes at a random time, then restarts. Node 1 must declare it
- * dead within deadTimeout + one hello interval of the crash, never before, and must detect the
- * restart on the very frame that first carries the new incarnation.
+ * dead within deadTimeout + one hello interval of the crash, never before, and must adopt the
+ * restart once the new incarnation has echoed its nonce: one round trip after the first frame of
+ * the new incarnation arrives, unless a handshake frame is lost (docs/links.md §2.1).
  */
 export function runLivenessSeed(seed: number, config: Partial<LinkConfig> = {}): LivenessSeedResult {
   const rng = new Rng(seed ^ 0x11fe);
@@ -304,6 +308,8 @@ export function runLivenessSeed(seed: number, config: Partial<LinkConfig> = {}):
     firstNewFrameAt,
     restartEventAt: restart?.at ?? Number.NaN,
     falseDowns: downs.filter((x) => x.at < crashAt).length,
+    delayMs,
+    jitterMs: params.jitterMs ?? 0,
   };
 }
 

@@ -28,7 +28,10 @@ export type LinkChannel = LinkType;
 
 /** Hello flag bits. */
 export const HelloFlag = {
-  /** The sender is shutting down: the receiver may declare the link down at once. */
+  /**
+   * The sender is shutting down: the receiver declares the link down at once, if `nonceEcho` is
+   * its current (or previous) nonce.
+   */
   Goodbye: 0x01,
 } as const;
 
@@ -56,6 +59,13 @@ export interface Hello {
   readonly echoTs: number;
   /** µs the sender held that hello before sending this one (0xFFFFFFFF if none). */
   readonly echoDelay: number;
+  /**
+   * The sender's current challenge: a random non-zero u32 the receiver echoes in `nonceEcho` to
+   * prove it receives at its address (the incarnation handshake, docs/links.md §2.1).
+   */
+  readonly nonce: number;
+  /** The newest `nonce` the sender received from the receiver (0 if none). */
+  readonly nonceEcho: number;
   /** Loss rate of the receiver-to-sender data direction measured by the sender, in 1/65535. */
   readonly lossIn: number;
   readonly flags: number;
@@ -115,7 +125,8 @@ export const HelloSpec = defineMessage<Hello>({
   type: 0x11,
   tag: "Hello",
   encode(w: Writer, m: Hello) {
-    w.u32(m.peerIncarnation).u32(m.seq).u32(m.ts).u32(m.echoTs).u32(m.echoDelay).u16(m.lossIn).u8(m.flags);
+    w.u32(m.peerIncarnation).u32(m.seq).u32(m.ts).u32(m.echoTs).u32(m.echoDelay);
+    w.u32(m.nonce).u32(m.nonceEcho).u16(m.lossIn).u8(m.flags);
   },
   decode(r: Reader): Hello {
     const peerIncarnation = r.u32();
@@ -123,9 +134,11 @@ export const HelloSpec = defineMessage<Hello>({
     const ts = r.u32();
     const echoTs = r.u32();
     const echoDelay = r.u32();
+    const nonce = r.u32();
+    const nonceEcho = r.u32();
     const lossIn = r.u16();
     const flags = flagsOk(r, HelloFlag.Goodbye, "Hello");
-    return { _tag: "Hello", peerIncarnation, seq, ts, echoTs, echoDelay, lossIn, flags };
+    return { _tag: "Hello", peerIncarnation, seq, ts, echoTs, echoDelay, nonce, nonceEcho, lossIn, flags };
   },
 });
 
