@@ -15,7 +15,7 @@ Talk to a spines-node daemon's control socket.
 Commands:
   status                     node id, version, uptime, counters
   neighbours | neighbors     configured neighbours and their state
-  links                      per-link state, RTT, loss, window, queue, emulation
+  links                      per-link state, RTT, loss, window, queue, cost, emulation
   routes                     link-state routes: destination, next hop, cost, path
   groups                     multicast/anycast groups and their members
   sessions                   open sessions on this node
@@ -70,7 +70,18 @@ function render(cmd: string, result: unknown): string {
       );
     case "links":
       return table(
-        ["NEIGHBOUR", "TYPE", "STATE", "RTT (ms)", "LOSS", "WINDOW", "QUEUE", "EMULATION"],
+        [
+          "NEIGHBOUR",
+          "TYPE",
+          "STATE",
+          "RTT (ms)",
+          "LOSS",
+          "WINDOW",
+          "QUEUE",
+          "COST",
+          "ADVERTISED",
+          "EMULATION",
+        ],
         rows.map((r) => [
           r.neighbor,
           r.type,
@@ -79,6 +90,8 @@ function render(cmd: string, result: unknown): string {
           r.loss === null || r.loss === undefined ? null : `${((r.loss as number) * 100).toFixed(2)}%`,
           r.window,
           r.queue,
+          r.cost,
+          r.advertisedCost,
           r.emulation,
         ]),
       );

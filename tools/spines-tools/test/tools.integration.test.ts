@@ -45,6 +45,12 @@ describe("spines tools on a line of three daemons 1-2-3", () => {
       io = captureIo();
       expect(await ctl([...c, "links", "--json"], io)).toBe(0);
       expect(JSON.parse(io.out())).toHaveLength(2);
+      expect((JSON.parse(io.out()) as { cost: number }[]).map((l) => l.cost)).toEqual([1, 1]);
+      io = captureIo();
+      expect(await ctl([...c, "links"], io)).toBe(0);
+      expect(io.out()).toMatch(
+        /^NEIGHBOUR\s+TYPE\s+STATE\s+RTT \(ms\)\s+LOSS\s+WINDOW\s+QUEUE\s+COST\s+ADVERTISED\s+EMULATION$/m,
+      );
       for (const cmd of ["groups", "sessions", "ping"]) {
         io = captureIo();
         expect(await ctl([...c, cmd], io), cmd).toBe(0);
