@@ -4,7 +4,7 @@
  * line), the dotted key and what was expected. The VIP table itself is checked by
  * `@spines-ts/vip` (`VipCore`'s own validation), re-anchored at the file's line.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { ConfigError, type NodeId } from "@spines-ts/primitives";
@@ -12,6 +12,7 @@ import { type BalanceMode, VipCore } from "@spines-ts/vip";
 import { expandTargets } from "@spines-ts/vip/linux";
 import { LineCounter, parseDocument } from "yaml";
 import { formatHostPort, type HostPort, isLoopback, parseHostPort } from "./endpoint.ts";
+import { readKeyFile } from "./keyfile.ts";
 
 export const VERSION = "0.0.0";
 /** Spread's port, which Wackamole clusters used; the default membership port here. */
@@ -643,13 +644,7 @@ export function resolveConfig(cli: CliOptions): WackConfig {
   const driver = cli.driver ?? f.driver ?? "linux";
   if (driver === "linux" && cli.importConf === undefined && process.platform !== "linux")
     throw new ConfigError(source, "driver", 'dry-run (the "linux" driver needs Linux)', driver);
-  if (f.auth !== undefined && !existsSync(f.auth.keyFile))
-    throw new ConfigError(
-      source,
-      "auth.keyFile",
-      "an existing key file (create one with --gen-key FILE)",
-      f.auth.keyFile,
-    );
+  if (f.auth !== undefined) readKeyFile(f.auth.keyFile);
   return {
     id,
     group: f.group ?? DEFAULT_GROUP,
