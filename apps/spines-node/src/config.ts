@@ -6,6 +6,7 @@ import { DAEMON_DEFAULTS } from "@spines-ts/overlay";
 import { ConfigError, type NodeId } from "@spines-ts/primitives";
 import { Metric } from "@spines-ts/routing";
 import { resolveSessionConfig, type SessionConfig } from "@spines-ts/session";
+import { KeyFileError, type KeySet, parseKeyFile } from "@spines-ts/wire/auth";
 import { LineCounter, parseDocument } from "yaml";
 import {
   AddressSyntaxError,
@@ -65,6 +66,12 @@ export interface DaemonConfig {
   readonly session: Partial<SessionConfig>;
   /** Routing metric (Spines `-w`): hops, latency, loss or explat. */
   readonly metric: Metric;
+  /**
+   * The overlay key file (`--key-file`, config `auth.keyFile`): with one, every datagram is signed
+   * and verified (docs/security.md); undefined runs unauthenticated links (warned at start). The
+   * file was read and checked when the configuration was resolved; the daemon reads it again.
+   */
+  readonly keyFile?: string | undefined;
 }
 
 export interface Limits {
@@ -111,6 +118,10 @@ export interface CliOptions {
   clientTcp?: Endpoint;
   clientToken?: string;
   metrics?: Endpoint;
+  /** `--key-file FILE`. */
+  keyFile?: string;
+  /** `--gen-key FILE`: write a new key file (mode 0600) and exit. */
+  genKey?: string;
   help: boolean;
   version: boolean;
 }
@@ -144,12 +155,18 @@ Options:
                              CONTROL.token, mode 0600, at every start)
       --metrics ADDR:PORT    serve Prometheus metrics (loopback only),
                              e.g. 127.0.0.1:9464
+      --key-file FILE        authenticate every overlay datagram with the keys
+                             in FILE (HMAC-SHA-256, replay window; docs/security.md);
+                             every node of the overlay needs the same key.
+                             Without it the links are unauthenticated.
+      --gen-key FILE         write a new key file (one random 32-byte key,
+                             mode 0600; refuses to overwrite) and exit
   -h, --help                 print this help and exit
   -V, --version              print the version and exit
 
 Flags override the configuration file; --neighbor adds to its neighbours.
 The configuration file holds the same settings (id, listen, neighbors,
-logLevel, control, clientSocket, clientTcp, metrics), per-neighbour link
+logLevel, control, clientSocket, clientTcp, metrics, auth: { keyFile }), per-neighbour link
 emulation, the routing metric (metric: hops|latency|loss|explat), link and
 session tunables (link: {...}, session: {...}), limits, and may import the
 Hosts and Edges of a classic spines.conf. A neighbour's cost (1..32767; from
@@ -198,6 +215,8 @@ const VALUE_FLAGS = new Set([
   "--client-tcp",
   "--client-token",
   "--metrics",
+  "--key-file",
+  "--gen-key",
 ]);
 const BOOL_FLAGS = new Set(["--help", "--version"]);
 
@@ -315,6 +334,12 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       case "--metrics":
         o.metrics = loopbackEndpoint(CLI, flag, value);
         break;
+      case "--key-file":
+        o.keyFile = value;
+        break;
+      case "--gen-key":
+        o.genKey = value;
+        break;
     }
   }
   return o;
@@ -331,6 +356,8 @@ export interface FileConfig {
   clientTcp?: Endpoint;
   clientToken?: string;
   metrics?: Endpoint;
+  /** `auth.keyFile`, resolved against the file's directory. */
+  keyFile?: string;
   limits: Partial<Limits>;
   link?: Partial<LinkConfig>;
   session?: Partial<SessionConfig>;
@@ -354,6 +381,7 @@ const FILE_KEYS = [
   "link",
   "session",
   "metric",
+  "auth",
 ] as const;
 const NEIGHBOR_KEYS = ["id", "address", "cost", "emulation"] as const;
 
@@ -480,6 +508,14 @@ export function parseConfigText(text: string, path: string): FileConfig {
   if (root.clientTcp !== undefined) out.clientTcp = lb("clientTcp", root.clientTcp);
   if (root.clientToken !== undefined) out.clientToken = resolve(base, str("clientToken", root.clientToken));
   if (root.metrics !== undefined) out.metrics = lb("metrics", root.metrics);
+  if (root.auth !== undefined) {
+    if (!isObject(root.auth)) fail(["auth"], "a mapping { keyFile }", root.auth);
+    const a = root.auth as Record<string, unknown>;
+    for (const k of Object.keys(a)) if (k !== "keyFile") fail(["auth", k], "keyFile", "an unknown key");
+    if (typeof a.keyFile !== "string" || a.keyFile === "")
+      fail(["auth", "keyFile"], "a file name", a.keyFile);
+    out.keyFile = resolve(base, a.keyFile as string);
+  }
   if (root.neighbors !== undefined) {
     if (!Array.isArray(root.neighbors)) fail(["neighbors"], "a list", root.neighbors);
     const seen = new Set<NodeId>();
@@ -715,5 +751,40 @@ export function resolveConfig(cli: CliOptions, env: { tmpdir?: string } = {}): D
     link: { ...DAEMON_DEFAULTS.link, ...fileCfg.link },
     session: { ...DAEMON_SESSION_DEFAULTS, ...fileCfg.session },
     metric: fileCfg.metric ?? DAEMON_DEFAULTS.metric,
+    keyFile: checkKeyFile(
+      cli.keyFile !== undefined ? resolve(cli.keyFile) : fileCfg.keyFile,
+      cli.keyFile !== undefined ? "--key-file" : "auth.keyFile",
+    ),
   };
+}
+
+/**
+ * Reads and parses an overlay key file (docs/wire.md §1.3). Every problem is a ConfigError naming the
+ * file (and line) and never showing key material.
+ */
+export function readKeyFile(file: string, key = "--key-file"): KeySet {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(file, key, "a readable key file", (e as NodeJS.ErrnoException).code ?? String(e));
+  }
+  try {
+    return parseKeyFile(text);
+  } catch (e) {
+    if (e instanceof KeyFileError) {
+      throw new ConfigError(
+        e.line === undefined ? file : `${file}:${e.line}`,
+        key,
+        'lines "<keyId> <64 hex digits>" (1 or 2 keys; spines-node --gen-key FILE makes one)',
+        e.message,
+      );
+    }
+    throw e;
+  }
+}
+
+function checkKeyFile(file: string | undefined, key: string): string | undefined {
+  if (file !== undefined) readKeyFile(file, key);
+  return file;
 }

@@ -10,10 +10,11 @@ import { readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { UdpHost } from "@spines-ts/node-host";
 import { DAEMON_DEFAULTS, type LinkStatus, OverlayNode } from "@spines-ts/overlay";
 import { type Logger, type NodeId, SpinesError } from "@spines-ts/primitives";
+import type { KeySet } from "@spines-ts/wire/auth";
 import { formatEndpoint } from "./address.ts";
 import { type ClientOverlay, ClientServer } from "./client-server.ts";
 import { ClientSessions } from "./client-sessions.ts";
-import { type DaemonConfig, VERSION } from "./config.ts";
+import { type DaemonConfig, readKeyFile, VERSION } from "./config.ts";
 import { argNumber, ControlError, ControlErrorCode, ControlServer } from "./control.ts";
 import { LinkEmulator } from "./emulation.ts";
 import { checkEmulation, type EmulationParams } from "./emulation-params.ts";
@@ -65,7 +66,7 @@ export class SpinesDaemon {
   /** The packet trace while one runs (control `trace`). */
   #trace: PacketTrace | undefined;
 
-  private constructor(opts: DaemonOptions, host: UdpHost) {
+  private constructor(opts: DaemonOptions, host: UdpHost, keys: KeySet | undefined) {
     const cfg = opts.config;
     this.#config = cfg;
     this.log = opts.log;
@@ -86,6 +87,9 @@ export class SpinesDaemon {
       router: { linkCosts: linkCostsOf(cfg) },
       // Multicast packets for groups clients joined.
       onMulticast: (m) => this.clients.deliverGroup(m.src, m.srcPort, m.group, m.port, m.data),
+      // Authenticated datagrams (docs/security.md); the counter starts at the wall clock in µs, so
+      // it stays above every counter an earlier run of this node signed.
+      ...(keys ? { auth: { keys, counterStart: Date.now() * 1000 } } : {}),
     });
     this.sessions = new ClientSessions(this.node);
     const node = this.node;
@@ -181,13 +185,14 @@ export class SpinesDaemon {
 
   static async start(opts: DaemonOptions): Promise<SpinesDaemon> {
     const cfg = opts.config;
+    const keys = cfg.keyFile !== undefined ? readKeyFile(cfg.keyFile) : undefined;
     const host = await UdpHost.open({
       id: cfg.id,
       listen: cfg.listen,
       peers: cfg.neighbors.map((n) => [n.id, n.endpoint] as const),
       log: opts.log.child({ part: "udp" }),
     });
-    const d = new SpinesDaemon(opts, host);
+    const d = new SpinesDaemon(opts, host, keys);
     try {
       d.bound.udp = formatEndpoint(host.address());
       if (cfg.clientSocket !== undefined) await d.clients.listenUnix(cfg.clientSocket);
@@ -214,6 +219,20 @@ export class SpinesDaemon {
       },
       "spines-node ready",
     );
+    if (keys === undefined) {
+      d.log.warn(
+        { udp: d.bound.udp },
+        "overlay links are UNAUTHENTICATED: anyone who can send UDP to this port can forge link, routing and session packets; give every node the same --key-file (spines-node --gen-key FILE makes one)",
+      );
+    } else {
+      d.log.info({ keyFile: cfg.keyFile, keyIds: keys.ids() }, "overlay datagrams are authenticated");
+      try {
+        if ((statSync(cfg.keyFile as string).mode & 0o077) !== 0)
+          d.log.warn({ file: cfg.keyFile }, "key file is readable by other users (chmod 600 it)");
+      } catch {
+        // read a moment ago; nothing to add
+      }
+    }
     return d;
   }
 
@@ -259,6 +278,18 @@ export class SpinesDaemon {
     ] as const) {
       if (JSON.stringify(next[k]) !== JSON.stringify(cur[k])) needsRestart.push(k);
     }
+    if ((next.keyFile === undefined) !== (cur.keyFile === undefined)) needsRestart.push("auth.keyFile");
+    else if (next.keyFile !== undefined && this.node.auth !== undefined) {
+      // key rotation without a restart: the file is read again and its keys replace the set
+      try {
+        const keys = readKeyFile(next.keyFile);
+        const before = this.node.auth.keys.ids().join(",");
+        this.node.auth.setKeys(keys);
+        if (keys.ids().join(",") !== before || next.keyFile !== cur.keyFile) applied.push("auth.keyFile");
+      } catch (e) {
+        this.log.error({ err: (e as Error).message }, "key file not reloaded; the current keys stay");
+      }
+    }
     for (const n of next.neighbors) {
       const prev = cur.neighbors.find((x) => x.id === n.id);
       if (prev === undefined || prev.cost === n.cost) continue;
@@ -267,6 +298,7 @@ export class SpinesDaemon {
     }
     this.#config = {
       ...cur,
+      ...(applied.includes("auth.keyFile") ? { keyFile: next.keyFile } : {}),
       logLevel: next.logLevel,
       neighbors: cur.neighbors.map((n) => next.neighbors.find((x) => x.id === n.id) ?? n),
     };
@@ -301,11 +333,13 @@ export class SpinesDaemon {
       clients: this.clients.stats.connections,
       sessions: this.sessions.sessions().length,
       logLevel: this.#config.logLevel,
+      auth: this.node.auth ? { enabled: true, keyIds: this.node.auth.keys.ids() } : { enabled: false },
       counters: {
         ...this.host.stats,
         ...this.node.counters,
         noPort: this.sessions.stats.noPort,
         decodeErrorsByCode: Object.fromEntries(this.node.decodeErrorsByCode),
+        auth: this.node.authStats() ?? null,
         emulation: Object.fromEntries(this.emulator.links().map((id) => [id, this.emulator.stats(id)])),
         datagrams: this.sessions.stats,
         clientProtocol: this.clients.stats,
@@ -439,6 +473,14 @@ export class SpinesDaemon {
           labels: { node: id, code },
           value,
         })),
+      },
+      {
+        name: "spines_auth_dropped_total",
+        help: "Datagrams dropped by authentication, by reason (only with --key-file)",
+        type: "counter",
+        samples: Object.entries(this.node.authStats() ?? {})
+          .filter(([k]) => k !== "signed" && k !== "accepted" && k !== "replayEvicted")
+          .map(([reason, value]) => ({ labels: { node: id, reason }, value })),
       },
       c("spines_frames_delivered_total", "Overlay packets delivered to local ports", p.delivered),
       c("spines_frames_forwarded_total", "Overlay packets forwarded to a next hop", p.forwarded),

@@ -2,7 +2,9 @@
  * `spines-node` command-line entry point. Exit codes: 0 normal (including SIGTERM/SIGINT), 1 startup
  * failure (bad socket, address in use), 2 bad usage or configuration.
  */
+import { writeFileSync } from "node:fs";
 import { ConfigError } from "@spines-ts/primitives";
+import { generateKeyFile } from "@spines-ts/wire/auth";
 import { HELP, parseArgs, resolveConfig, VERSION } from "./config.ts";
 import { SpinesDaemon } from "./daemon.ts";
 import { createDaemonLogger } from "./logger.ts";
@@ -20,6 +22,7 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       process.stdout.write(`spines-node ${VERSION}\n`);
       return 0;
     }
+    if (cli.genKey !== undefined) return genKey(cli.genKey);
     config = resolveConfig(cli);
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -71,6 +74,22 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     }
   });
   return undefined;
+}
+
+/** `--gen-key FILE`: a new key file, created mode 0600; an existing file is never overwritten. */
+function genKey(file: string): number {
+  try {
+    writeFileSync(file, generateKeyFile(), { mode: 0o600, flag: "wx" });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "EEXIST" ? "it exists (remove it first, or keep it)" : (e as Error).message;
+    process.stderr.write(`spines-node: cannot write the key file ${file}: ${why}\n`);
+    return code === "EEXIST" ? 2 : 1;
+  }
+  process.stdout.write(
+    `spines-node: wrote a new key (id 1) to ${file}, mode 0600; copy it to every node of the overlay and start them with --key-file ${file}\n`,
+  );
+  return 0;
 }
 
 const code = await main(process.argv.slice(2));
