@@ -17,7 +17,7 @@ import {
 } from "@spines-ts/wire";
 import { UnknownNeighborError } from "./errors.ts";
 import { weightedCost } from "./link-costs.ts";
-import { compareVersion, itemKey, type LinkStateDb } from "./lsdb.ts";
+import { compareVersion, itemKey, type LinkStateDb, seqAhead } from "./lsdb.ts";
 import { type LinkMeasurement, linkCost, type Metric, significantChange, unmeasuredCost } from "./metrics.ts";
 import type { Hysteresis, RetransmitTiming, RouterLimits, RouterStats } from "./options.ts";
 
@@ -52,6 +52,9 @@ export interface FloodingOptions {
   readonly metric: Metric;
   /** Static weight per neighbour (owned by the router; absent: 1). */
   readonly linkCosts: ReadonlyMap<number, number>;
+  /** Valid node ids (undefined: all but 0 and 0xFFFFFFFF). */
+  readonly nodes: ReadonlySet<number> | undefined;
+  readonly maxSeqJump: number;
   readonly limits: RouterLimits;
   readonly retransmit: RetransmitTiming;
   readonly hysteresis: Hysteresis;
@@ -72,6 +75,8 @@ export class Flooding {
   readonly #id: number;
   readonly #metric: Metric;
   readonly #linkCosts: ReadonlyMap<number, number>;
+  readonly #nodes: ReadonlySet<number> | undefined;
+  readonly #maxSeqJump: number;
   readonly #limits: RouterLimits;
   readonly #rto: RetransmitTiming;
   readonly #hyst: Hysteresis;
@@ -91,6 +96,8 @@ export class Flooding {
     this.#incarnation = o.incarnation;
     this.#metric = o.metric;
     this.#linkCosts = o.linkCosts;
+    this.#nodes = o.nodes;
+    this.#maxSeqJump = o.maxSeqJump;
     this.#limits = o.limits;
     this.#rto = o.retransmit;
     this.#hyst = o.hysteresis;
@@ -282,13 +289,32 @@ export class Flooding {
   // ---------------------------------------------------------------- internals
 
   #nextVersion(): { incarnation: number; seq: number } {
-    if (this.#seq >= 0xffffffff) {
-      this.#incarnation = (this.#incarnation + 1) >>> 0;
-      this.#seq = 0;
-    } else {
-      this.#seq++;
-    }
+    // Serial-number arithmetic (compareVersion): the sequence number wraps, the incarnation stays.
+    this.#seq = (this.#seq + 1) >>> 0;
     return { incarnation: this.#incarnation, seq: this.#seq };
+  }
+
+  #validNode(id: number): boolean {
+    if (id === 0 || id === 0xffffffff) return false;
+    return this.#nodes === undefined || this.#nodes.has(id);
+  }
+
+  /**
+   * Whether an item of another origin is bound to what we know of that origin (docs/routing.md
+   * §2.4): counted and false when not. While the origin is reachable, its sequence numbers under
+   * its current incarnation cannot leap ahead (`maxSeqJump`). A change of incarnation is not
+   * refused here: only the origin can tell a restart from a forgery (without keys), and it answers
+   * a forged one by re-issuing its item above it (#onOwnItem), which no version can prevent.
+   */
+  #bound(it: RouteItem): boolean {
+    const o = this.#db.origin(it.origin);
+    if (o === undefined || it.incarnation !== o.incarnation) return true;
+    const ahead = seqAhead(it.seq, o.maxSeq);
+    if (ahead < 0x80000000 && ahead > this.#maxSeqJump && o.unreachableSince === undefined) {
+      this.#stats.dropVersionJump++;
+      return false;
+    }
+    return true;
   }
 
   #install(now: number, it: RouteItem): boolean {
@@ -389,6 +415,11 @@ export class Flooding {
       this.#stats.dropBadItem++;
       return;
     }
+    if (!this.#validNode(it.origin) || (it.kind === RouteItemKind.Edge && !this.#validNode(it.key))) {
+      this.#stats.dropBadNode++;
+      return;
+    }
+    if (it.origin !== this.#id && !this.#bound(it)) return;
     this.#ack(from, it);
     const mine = this.#db.get(it.kind, it.origin, it.key);
     let c = 1;

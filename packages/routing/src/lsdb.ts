@@ -1,10 +1,20 @@
 import { RouteItemKind as Kind, ROUTE_COST_DOWN, type RouteItem, type RouteItemKind } from "@spines-ts/wire";
 
-/** Orders two versions (incarnation, seq) lexicographically as unsigned integers: -1, 0 or 1. */
+/**
+ * Orders two versions (incarnation, seq): -1, 0 or 1. Incarnations compare as unsigned integers;
+ * within one incarnation, sequence numbers compare in serial-number arithmetic (RFC 1982): `a` is
+ * newer when it is less than 2^31 ahead of `b`, modulo 2^32. So no sequence number is a maximum
+ * that freezes an item: the origin can always issue a newer one (docs/routing.md §2).
+ */
 export function compareVersion(aInc: number, aSeq: number, bInc: number, bSeq: number): number {
   if (aInc !== bInc) return aInc < bInc ? -1 : 1;
-  if (aSeq !== bSeq) return aSeq < bSeq ? -1 : 1;
+  if (aSeq !== bSeq) return seqAhead(aSeq, bSeq) < 0x80000000 ? 1 : -1;
   return 0;
+}
+
+/** How far `a` is ahead of `b` modulo 2^32 (0..2^32-1). */
+export function seqAhead(a: number, b: number): number {
+  return (a - b) >>> 0;
 }
 
 /** A stable string key for an item within the database: kind, origin and key. */
@@ -44,6 +54,9 @@ export interface OriginRecord {
   readonly groups: Map<number, RouteItem>;
   /** Local time since which the origin has been unreachable from this node, if it is. */
   unreachableSince: number | undefined;
+  /** The origin's newest incarnation held, and the newest sequence number under it. */
+  incarnation: number;
+  maxSeq: number;
 }
 
 export interface LsdbLimits {
@@ -104,7 +117,14 @@ export class LinkStateDb {
     let o = this.#origins.get(it.origin);
     if (o === undefined) {
       if (this.#origins.size >= this.limits.maxOrigins) return "full";
-      o = { id: it.origin, edges: new Map(), groups: new Map(), unreachableSince: now };
+      o = {
+        id: it.origin,
+        edges: new Map(),
+        groups: new Map(),
+        unreachableSince: now,
+        incarnation: it.incarnation,
+        maxSeq: it.seq,
+      };
       this.#origins.set(it.origin, o);
     }
     const table = it.kind === Kind.Edge ? o.edges : o.groups;
@@ -134,6 +154,10 @@ export class LinkStateDb {
     table.set(it.key, it);
     this.#digest ^= itemHash(it);
     this.#items++;
+    if (compareVersion(it.incarnation, it.seq, o.incarnation, o.maxSeq) > 0) {
+      o.incarnation = it.incarnation;
+      o.maxSeq = it.seq;
+    }
     // only a change of what the item means (not of its version) invalidates computed routes
     if (effective(it) !== (old === undefined ? absent(it.kind) : effective(old))) {
       if (it.kind === Kind.Edge) this.edgeGeneration++;

@@ -63,6 +63,18 @@ export interface RouterOptions {
   readonly hysteresis?: { readonly relative?: number; readonly absolute?: number; readonly holdMs?: number };
   /** An origin unreachable for this long is deleted with all it advertised. */
   readonly originTimeoutMs?: number;
+  /**
+   * The node ids of the overlay (e.g. every host of spines.conf). When given, items that name any
+   * other node (as origin or edge end) are dropped (`dropBadNode`). Ids 0 and 0xFFFFFFFF are never
+   * valid node ids in an item, with or without it.
+   */
+  readonly nodes?: Iterable<number>;
+  /**
+   * How far (in sequence numbers) an item may run ahead of the newest version this node holds of
+   * its origin's current incarnation while the origin is reachable; further is dropped
+   * (`dropVersionJump`): one forged item cannot push a version to the top (default 65,536).
+   */
+  readonly maxSeqJump?: number;
   /** Route computation runs this long after the first change, coalescing bursts (default 1 ms; 0: at the end of every input). */
   readonly computeDelayMs?: number;
 }
@@ -92,6 +104,9 @@ export interface ResolvedRouterOptions {
   readonly hysteresis: Hysteresis;
   readonly originTimeoutMs: number;
   readonly computeDelayMs: number;
+  /** The valid node ids, or undefined: every id but 0 and 0xFFFFFFFF. */
+  readonly nodes: ReadonlySet<number> | undefined;
+  readonly maxSeqJump: number;
 }
 
 export function checkId(v: unknown, what: string): asserts v is number {
@@ -172,7 +187,29 @@ export function resolveRouterOptions(opts: RouterOptions): ResolvedRouterOptions
     hysteresis,
     originTimeoutMs: positive("RouterOptions", "originTimeoutMs", opts.originTimeoutMs, 60_000),
     computeDelayMs: positive("RouterOptions", "computeDelayMs", opts.computeDelayMs, 1, true),
+    nodes: resolveNodes(opts.nodes),
+    maxSeqJump: resolveSeqJump(opts.maxSeqJump),
   };
+}
+
+function resolveNodes(nodes: Iterable<number> | undefined): ReadonlySet<number> | undefined {
+  if (nodes === undefined) return undefined;
+  if (typeof (nodes as { [Symbol.iterator]?: unknown })[Symbol.iterator] !== "function")
+    throw new ConfigError("RouterOptions", "nodes", "an iterable of node ids", nodes);
+  const s = new Set<number>();
+  for (const id of nodes) {
+    if (!Number.isInteger(id) || id < 1 || id >= 0xffffffff)
+      throw new ConfigError("RouterOptions", "nodes", "node ids in 1..0xFFFFFFFE", id);
+    s.add(id);
+  }
+  return s;
+}
+
+function resolveSeqJump(v: number | undefined): number {
+  if (v === undefined) return 65_536;
+  if (!Number.isInteger(v) || v < 1 || v >= 0x80000000)
+    throw new ConfigError("RouterOptions", "maxSeqJump", "an integer in 1..2^31-1", v);
+  return v;
 }
 
 /** Counters of one router (one object, shared by the flooding and route-computation parts). */
@@ -186,6 +223,10 @@ export interface RouterStats {
   selfReissued: number;
   dropNotNeighbor: number;
   dropBadItem: number;
+  /** Items naming node 0, 0xFFFFFFFF or a node outside `nodes`. */
+  dropBadNode: number;
+  /** Items whose version runs more than `maxSeqJump` ahead of their reachable origin's newest. */
+  dropVersionJump: number;
   dropFull: number;
   dropOutbox: number;
   dropEvents: number;
@@ -206,6 +247,8 @@ export function newRouterStats(): RouterStats {
     selfReissued: 0,
     dropNotNeighbor: 0,
     dropBadItem: 0,
+    dropBadNode: 0,
+    dropVersionJump: 0,
     dropFull: 0,
     dropOutbox: 0,
     dropEvents: 0,

@@ -74,6 +74,8 @@ export class Router {
       incarnation: o.incarnation,
       metric: o.metric,
       linkCosts: this.#linkCosts,
+      nodes: o.nodes,
+      maxSeqJump: o.maxSeqJump,
       limits: o.limits,
       retransmit: o.retransmit,
       hysteresis: o.hysteresis,
