@@ -27,6 +27,15 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 export const REPO = join(import.meta.dirname, "..", "..", "..");
 export const WACKAMOLE_BIN = join(REPO, "apps", "wackamole-node", "bin", "wackamole-node.js");
 export const WACKACTL_BIN = join(REPO, "apps", "wackamole-node", "bin", "wackactl.js");
+/**
+ * Every process of the lab (daemons, keepalived, responders, prober) runs at this nice value: the
+ * machine is shared with other work, and a daemon starved of CPU for longer than its failure
+ * timeout makes the others exclude it (netlab runs its link emulator at -10 for the same reason).
+ * Both systems get the same value. FO_NICE overrides it (0: no change).
+ */
+export const NICE = Number(process.env.FO_NICE ?? -10);
+const niced = (argv: string[]): string[] => (NICE === 0 ? argv : ["nice", "-n", String(NICE), ...argv]);
+
 /** UDP and TCP port of the responders. */
 export const SERVICE_PORT = 7007;
 /** Membership port of wackamole-node. */
@@ -274,7 +283,7 @@ export class FailoverLab {
       this.nodes.map(async (n) => {
         const p = this.tb.spawn(
           this.host(n),
-          [process.execPath, "-e", RESPONDER_JS, String(n), String(SERVICE_PORT), ...this.vips],
+          niced([process.execPath, "-e", RESPONDER_JS, String(n), String(SERVICE_PORT), ...this.vips]),
           { stdio: ["ignore", "pipe", "pipe"] },
         );
         await waitLine(p, /^READY/, 60_000, `responder on n${n}`);
@@ -286,7 +295,7 @@ export class FailoverLab {
   async startProber(host = "cl", intervalMs = 5): Promise<void> {
     const p = this.tb.spawn(
       host,
-      [process.execPath, "-e", PROBER_JS, String(intervalMs), String(SERVICE_PORT), ...this.vips],
+      niced([process.execPath, "-e", PROBER_JS, String(intervalMs), String(SERVICE_PORT), ...this.vips]),
       { stdio: ["pipe", "pipe", "pipe"] },
     );
     lines(p, (l) => {
@@ -552,7 +561,7 @@ export class WackCluster {
   start(n: number): ChildProcess {
     const p = this.lab.tb.spawn(
       this.lab.host(n),
-      [process.execPath, WACKAMOLE_BIN, "--config", this.configFile(n)],
+      niced([process.execPath, WACKAMOLE_BIN, "--config", this.configFile(n)]),
       {
         stdio: ["ignore", "pipe", "pipe"],
       },
@@ -715,7 +724,7 @@ ${inst.join("\n")}`;
     writeFileSync(f.conf, this.config(n));
     const p = this.lab.tb.spawn(
       this.lab.host(n),
-      ["keepalived", "-n", "-l", "-P", "-f", f.conf, "-p", f.pid, "-r", f.vrrp, "-i", `n${n}`],
+      niced(["keepalived", "-n", "-l", "-P", "-f", f.conf, "-p", f.pid, "-r", f.vrrp, "-i", `n${n}`]),
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     this.procs.set(n, p);

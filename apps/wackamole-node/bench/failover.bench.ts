@@ -28,7 +28,7 @@
  * Writes bench/results/failover.json and prints a table, keepalived beside wackamole-node, with
  * the load average (the machine is shared; figures under load are not quiet-machine figures).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { canRun } from "@spines-ts/netlab";
@@ -90,9 +90,12 @@ const opt = (name: string): string | undefined => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const QUICK = argv.includes("--quick");
+/** `--merge`: keep the cases of an earlier bench/results/failover.json that this run does not measure. */
+const MERGE = argv.includes("--merge");
 if (argv.includes("--help")) {
   console.log(`usage: pnpm bench failover [--quick] [--sizes 2,4,8] [--trials N]
-    [--systems wack-default,wack-fast,ka-1,ka-0.1] [--failures kill,crash,stop]
+    [--systems wack-default,wack-fast,ka-1,ka-0.1] [--failures kill,crash,stop] [--merge]
+--merge keeps the cases of an earlier bench/results/failover.json that this run does not measure;
 needs root (network namespaces) and keepalived; --quick: 2 nodes, 3 trials`);
   process.exit(0);
 }
@@ -372,6 +375,20 @@ async function main(): Promise<number> {
   };
   const dir = join(REPO, "bench", "results");
   mkdirSync(dir, { recursive: true });
+  if (MERGE && existsSync(join(dir, "failover.json"))) {
+    const old = JSON.parse(readFileSync(join(dir, "failover.json"), "utf8")) as {
+      cases?: Case[];
+      runs?: unknown[];
+    };
+    const key = (c: Case) => `${c.system}/${c.profile}/${c.nodes}/${c.failure}`;
+    const mine = new Set(cases.map(key));
+    const kept = (old.cases ?? []).filter((c) => !mine.has(key(c)));
+    cases.unshift(...kept);
+    Object.assign(out, {
+      merged: true,
+      earlierRuns: [...(old.runs ?? []), { started: (old as { started?: string }).started }],
+    });
+  }
   writeFileSync(join(dir, "failover.json"), `${JSON.stringify(out, null, 2)}\n`);
 
   const header = [

@@ -28,7 +28,13 @@ if (!mustRun)
   );
 
 const NET = 245;
-const WAIT_MS = 90_000;
+/** Bound of every wait for a condition (a busy machine needs long; a quiet one takes seconds). */
+const WAIT_MS = 150_000;
+/**
+ * A prefix of its own per run: the whole wackamole-node project may run while this file runs on
+ * its own, and two runs must not remove each other's namespaces.
+ */
+const PREFIX = `fot${(process.pid % 46_656).toString(36)}`;
 
 describe.runIf(mustRun)("wackamole-node in network namespaces: 4 nodes, 12 VIPs in 6 groups", () => {
   let lab: FailoverLab;
@@ -132,7 +138,7 @@ describe.runIf(mustRun)("wackamole-node in network namespaces: 4 nodes, 12 VIPs 
 
   beforeAll(async () => {
     requireRoot();
-    lab = await FailoverLab.create({ prefix: "fot", nodes: 4, net: NET, groups, router: true });
+    lab = await FailoverLab.create({ prefix: PREFIX, nodes: 4, net: NET, groups, router: true });
     await lab.startResponders();
     w = new WackCluster(lab, {
       profile: "default",
@@ -143,7 +149,7 @@ describe.runIf(mustRun)("wackamole-node in network namespaces: 4 nodes, 12 VIPs 
       announce: { count: 3, intervalMs: 100 },
     });
     w.startAll();
-  }, 120_000);
+  }, 180_000);
 
   afterAll(async () => {
     await w?.stopAll();
@@ -151,18 +157,30 @@ describe.runIf(mustRun)("wackamole-node in network namespaces: 4 nodes, 12 VIPs 
   }, 60_000);
 
   let byGroup = new Map<string, number>();
+  /** The steps build on each other: after a failed one, the rest fail at once instead of waiting. */
+  let failed: string | undefined;
+  const step = (name: string, fn: () => Promise<void>) =>
+    it(name, async () => {
+      if (failed !== undefined) throw new Error(`not run: the step "${failed}" failed`);
+      try {
+        await fn();
+      } catch (e) {
+        failed = name;
+        throw e;
+      }
+    }, 400_000);
 
-  it("starts: every group on exactly one node; both clients reach every VIP at its holder", async () => {
+  step("starts: every group on exactly one node; both clients reach every VIP at its holder", async () => {
     byGroup = await converged([1, 2, 3, 4]);
     // the clients have not talked to the VIPs yet: first contact, then the caches must match
     await answeredByHolders("cl", vipHolders(byGroup));
     await answeredByHolders("rc", vipHolders(byGroup));
     await clientsSee(byGroup, true);
-  }, 240_000);
+  });
 
   let victim = 0;
 
-  it("kill -9 of a node: its groups move to the survivors, clients follow without sending", async () => {
+  step("kill -9 of a node: its groups move to the survivors, clients follow without sending", async () => {
     victim = byGroup.get("g1") as number;
     const moved = groups.filter((g) => byGroup.get(g.name) === victim).map((g) => g.name);
     expect(moved.length).toBeGreaterThan(0);
@@ -171,32 +189,38 @@ describe.runIf(mustRun)("wackamole-node in network namespaces: 4 nodes, 12 VIPs 
     byGroup = await converged(live);
     for (const g of moved) expect(byGroup.get(g)).not.toBe(victim);
     await clientsSee(byGroup, true);
-  }, 240_000);
+  });
 
-  it("restart of the killed node: it removes what it left, joins, and every namespace holds each group once", async () => {
-    w.start(victim);
-    byGroup = await converged([1, 2, 3, 4]);
-    await clientsSee(byGroup, true);
-  }, 240_000);
+  step(
+    "restart of the killed node: it removes what it left, joins, and every namespace holds each group once",
+    async () => {
+      w.start(victim);
+      byGroup = await converged([1, 2, 3, 4]);
+      await clientsSee(byGroup, true);
+    },
+  );
 
-  it("partition {n1,n2 + clients} | {n3,n4}: every group on exactly one node in each component", async () => {
-    await lab.tb.partition([
-      ["n1", "n2", "cl", "r", "rc"],
-      ["n3", "n4"],
-    ]);
-    const a = await converged([1, 2]);
-    await converged([3, 4]);
-    byGroup = a;
-    await clientsSee(a, true);
-  }, 240_000);
+  step(
+    "partition {n1,n2 + clients} | {n3,n4}: every group on exactly one node in each component",
+    async () => {
+      await lab.tb.partition([
+        ["n1", "n2", "cl", "r", "rc"],
+        ["n3", "n4"],
+      ]);
+      const a = await converged([1, 2]);
+      await converged([3, 4]);
+      byGroup = a;
+      await clientsSee(a, true);
+    },
+  );
 
-  it("heal: the components merge, duplicates are resolved, clients follow the survivors", async () => {
+  step("heal: the components merge, duplicates are resolved, clients follow the survivors", async () => {
     await lab.tb.heal();
     byGroup = await converged([1, 2, 3, 4]);
     await clientsSee(byGroup, true);
-  }, 240_000);
+  });
 
-  it("graceful stop (SIGTERM): the node releases its groups, exits 0, the others take over", async () => {
+  step("graceful stop (SIGTERM): the node releases its groups, exits 0, the others take over", async () => {
     const stopped = byGroup.get("g2") as number;
     const code = await w.stop(stopped, "SIGTERM");
     expect(code).toBe(0);
@@ -204,5 +228,5 @@ describe.runIf(mustRun)("wackamole-node in network namespaces: 4 nodes, 12 VIPs 
     const live = [1, 2, 3, 4].filter((n) => n !== stopped);
     byGroup = await converged(live);
     await clientsSee(byGroup, true);
-  }, 240_000);
+  });
 });
