@@ -18,11 +18,12 @@ import {
 } from "@spines-ts/vip";
 import { LinuxAddressDriver } from "@spines-ts/vip/linux";
 import { decodeHeader, type VipNeighbor } from "@spines-ts/wire";
+import type { KeySet } from "@spines-ts/wire/auth";
 import type { LogLevel, WackConfig } from "./config.ts";
 import { ControlError, ControlErrorCode, ControlServer } from "./control.ts";
 import { formatHostPort } from "./endpoint.ts";
 import { HookRunner } from "./hooks.ts";
-import { readKeyFile } from "./keyfile.ts";
+import { readKeyFile, sameKeys } from "./keyfile.ts";
 import { type Metric, MetricsServer } from "./metrics.ts";
 import { HealthTracker } from "./track.ts";
 
@@ -74,6 +75,8 @@ export interface ListEntry {
 
 export interface DaemonOptions {
   readonly config: WackConfig;
+  /** The membership keys (read from `config.auth.keyFile` when not given). */
+  readonly keys?: KeySet;
   readonly log: Logger;
   readonly setLogLevel?: (level: LogLevel) => void;
 }
@@ -137,6 +140,7 @@ export class WackamoleDaemon {
     reloadErrors: 0,
   };
   #config: WackConfig;
+  #keys: KeySet | undefined;
   readonly #log: Logger;
   readonly #setLogLevel: ((l: LogLevel) => void) | undefined;
   readonly #driver: DaemonDriver;
@@ -165,6 +169,7 @@ export class WackamoleDaemon {
     this.host = host;
     this.discovery = discovery;
     this.#config = opts.config;
+    this.#keys = opts.keys;
     this.#log = opts.log;
     this.#setLogLevel = opts.setLogLevel;
     this.#driver = new DaemonDriver(inner, this);
@@ -176,7 +181,8 @@ export class WackamoleDaemon {
   static async start(opts: DaemonOptions): Promise<WackamoleDaemon> {
     const c = opts.config;
     const log = opts.log;
-    if (c.auth !== undefined) readKeyFile(c.auth.keyFile);
+    const keys = opts.keys ?? (c.auth !== undefined ? readKeyFile(c.auth.keyFile) : undefined);
+    opts = { ...opts, ...(keys ? { keys } : {}) };
     const inner = WackamoleDaemon.#makeDriver(c, log);
     if (inner instanceof LinuxAddressDriver) {
       try {
@@ -307,6 +313,7 @@ export class WackamoleDaemon {
         profile: c.profile,
         log: this.#log.child({ part: "membership" }),
         ...(disc ? { announce: true, onAnnounce: (data: Uint8Array) => disc.announce(data) } : {}),
+        ...(this.#keys ? { auth: authOption(this.#keys) } : {}),
       },
       driver: this.#driver,
       onEvent: (ev) => this.#onVipEvent(ev),
@@ -537,6 +544,10 @@ export class WackamoleDaemon {
         rxPackets: this.host.stats.rxPackets,
         txPackets: this.host.stats.txPackets,
         badPackets: this.#vip.membership.core.stats.badPackets,
+        authDropped: ((a) =>
+          a === undefined ? 0 : a.unsigned + a.unknownKey + a.badMac + a.replay + a.staleIncarnation)(
+          this.#vip.membership.authStats(),
+        ),
       },
     };
   }
@@ -585,6 +596,8 @@ export class WackamoleDaemon {
       return undefined;
     }
     if (sender === this.host.id) return undefined;
+    // with auth, only a key holder's frame teaches a peer (the replay check follows in receive)
+    if (member.auth !== undefined && !member.auth.keys.verify(data).ok) return undefined;
     if (!member.core.addPeer(sender)) return undefined;
     if (from !== undefined) {
       const known = this.host.peer(sender);
@@ -624,7 +637,8 @@ export class WackamoleDaemon {
         `the running ${formatHostPort(cur.bind)} (restart to change it)`,
         formatHostPort(next.bind),
       );
-    if (next.auth !== undefined) readKeyFile(next.auth.keyFile);
+    const nextKeys = next.auth !== undefined ? readKeyFile(next.auth.keyFile) : undefined;
+    const keysChanged = !sameKeys(nextKeys, this.#keys);
     const applied: string[] = [];
     const restart: string[] = [];
     if (next.control !== cur.control) restart.push("control");
@@ -662,9 +676,11 @@ export class WackamoleDaemon {
       eff.group !== cur.group ||
       eff.profile !== cur.profile ||
       !sameJson(eff.peers, cur.peers) ||
-      !sameJson(eff.auth, cur.auth);
+      keysChanged;
     const trackChanged = !sameJson(eff.track, cur.track);
     this.#config = eff;
+    this.#keys = nextKeys;
+    if (keysChanged) applied.push("auth");
     if (trackChanged) {
       if (eff.track === undefined) {
         this.#tracker?.stop();
@@ -819,6 +835,21 @@ export class WackamoleDaemon {
     })();
     return this.#stopping;
   }
+}
+
+/**
+ * The membership `auth` option. Its `counterStart` is read each time a member is built (the VIP
+ * node builds a new member on every rejoin): a wall-clock reading in microseconds, so every new
+ * incarnation's frame counters lie above every counter an earlier one signed, as the receivers'
+ * replay guard requires of a new incarnation.
+ */
+function authOption(keys: KeySet): { readonly keys: KeySet; readonly counterStart: number } {
+  return {
+    keys,
+    get counterStart() {
+      return Date.now() * 1000;
+    },
+  };
 }
 
 /** Resolves true when `p` settles within `ms`, false otherwise. */

@@ -1,45 +1,36 @@
 /**
- * The membership key file (`auth.keyFile`): text lines `<keyId> <64 hex digits>`, the first line the
- * key members sign with, an optional second the next key (accepted, for rotation); `#` comments.
- * The file must not be readable by group or others. `--gen-key FILE` writes a fresh one.
+ * The membership key file (`auth.keyFile`), in the format of `@spines-ts/wire/auth`: text lines
+ * `<keyId> <64 hex digits>`, the first the key members sign with, an optional second the next key
+ * (accepted too, for rotation); `#` comments. The file must not be readable by group or others.
+ * `--gen-key FILE` writes a fresh one with the same package's generator.
  */
-import { randomBytes } from "node:crypto";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { ConfigError } from "@spines-ts/primitives";
+import {
+  generateKeyFile as generateKeyText,
+  KeyFileError,
+  type KeySet,
+  parseKeyFile,
+} from "@spines-ts/wire/auth";
 
-export interface KeyEntry {
-  readonly keyId: number;
-  readonly key: Uint8Array;
-}
-
-/** Parses key-file text; throws ConfigError naming `source:line`. */
-export function parseKeyText(text: string, source: string): KeyEntry[] {
-  const keys: KeyEntry[] = [];
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] ?? "").replace(/#.*$/, "").trim();
-    if (line === "") continue;
-    const m = /^(\d{1,5})\s+([0-9a-fA-F]{64})$/.exec(line);
-    if (m === null)
-      throw new ConfigError(
-        `${source}:${i + 1}`,
-        "(key line)",
-        '"<keyId> <64 hex digits>"',
-        "a malformed line",
-      );
-    const keyId = Number(m[1]);
-    if (keyId > 0xffff) throw new ConfigError(`${source}:${i + 1}`, "keyId", "an integer in 0..65535", keyId);
-    if (keys.some((k) => k.keyId === keyId))
-      throw new ConfigError(`${source}:${i + 1}`, "keyId", "a key id not used above", keyId);
-    keys.push({ keyId, key: new Uint8Array(Buffer.from(m[2] as string, "hex")) });
+/** Parses key-file text; throws ConfigError naming `source:line` (never echoing key material). */
+export function parseKeyText(text: string, source: string): KeySet {
+  try {
+    return parseKeyFile(text);
+  } catch (e) {
+    if (!(e instanceof KeyFileError)) throw e;
+    const why = e.line === undefined ? e.message : e.message.replace(/^key file line \d+: /, "");
+    throw new ConfigError(
+      e.line === undefined ? source : `${source}:${e.line}`,
+      "(key file)",
+      '1 or 2 lines "<keyId> <64 hex digits>"',
+      why,
+    );
   }
-  if (keys.length === 0 || keys.length > 2)
-    throw new ConfigError(source, "(keys)", "1 or 2 key lines (current, then next)", keys.length);
-  return keys;
 }
 
 /** Reads and checks a key file: it exists, is a regular file, has no group/other permissions, parses. */
-export function readKeyFile(path: string, key = "auth.keyFile"): KeyEntry[] {
+export function readKeyFile(path: string, key = "auth.keyFile"): KeySet {
   let st: ReturnType<typeof statSync>;
   try {
     st = statSync(path);
@@ -68,8 +59,17 @@ export function readKeyFile(path: string, key = "auth.keyFile"): KeyEntry[] {
   return parseKeyText(text, path);
 }
 
+/** A fingerprint-free identity of a key set, to tell whether a reload changed the keys. */
+export function sameKeys(a: KeySet | undefined, b: KeySet | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.keys.length !== b.keys.length) return false;
+  return a.keys.every((k, i) => {
+    const o = b.keys[i];
+    return o !== undefined && o.id === k.id && Buffer.from(o.key).equals(Buffer.from(k.key));
+  });
+}
+
 /** Writes a new key file (mode 0600, never over an existing file) with one random 256-bit key. */
 export function generateKeyFile(path: string, keyId = 1): void {
-  const hex = randomBytes(32).toString("hex");
-  writeFileSync(path, `${keyId} ${hex}\n`, { mode: 0o600, flag: "wx" });
+  writeFileSync(path, generateKeyText(keyId), { mode: 0o600, flag: "wx" });
 }

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { ConfigError, SpinesError } from "@spines-ts/primitives";
 import { HELP, parseArgs, resolveConfig, VERSION } from "./config.ts";
 import { STOP_TIMEOUT_MS, WackamoleDaemon } from "./daemon.ts";
-import { generateKeyFile, readKeyFile } from "./keyfile.ts";
+import { generateKeyFile } from "./keyfile.ts";
 import { createDaemonLogger } from "./logger.ts";
 import { importWackamoleConf } from "./wackamole-conf.ts";
 
@@ -57,7 +57,6 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       return 0;
     }
     config = resolveConfig(cli);
-    if (config.auth !== undefined) readKeyFile(config.auth.keyFile);
   } catch (e) {
     if (e instanceof ConfigError || (e instanceof SpinesError && e.code === "ERR_WACKAMOLE_CONF"))
       return usageError(e);

@@ -1,0 +1,60 @@
+/**
+ * Authenticated membership on real daemons: members sharing a key file form one view; a member with
+ * another key is kept out (its frames are dropped and counted); a member that fails and comes back
+ * (a new incarnation with a new frame counter start) is accepted again.
+ */
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { generateKeyFile } from "../src/keyfile.ts";
+import { coveredOnce, killAll, type Spawned, spawnDaemon, tmp, waitUntil, writeCluster } from "./helpers.ts";
+
+const NAMES = ["g1", "g2", "g3", "g4"];
+const dir = tmp();
+const daemons: Spawned[] = [];
+afterAll(async () => {
+  await killAll(daemons);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("auth.keyFile", () => {
+  it("members with the shared key form a view; a member with another key stays out", async () => {
+    const good = join(dir, "cluster.key");
+    const other = join(dir, "other.key");
+    generateKeyFile(good);
+    generateKeyFile(other);
+    const nodes = await writeCluster(dir, 3, (id) => ({ auth: { keyFile: id === 3 ? other : good } }), 4);
+    for (const n of nodes) daemons.push(await spawnDaemon(n));
+    const [d1, d2, d3] = daemons as [Spawned, Spawned, Spawned];
+    const ss = await waitUntil(
+      () => Promise.all([d1.status(), d2.status()]),
+      (ss) =>
+        ss.every((s) => s.view?.members.join() === "1,2" && s.phase === "run") && coveredOnce(ss, NAMES),
+      "nodes 1 and 2 in one view covering every group",
+    );
+    expect(ss.every((s) => s.auth)).toBe(true);
+    const s3 = await d3.status();
+    expect(s3.view?.members).toEqual([3]);
+    await waitUntil(
+      () => d1.status(),
+      (s) => (s.counters.authDropped ?? 0) > 0,
+      "node 1 counting node 3's frames as dropped",
+    );
+  });
+
+  it("a member that fails and comes back (new incarnation) is accepted again", async () => {
+    const [d1, d2] = daemons as [Spawned, Spawned];
+    await d1.call("fail");
+    await waitUntil(
+      () => d2.status(),
+      (s) => s.view?.members.join() === "2" && s.held.length === 4,
+      "node 2 alone with every group",
+    );
+    await d1.call("succeed");
+    await waitUntil(
+      () => Promise.all([d1.status(), d2.status()]),
+      (ss) => ss.every((s) => s.view?.members.join() === "1,2") && coveredOnce(ss, NAMES),
+      "nodes 1 and 2 together again",
+    );
+  });
+});
