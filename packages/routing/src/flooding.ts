@@ -301,7 +301,7 @@ export class Flooding {
 
   /**
    * Whether an item of another origin is bound to what we know of that origin (docs/routing.md
-   * §2.4): counted and false when not. While the origin is reachable, its sequence numbers under
+   * §2, "Items bound to their origin"): counted and false when not. While the origin is reachable, its sequence numbers under
    * its current incarnation cannot leap ahead (`maxSeqJump`). A change of incarnation is not
    * refused here: only the origin can tell a restart from a forgery (without keys), and it answers
    * a forged one by re-issuing its item above it (#onOwnItem), which no version can prevent.
