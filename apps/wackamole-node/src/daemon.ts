@@ -807,6 +807,32 @@ export class WackamoleDaemon {
         "Membership datagrams rejected",
         this.#vip.membership.core.stats.badPackets,
       ),
+      ...this.#authMetrics(),
+    ];
+  }
+
+  #authMetrics(): Metric[] {
+    const a = this.#vip.membership.authStats();
+    if (a === undefined) return [];
+    return [
+      {
+        name: "wackamole_auth_accepted_total",
+        help: "Membership frames that verified (this member incarnation)",
+        type: "counter",
+        samples: [{ value: a.accepted }],
+      },
+      {
+        name: "wackamole_auth_dropped_total",
+        help: "Membership frames dropped by authentication (this member incarnation)",
+        type: "counter",
+        samples: [
+          { labels: { reason: "unsigned" }, value: a.unsigned },
+          { labels: { reason: "unknown-key" }, value: a.unknownKey },
+          { labels: { reason: "bad-mac" }, value: a.badMac },
+          { labels: { reason: "replay" }, value: a.replay },
+          { labels: { reason: "stale-incarnation" }, value: a.staleIncarnation },
+        ],
+      },
     ];
   }
 

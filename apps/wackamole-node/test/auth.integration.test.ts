@@ -7,7 +7,16 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { generateKeyFile } from "../src/keyfile.ts";
-import { coveredOnce, killAll, type Spawned, spawnDaemon, tmp, waitUntil, writeCluster } from "./helpers.ts";
+import {
+  coveredOnce,
+  freeTcpPort,
+  killAll,
+  type Spawned,
+  spawnDaemon,
+  tmp,
+  waitUntil,
+  writeCluster,
+} from "./helpers.ts";
 
 const NAMES = ["g1", "g2", "g3", "g4"];
 const dir = tmp();
@@ -23,7 +32,16 @@ describe("auth.keyFile", () => {
     const other = join(dir, "other.key");
     generateKeyFile(good);
     generateKeyFile(other);
-    const nodes = await writeCluster(dir, 3, (id) => ({ auth: { keyFile: id === 3 ? other : good } }), 4);
+    const metricsPort = await freeTcpPort();
+    const nodes = await writeCluster(
+      dir,
+      3,
+      (id) => ({
+        auth: { keyFile: id === 3 ? other : good },
+        ...(id === 1 ? { metrics: { listen: `127.0.0.1:${metricsPort}` } } : {}),
+      }),
+      4,
+    );
     for (const n of nodes) daemons.push(await spawnDaemon(n));
     const [d1, d2, d3] = daemons as [Spawned, Spawned, Spawned];
     const ss = await waitUntil(
@@ -40,6 +58,9 @@ describe("auth.keyFile", () => {
       (s) => (s.counters.authDropped ?? 0) > 0,
       "node 1 counting node 3's frames as dropped",
     );
+    const body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(body).toMatch(/^wackamole_auth_accepted_total [1-9]\d*$/m);
+    expect(body).toMatch(/^wackamole_auth_dropped_total\{reason="(unknown-key|bad-mac)"\} [1-9]\d*$/m);
   });
 
   it("a member that fails and comes back (new incarnation) is accepted again", async () => {
