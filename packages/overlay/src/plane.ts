@@ -66,6 +66,8 @@ export interface OverlayCounters {
   senderMismatch: number;
   /** Decodable frames of a family a link does not carry (or routing from a neighbour not up). */
   unexpectedType: number;
+  /** Routing frames under an incarnation of the neighbour its link has not proven. */
+  routingStaleIncarnation: number;
   /** Overlay packets for this node handed to `deliverLocal`. */
   delivered: number;
   /** Overlay packets passed on to a next hop. */
@@ -150,6 +152,7 @@ export class OverlayPlane {
     decodeErrors: 0,
     senderMismatch: 0,
     unexpectedType: 0,
+    routingStaleIncarnation: 0,
     delivered: 0,
     forwarded: 0,
     noRoute: 0,
@@ -322,6 +325,11 @@ export class OverlayPlane {
       if (!this.router.neighbors().includes(from)) {
         // The router only talks to neighbours whose link is up.
         this.counters.unexpectedType++;
+        return;
+      }
+      if (f.incarnation !== this.driver.link(from)?.peerIncarnation) {
+        // Only the neighbour's incarnation its link proved (docs/links.md §2.1) speaks for it.
+        this.counters.routingStaleIncarnation++;
         return;
       }
       this.router.receive(this.host.clock.now(), from, m);
