@@ -61,7 +61,8 @@ process.stdout.write("READY\\n");
 /**
  * Sends a 12-byte request (u32 seq, f64 send time) to every VIP every interval; prints
  * "C <vip index> <node> <sent ms> <received ms>" when the answering node of a VIP changes, and on
- * any stdin line "S <json [node, last reply ms, replies] per VIP>".
+ * any stdin line "S <json [node, ms since its last reply, replies] per VIP>" (the age is taken by
+ * the prober itself, so a slow pipe or a busy reader does not age it).
  */
 const PROBER_JS = `
 const dgram = require("node:dgram");
@@ -89,7 +90,7 @@ setInterval(() => {
     try { s.send(b, () => {}); } catch {}
   }
 }, Number(iv));
-process.stdin.on("data", () => process.stdout.write("S " + JSON.stringify(last) + "\\n"));
+process.stdin.on("data", () => process.stdout.write("S " + JSON.stringify(last.map((l) => [l[0], now() - l[1], l[2]])) + "\\n"));
 process.stdout.write("READY\\n");
 `;
 
@@ -309,7 +310,7 @@ export class FailoverLab {
         });
         if (this.changes.length > 200_000) this.changes.splice(0, 100_000);
       } else if (l.startsWith("S ")) {
-        const s = JSON.parse(l.slice(2)) as [number, number, number][];
+        const s = JSON.parse(l.slice(2)) as [number, number, number][]; // [node, age ms, replies]
         for (const w of this.statusWaiters.splice(0)) w(s);
       }
     });
@@ -317,7 +318,7 @@ export class FailoverLab {
     this.prober = p;
   }
 
-  /** Per VIP: [node that answered last, time of the last reply, replies]. */
+  /** Per VIP: [node that answered last, ms since that reply (prober's clock), replies]. */
   proberStatus(): Promise<[number, number, number][]> {
     const p = this.prober;
     if (p === undefined) throw new Error("no prober running");

@@ -30,7 +30,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { canRun } from "@spines-ts/netlab";
 import {
   countViolations,
@@ -90,12 +90,23 @@ const opt = (name: string): string | undefined => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const QUICK = argv.includes("--quick");
-/** `--merge`: keep the cases of an earlier bench/results/failover.json that this run does not measure. */
-const MERGE = argv.includes("--merge");
+/** `--out FILE`: where to write (default bench/results/failover.json). */
+const OUT = opt("out") ?? join(REPO, "bench", "results", "failover.json");
+/**
+ * `--merge [FILE,FILE...]`: also keep the cases of earlier result files (default: the --out file)
+ * that this run does not measure; `--systems none --merge A,B` only combines files.
+ */
+const MERGE_FILES = argv.includes("--merge")
+  ? (opt("merge") ?? "--").startsWith("--")
+    ? [OUT]
+    : (opt("merge") as string).split(",")
+  : [];
 if (argv.includes("--help")) {
   console.log(`usage: pnpm bench failover [--quick] [--sizes 2,4,8] [--trials N]
     [--systems wack-default,wack-fast,ka-1,ka-0.1] [--failures kill,crash,stop] [--merge]
---merge keeps the cases of an earlier bench/results/failover.json that this run does not measure;
+    [--out FILE] [--merge [FILE,...]]
+--merge keeps the cases of earlier result files (default: the --out file) that this run does not
+measure; --systems none --merge A,B only combines files;
 needs root (network namespaces) and keepalived; --quick: 2 nodes, 3 trials`);
   process.exit(0);
 }
@@ -104,6 +115,8 @@ const TRIALS = Number(opt("trials") ?? (QUICK ? 3 : 10));
 const SYSTEMS = (opt("systems") ?? "wack-default,wack-fast,ka-1,ka-0.1").split(",");
 const FAILURES = (opt("failures") ?? "kill,crash,stop").split(",") as Failure[];
 const PROBE_MS = 5;
+/** Namespace prefixes carry a tag of this run, so two runs (e.g. one per system) can go side by side. */
+const RUN_TAG = (process.pid % 1296).toString(36).padStart(2, "0");
 /** A moved VIP that has not answered by then is counted lost. */
 const TRIAL_LIMIT_MS = 20_000;
 /** Observation after the last moved VIP answered (violations window). */
@@ -188,7 +201,6 @@ async function settle(lab: FailoverLab, sys: System, live: number[]): Promise<Ma
       }
       const h = await lab.holders(lab.nodes);
       const st = await lab.proberStatus();
-      const t = now();
       const out = new Map<string, number>();
       const bad: string[] = [];
       lab.vips.forEach((v, i) => {
@@ -197,8 +209,8 @@ async function settle(lab: FailoverLab, sys: System, live: number[]): Promise<Ma
         if (hs.length !== 1) bad.push(`${v} held by [${hs}]`);
         else if (sys.expected !== undefined && hs[0] !== sys.expected(i))
           bad.push(`${v} held by n${hs[0]}, its master is n${sys.expected(i)}`);
-        else if (s[0] !== hs[0] || t - s[1] > 300)
-          bad.push(`${v} answered by ${s[0]} ${Math.round(t - s[1])} ms ago`);
+        else if (s[0] !== hs[0] || s[1] > 300)
+          bad.push(`${v} answered by ${s[0]} ${Math.round(s[1])} ms ago`);
         else out.set(v, hs[0] as number);
       });
       last = bad.join("; ");
@@ -303,7 +315,7 @@ async function runCase(lab: FailoverLab, sys: System, failure: Failure): Promise
       }
       process.stdout.write(
         `  ${sys.system} ${sys.profile} n=${N} ${failure} trial ${t + 1}: victim n${victim}, ` +
-          `${moved.map((x) => `${x} ${settledAt.has(x) ? `${Math.round((settledAt.get(x) as number) - fault)} ms` : "lost"}`).join(", ")}` +
+          `${moved.map((x) => `${x} ${Number.isFinite(settledAt.get(x)) ? `${Math.round((settledAt.get(x) as number) - fault)} ms` : "lost"}`).join(", ")}` +
           `${v.twice + v.nobody > 0 ? `, violations ${v.twice}+${v.nobody}` : ""}\n`,
       );
     }
@@ -337,9 +349,9 @@ async function main(): Promise<number> {
   const cases: Case[] = [];
   const started = new Date().toISOString();
   const loadAtStart = load();
-  for (const N of SIZES) {
+  for (const N of SYSTEMS.includes("none") ? [] : SIZES) {
     const groups = makeGroups(250, Math.max(4, N), 1, 0);
-    const lab = await FailoverLab.create({ prefix: `fob${N}`, nodes: N, net: 250, groups });
+    const lab = await FailoverLab.create({ prefix: `fob${N}${RUN_TAG}`, nodes: N, net: 250, groups });
     try {
       await lab.startResponders();
       await lab.startProber("cl", PROBE_MS);
@@ -373,23 +385,27 @@ async function main(): Promise<number> {
       "keepalived profile default = advert_int 1 (VRRPv2), fast = advert_int 0.1 (VRRPv3); machine shared, see loadAvg",
     cases,
   };
-  const dir = join(REPO, "bench", "results");
-  mkdirSync(dir, { recursive: true });
-  if (MERGE && existsSync(join(dir, "failover.json"))) {
-    const old = JSON.parse(readFileSync(join(dir, "failover.json"), "utf8")) as {
+  mkdirSync(dirname(OUT), { recursive: true });
+  const mergedFrom: { file: string; started?: string; loadAvgStart?: number[] }[] = [];
+  for (const f of MERGE_FILES) {
+    if (!existsSync(f)) continue;
+    const old = JSON.parse(readFileSync(f, "utf8")) as {
       cases?: Case[];
-      runs?: unknown[];
+      started?: string;
+      loadAvgStart?: number[];
     };
     const key = (c: Case) => `${c.system}/${c.profile}/${c.nodes}/${c.failure}`;
     const mine = new Set(cases.map(key));
-    const kept = (old.cases ?? []).filter((c) => !mine.has(key(c)));
-    cases.unshift(...kept);
-    Object.assign(out, {
-      merged: true,
-      earlierRuns: [...(old.runs ?? []), { started: (old as { started?: string }).started }],
+    cases.push(...(old.cases ?? []).filter((c) => !mine.has(key(c))));
+    mergedFrom.push({
+      file: f,
+      ...(old.started ? { started: old.started } : {}),
+      ...(old.loadAvgStart ? { loadAvgStart: old.loadAvgStart } : {}),
     });
   }
-  writeFileSync(join(dir, "failover.json"), `${JSON.stringify(out, null, 2)}\n`);
+  // cases of separate runs were not measured in the same run: each keeps its own loadAvg
+  if (mergedFrom.length > 0) Object.assign(out, { mergedFrom });
+  writeFileSync(OUT, `${JSON.stringify(out, null, 2)}\n`);
 
   const header = [
     "nodes",
@@ -446,7 +462,7 @@ async function main(): Promise<number> {
       `violations ${cases.filter((c) => c.system === "wackamole-node").reduce((a, c) => a + c.violations, 0)} (aim 0)`,
   );
   console.log(
-    `load average at start ${loadAtStart.join(" ")}, at end ${out.loadAvgEnd.join(" ")}; wrote bench/results/failover.json`,
+    `load average at start ${loadAtStart.join(" ")}, at end ${out.loadAvgEnd.join(" ")}; wrote ${OUT}`,
   );
   return 0;
 }

@@ -70,11 +70,10 @@ export async function runFailoverDemo(args: readonly string[]): Promise<number> 
         if (!lab.nodes.every((n) => (w.viewOf(n) ?? []).length === 3)) return undefined;
         const h = await lab.holders();
         const st = await lab.proberStatus();
-        const t = now();
         const ok = lab.vips.every((v, i) => {
           const hs = h.get(v) ?? [];
           const s = st[i] as [number, number, number];
-          return hs.length === 1 && s[0] === hs[0] && t - s[1] < 300;
+          return hs.length === 1 && s[0] === hs[0] && s[1] < 300;
         });
         return ok ? h : undefined;
       },
