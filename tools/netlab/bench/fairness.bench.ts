@@ -21,6 +21,7 @@ import { SpinesClient } from "@spines-ts/spines-node/client";
 import { Testbed } from "../src/index.ts";
 import { fairnessChart } from "./charts.ts";
 import { startOverlay } from "./overlay-graph.ts";
+import { benchPriority } from "./priority.ts";
 
 export interface FairnessCase {
   /**
@@ -154,6 +155,7 @@ function iperfMbit(stdout: string, flows: number, fromSec: number): { mbit: numb
 
 await runBench("fairness", async (ctx) => {
   const quick = ctx.quick;
+  const nice = benchPriority(ctx.args);
   const durationSec = quick ? 5 : 20;
   const warmSec = quick ? 1 : 2;
   const reference = !ctx.args.includes("--no-reference");
@@ -368,6 +370,7 @@ await runBench("fairness", async (ctx) => {
         "reference rows: one kernel Reno flow (in parentheses) instead of the overlay, same competitors: the yardstick for a loss-based AIMD flow",
         "link share, jain link: the overlay link as one flow whatever the number of sessions it carries (one congestion controller); jain overlay: between the overlay sessions",
         "load: 1-minute load average when the case ended (2 cores; above ~2 the overlay daemons are CPU-starved)",
+        `niceness of the bench, the daemons and iperf3: ${nice} (bench/priority.ts; --nice N)`,
         ...cases
           .filter((c) => c.note !== undefined)
           .map((c) => `(!) ${c.tcpCc} ${c.overlayFlows}+${c.tcpFlows}: ${c.note}`),
@@ -381,6 +384,6 @@ await runBench("fairness", async (ctx) => {
   console.log(`wrote ${svgFile}`);
   return {
     tables,
-    data: { rateMbit: RATE_MBIT, rttMs: 2 * DELAY_MS, queuePackets: QUEUE_PACKETS, durationSec, cases },
+    data: { rateMbit: RATE_MBIT, rttMs: 2 * DELAY_MS, queuePackets: QUEUE_PACKETS, durationSec, nice, cases },
   };
 });

@@ -26,6 +26,7 @@ import {
 } from "../src/index.ts";
 import { latencyTargets } from "./latency-targets.ts";
 import { type OverlayCase, runOverlayCases } from "./overlay-line.ts";
+import { benchPriority } from "./priority.ts";
 import { latencyChart } from "./svg.ts";
 
 export interface LatencyCase {
@@ -84,6 +85,7 @@ function modelCase(rate: number, lossPct: number, scheme: string, s: ModelSummar
 
 await runBench("latency", async (ctx) => {
   const quick = ctx.quick;
+  const nice = benchPriority(ctx.args);
   const onlyArg = ctx.args.find((_a, i) => ctx.args[i - 1] === "--only");
   const only = new Set((onlyArg ?? "model,tcp,overlay").split(","));
   const phases = [
@@ -320,6 +322,7 @@ await runBench("latency", async (ctx) => {
     ]),
     notes: [
       `load average during the run: ${loads.length > 0 ? `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}` : "?"} (2 cores: above ~2 the overlay daemons, the emulator and socat compete for CPU and every figure is inflated)`,
+      `niceness of the bench, the daemons and the probes: ${nice} (the emulator's: -10; bench/priority.ts; --nice N)`,
     ],
   });
   const svg = latencyChart(cases);
@@ -330,6 +333,14 @@ await runBench("latency", async (ctx) => {
   console.log(`wrote ${svgFile}`);
   return {
     tables,
-    data: { hops: HOPS, delayMs: DELAY, messageBytes: 1000, cases, targets, emulatorOverhead: overhead },
+    data: {
+      hops: HOPS,
+      delayMs: DELAY,
+      messageBytes: 1000,
+      cases,
+      nice,
+      targets,
+      emulatorOverhead: overhead,
+    },
   };
 });
