@@ -63,6 +63,8 @@ export interface StatusResult {
   readonly profile: string;
   readonly driver: string;
   readonly auth: boolean;
+  /** The key ids the membership layer holds now, the signing key first (empty without auth). */
+  readonly authKeys: readonly number[];
   readonly counters: Readonly<Record<string, number>>;
 }
 
@@ -141,6 +143,8 @@ export class WackamoleDaemon {
   };
   #config: WackConfig;
   #keys: KeySet | undefined;
+  /** The membership `auth` option the running VIP node was built with (its keys are swapped live). */
+  #auth: { keys: KeySet; readonly counterStart: number } | undefined;
   readonly #log: Logger;
   readonly #setLogLevel: ((l: LogLevel) => void) | undefined;
   readonly #driver: DaemonDriver;
@@ -297,6 +301,8 @@ export class WackamoleDaemon {
   #newVip(): VipNode {
     const c = this.#config;
     const disc = this.discovery;
+    const auth = this.#keys ? authOption(this.#keys) : undefined;
+    this.#auth = auth;
     const options: VipNodeOptions = {
       vip: {
         groups: c.vips.groups,
@@ -313,7 +319,7 @@ export class WackamoleDaemon {
         profile: c.profile,
         log: this.#log.child({ part: "membership" }),
         ...(disc ? { announce: true, onAnnounce: (data: Uint8Array) => disc.announce(data) } : {}),
-        ...(this.#keys ? { auth: authOption(this.#keys) } : {}),
+        ...(auth ? { auth } : {}),
       },
       driver: this.#driver,
       onEvent: (ev) => this.#onVipEvent(ev),
@@ -532,6 +538,7 @@ export class WackamoleDaemon {
       profile: c.profile,
       driver: c.driver,
       auth: c.auth !== undefined,
+      authKeys: this.#vip.membership.auth?.keys.keys.map((k) => k.id) ?? [],
       counters: {
         ...this.counters,
         trackChecks: this.#tracker?.stats.checks ?? 0,
@@ -639,6 +646,8 @@ export class WackamoleDaemon {
       );
     const nextKeys = next.auth !== undefined ? readKeyFile(next.auth.keyFile) : undefined;
     const keysChanged = !sameKeys(nextKeys, this.#keys);
+    // auth turned on or off needs a new member; new keys for a signing member are swapped live
+    const authToggled = (nextKeys === undefined) !== (this.#keys === undefined);
     const applied: string[] = [];
     const restart: string[] = [];
     if (next.control !== cur.control) restart.push("control");
@@ -676,10 +685,14 @@ export class WackamoleDaemon {
       eff.group !== cur.group ||
       eff.profile !== cur.profile ||
       !sameJson(eff.peers, cur.peers) ||
-      keysChanged;
+      authToggled;
     const trackChanged = !sameJson(eff.track, cur.track);
     this.#config = eff;
     this.#keys = nextKeys;
+    if (keysChanged && !authToggled && nextKeys !== undefined && this.#auth !== undefined) {
+      this.#auth.keys = nextKeys;
+      this.#vip.membership.auth?.setKeys(nextKeys);
+    }
     if (keysChanged) applied.push("auth");
     if (trackChanged) {
       if (eff.track === undefined) {
@@ -869,7 +882,7 @@ export class WackamoleDaemon {
  * incarnation's frame counters lie above every counter an earlier one signed, as the receivers'
  * replay guard requires of a new incarnation.
  */
-function authOption(keys: KeySet): { readonly keys: KeySet; readonly counterStart: number } {
+function authOption(keys: KeySet): { keys: KeySet; readonly counterStart: number } {
   return {
     keys,
     get counterStart() {

@@ -3,7 +3,8 @@
  * another key is kept out (its frames are dropped and counted); a member that fails and comes back
  * (a new incarnation with a new frame counter start) is accepted again.
  */
-import { rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { generateKeyFile } from "../src/keyfile.ts";
@@ -51,8 +52,12 @@ describe("auth.keyFile", () => {
       "nodes 1 and 2 in one view covering every group",
     );
     expect(ss.every((s) => s.auth)).toBe(true);
-    const s3 = await d3.status();
-    expect(s3.view?.members).toEqual([3]);
+    // node 3 forms a view of its own (its component: it covers every group there)
+    await waitUntil(
+      () => d3.status(),
+      (s) => s.view?.members.join() === "3" && s.held.length === 4,
+      "node 3 alone in its own view",
+    );
     await waitUntil(
       () => d1.status(),
       (s) => (s.counters.authDropped ?? 0) > 0,
@@ -77,5 +82,39 @@ describe("auth.keyFile", () => {
       (ss) => ss.every((s) => s.view?.members.join() === "1,2") && coveredOnce(ss, NAMES),
       "nodes 1 and 2 together again",
     );
+  });
+
+  it("a key rotation by SIGHUP (old+new, new+old, new) keeps the members together without a rebuild", async () => {
+    const [d1, d2] = daemons as [Spawned, Spawned];
+    const file = join(dir, "cluster.key");
+    const old = readFileSync(file, "utf8")
+      .split("\n")
+      .find((l) => /^\d+ /.test(l)) as string;
+    const fresh = `2 ${randomBytes(32).toString("hex")}`;
+    const oldId = Number(old.split(" ")[0]);
+    expect((await d1.status()).authKeys).toEqual([oldId]);
+    for (const lines of [[old, fresh], [fresh, old], [fresh]]) {
+      writeFileSync(file, `${lines.join("\n")}\n`);
+      const before = await Promise.all([d1.status(), d2.status()]);
+      d1.proc.kill("SIGHUP");
+      d2.proc.kill("SIGHUP");
+      await waitUntil(
+        () => Promise.all([d1.status(), d2.status()]),
+        (ss) => ss.every((s, i) => s.counters.reloads === (before[i]?.counters.reloads ?? 0) + 1),
+        "both reloaded",
+      );
+    }
+    const ss = await waitUntil(
+      () => Promise.all([d1.status(), d2.status()]),
+      (ss) => ss.every((s) => s.view?.members.join() === "1,2") && coveredOnce(ss, NAMES),
+      "nodes 1 and 2 together under the new key",
+    );
+    expect(ss.map((s) => s.counters.rebuilds)).toEqual([0, 0]);
+    expect(ss.map((s) => s.authKeys)).toEqual([[2], [2]]);
+    expect(
+      d1.logs
+        .filter((l) => l.msg === "configuration reloaded")
+        .every((l) => (l.applied as string[]).includes("auth")),
+    ).toBe(true);
   });
 });
