@@ -10,7 +10,7 @@
  * and reports RSS start / peak / end per daemon and whether it stayed flat. 10 minutes by default,
  * `--quick` 1 minute. Writes bench/results/soak.json.
  */
-import { connect as netConnect, type Socket } from "node:net";
+import { createServer, connect as netConnect, type Socket } from "node:net";
 import { type BenchReport, runBench, type Table } from "@spines-ts/bench";
 import { SpinesClient } from "@spines-ts/client";
 import { Rng } from "@spines-ts/primitives";
@@ -72,26 +72,38 @@ function openUnix(path: string): Promise<Socket> {
   });
 }
 
-/** 300 client connections at once (past the 256 limit); the extra ones send bytes and reset. */
-async function connectFlood(d: Daemon): Promise<string> {
-  const socks: Socket[] = [];
+function openTcp(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect(port, "127.0.0.1");
+    s.once("connect", () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
+/**
+ * 300 client connections at once (past the 256 limit): half on the Unix socket, half over
+ * `--client-tcp` (without the token); all write a HELLO and junk, then the TCP ones end with a reset.
+ */
+async function connectFlood(d: Daemon, tcpPort: number): Promise<string> {
+  const socks: { s: Socket; tcp: boolean }[] = [];
   let failed = 0;
   await Promise.all(
-    Array.from({ length: 300 }, async () => {
+    Array.from({ length: 300 }, async (_, i) => {
       try {
-        const s = await openUnix(d.clientSocket);
+        const tcp = i % 2 === 1;
+        const s = tcp ? await openTcp(tcpPort) : await openUnix(d.clientSocket);
         s.on("error", () => {});
         s.write(HELLO);
         s.write(Buffer.alloc(512, 0x41));
-        socks.push(s);
+        socks.push({ s, tcp });
       } catch {
         failed++;
       }
     }),
   );
   await sleep(500);
-  for (const [i, s] of socks.entries()) {
-    if (i % 2 === 0) s.resetAndDestroy();
+  for (const { s, tcp } of socks) {
+    if (tcp) s.resetAndDestroy();
     else s.destroy();
   }
   return `${socks.length} opened, ${failed} refused at connect`;
@@ -138,6 +150,16 @@ interface DatagramFlow {
   duplicates: number;
   reordered: number;
   stop(): void;
+}
+
+function freeTcpPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(p));
+    });
+  });
 }
 
 async function datagramFlow(from: Daemon, to: Daemon, toNode: number, perSec: number): Promise<DatagramFlow> {
@@ -198,6 +220,10 @@ await runBench("soak", async (ctx): Promise<BenchReport> => {
   const rng = new Rng(seed);
   const dir = tmp("soak-");
   const ports = await freeUdpPorts(5);
+  const tcpPorts = new Map([
+    [1, await freeTcpPort()],
+    [5, await freeTcpPort()],
+  ]);
   const port = (id: number) => ports[id - 1] as number;
   const neighbors = (id: number) =>
     EDGES.filter(([a, b]) => a === id || b === id).map(([a, b]) => {
@@ -216,7 +242,12 @@ await runBench("soak", async (ctx): Promise<BenchReport> => {
     console.error("soak: starting 5 spines-node daemons");
     await Promise.all(
       [1, 2, 3, 4, 5].map(async (id) => {
-        daemons.set(id, await startDaemon({ id, port: port(id), dir, neighbors: neighbors(id) }, 120_000));
+        const tcp = tcpPorts.get(id);
+        const extraArgs = tcp === undefined ? [] : ["--client-tcp", `127.0.0.1:${tcp}`];
+        daemons.set(
+          id,
+          await startDaemon({ id, port: port(id), dir, neighbors: neighbors(id), extraArgs }, 120_000),
+        );
       }),
     );
     const d = (id: number) => daemons.get(id) as Daemon;
@@ -258,6 +289,14 @@ await runBench("soak", async (ctx): Promise<BenchReport> => {
       }
     }, 1000);
     console.error(`soak: traffic flowing; faults for ${durationSec} s`);
+    const ticker = setInterval(() => {
+      const [a, b] = streams.map((x) => x.report());
+      const last = faults[faults.length - 1];
+      console.error(
+        `soak ${now().toFixed(0)}s: stream 1->5 ${a?.receivedBytes}/${a?.sentBytes} B, 5->1 ${b?.receivedBytes}/${b?.sentBytes} B, ` +
+          `datagrams ${flow?.received}/${flow?.sent}, faults ${faults.length}${last ? ` (last ${last.kind} ${last.target})` : ""}`,
+      );
+    }, 10_000);
     const end = performance.now() + durationSec * 1000;
 
     // Abusive local clients, concurrently with the network faults.
@@ -272,7 +311,7 @@ await runBench("soak", async (ctx): Promise<BenchReport> => {
           k++ % 3
         ] as FaultRecord["kind"];
         let note: string;
-        if (kind === "connect-flood") note = await connectFlood(ep);
+        if (kind === "connect-flood") note = await connectFlood(ep, tcpPorts.get(ep.id) as number);
         else if (kind === "slow-client")
           note = await slowReader(ep.clientSocket, Buffer.concat(Array(8192).fill(PING)), HELLO, 12_000);
         else
@@ -343,6 +382,7 @@ await runBench("soak", async (ctx): Promise<BenchReport> => {
     await abuse;
     while (performance.now() < end) await sleep(200);
     clearInterval(sampler);
+    clearInterval(ticker);
     // Let the sessions drain and end.
     const reports: StreamReport[] = [];
     for (const s of streams) reports.push(await s.finish(60_000));

@@ -1,6 +1,7 @@
 /**
  * The live fuzz: three spines-node daemons (a line 1-2-3) carrying a checked session from node 1 to
- * node 3, and a three-member membership group with a stable view; the fuzzer sends seeded mutations
+ * node 3, a three-member membership group with a stable view, and a three-node wackamole-node
+ * cluster (dry-run address driver) with a stable view; the fuzzer sends seeded mutations
  * of the golden wire vectors at all six, from an address every target has configured as neighbour /
  * peer 9 (so frames pass the source-address filter and reach the decoders and the protocol
  * cores), and from an address nobody knows. Mutation kinds run as phases, each followed by a health
@@ -22,6 +23,7 @@ import {
   sleep,
   startDaemon,
   startMember,
+  startWackamole,
   tmp,
 } from "./procs.ts";
 import { type CheckedStream, type StreamReport, startCheckedStream } from "./stream.ts";
@@ -49,6 +51,8 @@ export interface FuzzOptions {
   membershipTiming?: "tolerant" | "default";
   /** RSS growth (bytes) above which a process counts as growing. */
   rssGrowthLimit?: number;
+  /** Also fuzz a 3-node wackamole-node cluster (dry-run driver); default true. */
+  wackamole?: boolean;
   log?: (line: string) => void;
 }
 
@@ -56,7 +60,7 @@ type Source = "neighbour" | "unknown";
 
 interface TargetStats {
   name: string;
-  kind: "spines-node" | "membership";
+  kind: "spines-node" | "membership" | "wackamole-node";
   pid: number | undefined;
   port: number;
   sent: number;
@@ -105,7 +109,15 @@ export interface FuzzResult {
   };
   memory: { bounded: boolean; growthLimitBytes: number };
   failures: string[];
-  wackamole: string;
+  wackamole: {
+    fuzzed: boolean;
+    viewBefore: string | null;
+    viewAfter: (string | null)[];
+    /** View installations and fail-overs counted by each daemon during the run. */
+    viewEvents: number[];
+    failovers: number[];
+    undisturbed: boolean;
+  };
 }
 
 /** Numeric counters of a daemon's `status`, flattened (`decodeErrorsByCode.X` etc.). */
@@ -182,15 +194,10 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
   const rng = new Rng(opts.seed);
   const failures: string[] = [];
   const dir = tmp();
-  const [p1, p2, p3, m1, m2, m3, pf] = (await freeUdpPorts(7)) as number[] as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
+  const ports = await freeUdpPorts(10);
+  const [p1, p2, p3, m1, m2, m3, pf] = ports as [number, number, number, number, number, number, number];
+  const wp = ports.slice(7, 10);
+  const withWack = opts.wackamole ?? true;
   const nbSock = await bind("127.0.0.1", pf);
   const unkSock = await bind("127.0.0.3", 0);
   const nb = new Sender(nbSock);
@@ -198,6 +205,7 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
   const fz = { id: FUZZER_ID, host: "127.0.0.1", port: pf };
   const daemons: Daemon[] = [];
   const members: Member[] = [];
+  const wacks: Daemon[] = [];
   let stream: CheckedStream | undefined;
   const t0 = performance.now();
   try {
@@ -223,7 +231,7 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     for (let i = 0; ; i++) {
       const routes = await d1.call<{ dst: number }[]>("routes");
       if (routes.some((r) => r.dst === 3)) break;
-      if (i > 600) throw new Error("no route from node 1 to node 3 after 60 s");
+      if (i > 1800) throw new Error("no route from node 1 to node 3 after 180 s");
       await sleep(100);
     }
     log("session 1 -> 3 (checked byte pattern)");
@@ -265,11 +273,49 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
         viewBefore = v;
         break;
       }
-      if (i > 300)
-        throw new Error(`no stable 3-member view after 60 s: ${JSON.stringify(st.map((s) => s.view))}`);
+      if (i > 900)
+        throw new Error(`no stable 3-member view after 180 s: ${JSON.stringify(st.map((s) => s.view))}`);
       await sleep(200);
     }
     const viewEventsBefore = (await Promise.all(members.map((m) => m.status()))).map((s) => s.views);
+
+    interface WackStatus {
+      view: { id: string; members: number[] } | null;
+      counters: Record<string, number>;
+    }
+    let wackViewBefore: string | null = null;
+    if (withWack) {
+      log("starting 3 wackamole-node daemons (dry-run driver; fuzzer = configured peer 9)");
+      const peers = [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: wp[id - 1] as number }));
+      wacks.push(
+        ...(await Promise.all(
+          [1, 2, 3].map((id) =>
+            startWackamole({
+              id,
+              port: wp[id - 1] as number,
+              dir,
+              peers: [...peers, fz],
+              groups: [1, 2, 3].map((g) => ({ name: `g${g}`, addresses: [`lo 10.77.${g}.1/32`] })),
+            }),
+          ),
+        )),
+      );
+      for (let i = 0; ; i++) {
+        const st = await Promise.all(wacks.map((w) => w.call<WackStatus>("status")));
+        const ids = new Set(st.map((x) => x.view?.id));
+        const v = st[0]?.view;
+        if (ids.size === 1 && v && v.members.join() === "1,2,3") {
+          wackViewBefore = v.id;
+          break;
+        }
+        if (i > 900)
+          throw new Error(
+            `wackamole-node: no stable 3-member view after 180 s: ${JSON.stringify(st.map((x) => x.view))}`,
+          );
+        await sleep(200);
+      }
+      log(`wackamole view ${wackViewBefore}`);
+    }
     log(`view ${viewBefore.key} members ${viewBefore.members.join(",")}`);
     await sleep(1000);
 
@@ -277,6 +323,7 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     const overlayFamilies = ["data", "link", "routing", "session", "frame"];
     const overlayPool = corpus.valid.filter((s) => overlayFamilies.includes(s.family));
     const mbPool = corpus.valid.filter((s) => s.family === "membership");
+    const wackPool = corpus.valid.filter((s) => s.family === "membership" || s.family === "vip");
     for (const d of daemons) {
       targets.push({
         t: {
@@ -324,6 +371,30 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
         pool: mbPool,
       });
     }
+    for (const w of wacks) {
+      const st = await w.call<WackStatus>("status");
+      targets.push({
+        t: {
+          name: `wackamole-node ${w.id}`,
+          kind: "wackamole-node",
+          pid: w.proc.pid,
+          port: w.port,
+          sent: 0,
+          sentBySource: { neighbour: 0, unknown: 0 },
+          kernelDrops: kernelUdpDrops(w.port),
+          countersBefore: { ...st.counters },
+          countersAfter: {},
+          drops: {},
+          rssBefore: rssOf(w.proc.pid),
+          rssPeak: 0,
+          rssAfter: 0,
+          alive: true,
+          exit: null,
+        },
+        send: (b, s) => s.send(b, w.port),
+        pool: wackPool,
+      });
+    }
     for (const { t } of targets) t.rssPeak = t.rssBefore;
 
     const byKind: Record<string, number> = {};
@@ -369,6 +440,26 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
           notes.push(String(e));
         }
       }
+      for (const w of wacks) {
+        if (!alive(w.proc)) {
+          allAlive = false;
+          viewUnchanged = false;
+          notes.push(
+            `wackamole-node ${w.id} died: ${w.proc.exitCode ?? w.proc.signalCode}; ${w.stderr().slice(-2000)}`,
+          );
+          continue;
+        }
+        try {
+          const st = await w.call<WackStatus>("status");
+          if (st.view?.id !== wackViewBefore) {
+            viewUnchanged = false;
+            notes.push(`wackamole-node ${w.id} view ${st.view?.id} members ${st.view?.members.join(",")}`);
+          }
+        } catch (e) {
+          viewUnchanged = false;
+          notes.push(String(e));
+        }
+      }
       for (const { t } of targets) t.rssPeak = Math.max(t.rssPeak, rssOf(t.pid));
       return { allAlive, viewUnchanged, notes };
     };
@@ -402,7 +493,7 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
             history,
           };
           let pkt = mutate(kind, ctx);
-          if (target.t.kind === "membership" && pkt.length >= 12) {
+          if (target.t.kind !== "spines-node" && pkt.length >= 12) {
             const claimed =
               ((pkt[8] as number) << 24) | ((pkt[9] as number) << 16) | ((pkt[10] as number) << 8);
             const id = (claimed | (pkt[11] as number)) >>> 0;
@@ -486,6 +577,32 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
         viewEvents.push(-1);
       }
     }
+    const wackViewAfter: (string | null)[] = [];
+    const wackViewEvents: number[] = [];
+    const wackFailovers: number[] = [];
+    for (const [i, w] of wacks.entries()) {
+      const t = (targets[6 + i] as (typeof targets)[number]).t;
+      t.alive = alive(w.proc);
+      t.exit = t.alive ? null : String(w.proc.exitCode ?? w.proc.signalCode);
+      t.rssAfter = rssOf(w.proc.pid);
+      t.kernelDrops = kernelUdpDrops(w.port) - t.kernelDrops;
+      if (t.alive) {
+        const st = await w.call<WackStatus>("status");
+        t.countersAfter = { ...st.counters };
+        t.drops = delta(t.countersBefore, t.countersAfter);
+        wackViewAfter.push(st.view?.id ?? null);
+        wackViewEvents.push(t.drops.views ?? 0);
+        wackFailovers.push(t.drops.failovers ?? 0);
+      } else {
+        wackViewAfter.push(null);
+        wackViewEvents.push(-1);
+        wackFailovers.push(-1);
+      }
+    }
+    const wackOk =
+      wackViewAfter.every((v) => v === wackViewBefore) &&
+      wackViewEvents.every((n) => n === 0) &&
+      wackFailovers.every((n) => n === 0);
     for (const { t } of targets) t.rssPeak = Math.max(t.rssPeak, t.rssAfter);
 
     const sr = await stream.finish(30_000);
@@ -504,11 +621,17 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
           `${t.name} RSS grew ${((t.rssPeak - t.rssBefore) / 2 ** 20).toFixed(1)} MiB (limit ${growthLimit / 2 ** 20})`,
         );
       const thrown = (t.drops.rxHandlerErrors ?? 0) + (t.drops["host.rxHandlerErrors"] ?? 0);
+      if ((t.drops.driverErrors ?? 0) > 0)
+        failures.push(`${t.name}: ${t.drops.driverErrors} address driver errors`);
       if (thrown > 0) failures.push(`${t.name}: ${thrown} datagram handler(s) threw (rxHandlerErrors)`);
     }
     if (!sessionOk) failures.push(`session disturbed: ${JSON.stringify(sr)}`);
     if (!viewOk)
       failures.push(`membership view changed: ${JSON.stringify({ viewBefore, viewAfter, viewEvents })}`);
+    if (withWack && !wackOk)
+      failures.push(
+        `wackamole-node view changed: ${JSON.stringify({ wackViewBefore, wackViewAfter, wackViewEvents, wackFailovers })}`,
+      );
     return {
       ok: failures.length === 0,
       seed: opts.seed,
@@ -524,12 +647,22 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
       memory: { bounded, growthLimitBytes: growthLimit },
       failures,
       sendSec,
-      wackamole: "not fuzzed: apps/wackamole-node has no runnable daemon yet",
+      wackamole: {
+        fuzzed: withWack,
+        viewBefore: wackViewBefore,
+        viewAfter: wackViewAfter,
+        viewEvents: wackViewEvents,
+        failovers: wackFailovers,
+        undisturbed: !withWack || wackOk,
+      },
     };
   } finally {
     stream?.close();
     for (const d of daemons) if (alive(d.proc)) d.proc.kill("SIGTERM");
+    for (const w of wacks) if (alive(w.proc)) w.proc.kill("SIGTERM");
     await Promise.all(members.map((m) => m.stop()));
+    await Promise.all(wacks.map((w) => Promise.race([w.exited, sleep(5000)])));
+    for (const w of wacks) if (alive(w.proc)) w.proc.kill("SIGKILL");
     await Promise.all(daemons.map((d) => Promise.race([d.exited, sleep(5000)])));
     for (const d of daemons) if (alive(d.proc)) d.proc.kill("SIGKILL");
     nbSock.close();

@@ -14,7 +14,8 @@ import { type FuzzResult, runLiveFuzz } from "./live.ts";
 const HELP = `usage: pnpm fuzz [options]
 
 Sends malformed and mutated packets (from the golden wire vectors) at 3 running spines-node daemons
-(with a live, byte-checked session) and a running 3-member membership group; checks that everything
+(with a live, byte-checked session), a running 3-member membership group and a 3-node
+wackamole-node cluster (dry-run address driver); checks that everything
 stays up, the session and the view are undisturbed, drops are counted and memory is bounded.
 
 options:
@@ -24,6 +25,7 @@ options:
   --rate PPS     packets per second offered, all targets together (default 20000)
   --membership-timing tolerant|default
                  membership timing (default tolerant: 4 s failure timeout, for loaded machines)
+  --no-wackamole leave out the 3-node wackamole-node cluster (dry-run driver)
   --out FILE     JSON result (default bench/results/fuzz.json)
   -h, --help     this text
 `;
@@ -41,6 +43,7 @@ function parse(argv: string[]) {
     membershipTiming: "tolerant" as "tolerant" | "default",
     out: join(import.meta.dirname, "..", "..", "..", "bench", "results", "fuzz.json"),
     quick: false,
+    wackamole: true,
   };
   const num = (flag: string, v: string | undefined, min: number, max: number): number => {
     const n = Number(v);
@@ -59,6 +62,7 @@ function parse(argv: string[]) {
     } else if (a === "--count") o.count = num(a, argv[++i], 1000, 100_000_000);
     else if (a === "--seed") o.seed = num(a, argv[++i], 0, 0xffffffff);
     else if (a === "--rate") o.rate = num(a, argv[++i], 100, 1_000_000);
+    else if (a === "--no-wackamole") o.wackamole = false;
     else if (a === "--membership-timing") {
       const v = argv[++i];
       if (v !== "tolerant" && v !== "default")
@@ -75,7 +79,7 @@ function parse(argv: string[]) {
 
 /** Counters that count a dropped or refused datagram (traffic counters left out). */
 const DROP_COUNTERS =
-  /^(rxUnknownPeer|decodeErrors|senderMismatch|unexpectedType|rxHandlerErrors|noRoute|ttlExpired|noPort|badPackets|foreignGroup|host\.rxUnknownPeer|host\.rxHandlerErrors|host\.peersRejected|peersRejected|listenerErrors|timerErrors|host\.timerErrors)$|^decodeErrorsByCode\./;
+  /^(rxUnknownPeer|decodeErrors|senderMismatch|unexpectedType|rxHandlerErrors|noRoute|ttlExpired|noPort|badPackets|foreignGroup|host\.rxUnknownPeer|host\.rxHandlerErrors|host\.peersRejected|peersRejected|listenerErrors|timerErrors|authDropped|badMessages|tableMismatches|driverErrors|host\.timerErrors)$|^decodeErrorsByCode\./;
 
 const mib = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
 
@@ -128,7 +132,9 @@ export function tables(r: FuzzResult): Table[] {
       notes: [
         `session: ${r.session.sentBytes} bytes sent, ${r.session.receivedBytes} received, intact=${r.session.intact}, ended=${r.session.ended}`,
         `membership: view ${r.membership.viewBefore?.key} -> ${r.membership.viewAfter.map((v) => v?.key).join(", ")}; view events during the run ${r.membership.viewEvents.join(",")}`,
-        `wackamole-node: ${r.wackamole}`,
+        r.wackamole.fuzzed
+          ? `wackamole-node: view ${r.wackamole.viewBefore} -> ${r.wackamole.viewAfter.join(", ")}; view events ${r.wackamole.viewEvents.join(",")}; fail-overs ${r.wackamole.failovers.join(",")}`
+          : "wackamole-node: not fuzzed (--no-wackamole)",
         r.ok ? "RESULT: ok" : `RESULT: FAILED\n  - ${r.failures.join("\n  - ")}`,
       ],
     },
@@ -143,6 +149,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     seed: o.seed,
     rate: o.rate,
     membershipTiming: o.membershipTiming,
+    wackamole: o.wackamole,
     log: (l) => console.error(`[fuzz ${((Date.now() - started.getTime()) / 1000).toFixed(0)}s] ${l}`),
   });
   for (const t of tables(r)) console.log(renderTable(t));

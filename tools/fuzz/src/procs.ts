@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -77,12 +77,15 @@ export interface Daemon {
   call<T = unknown>(cmd: string, args?: Record<string, unknown>): Promise<T>;
 }
 
-function launch(args: readonly string[]): {
+function launch(
+  args: readonly string[],
+  entry: readonly string[] = ["--import", "tsx", SPINES_MAIN],
+): {
   proc: ChildProcess;
   exited: Daemon["exited"];
   stderr: () => string;
 } {
-  const proc = spawn(process.execPath, ["--import", "tsx", SPINES_MAIN, ...args], {
+  const proc = spawn(process.execPath, [...entry, ...args], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let err = "";
@@ -110,16 +113,16 @@ async function controlCall<T>(path: string, cmd: string, args: Record<string, un
   }
 }
 
-async function waitReady(d: Daemon, timeoutMs: number): Promise<void> {
+async function waitReady(d: Daemon, timeoutMs: number, what = "spines-node", probe = "ping"): Promise<void> {
   const t0 = Date.now();
   let dead = false;
   void d.exited.then(() => {
     dead = true;
   });
   for (;;) {
-    if (dead) throw new Error(`spines-node ${d.id} exited during startup:\n${d.stderr()}`);
+    if (dead) throw new Error(`${what} ${d.id} exited during startup:\n${d.stderr()}`);
     try {
-      await controlCall(d.control, "ping");
+      await controlCall(d.control, probe);
       return;
     } catch {
       if (Date.now() - t0 > timeoutMs)
@@ -138,7 +141,7 @@ export interface DaemonSpec {
 }
 
 /** Spawns one spines-node and resolves once its control socket answers. */
-export async function startDaemon(spec: DaemonSpec, timeoutMs = 60_000): Promise<Daemon> {
+export async function startDaemon(spec: DaemonSpec, timeoutMs = 180_000): Promise<Daemon> {
   const control = join(spec.dir, `n${spec.id}.ctl`);
   const clientSocket = join(spec.dir, `n${spec.id}.sock`);
   const args = [
@@ -172,7 +175,7 @@ export async function startDaemon(spec: DaemonSpec, timeoutMs = 60_000): Promise
 }
 
 /** Starts a killed daemon again with the same arguments (same control and client socket paths). */
-export async function restartDaemon(d: Daemon, timeoutMs = 60_000): Promise<void> {
+export async function restartDaemon(d: Daemon, timeoutMs = 180_000): Promise<void> {
   const l = launch(d.args);
   d.proc = l.proc;
   d.exited = l.exited;
@@ -237,7 +240,7 @@ export async function startMember(a: MemberArgs): Promise<Member> {
     },
   };
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`member ${a.id} did not start in 60 s`)), 60_000);
+    const t = setTimeout(() => reject(new Error(`member ${a.id} did not start in 180 s`)), 180_000);
     proc.on("message", (msg: { ready?: boolean; seq?: number; status?: MemberStatus; uncaught?: string }) => {
       if (msg.ready) {
         clearTimeout(t);
@@ -251,4 +254,62 @@ export async function startMember(a: MemberArgs): Promise<Member> {
     });
   });
   return m;
+}
+
+/** apps/wackamole-node/bin/wackamole-node.js (runs the TypeScript sources with tsx in the workspace). */
+export const WACKAMOLE_BIN = join(
+  import.meta.dirname,
+  "..",
+  "..",
+  "..",
+  "apps",
+  "wackamole-node",
+  "bin",
+  "wackamole-node.js",
+);
+
+export interface WackamoleSpec {
+  id: number;
+  port: number;
+  peers: { id: number; host: string; port: number }[];
+  dir: string;
+  groups: { name: string; addresses: string[] }[];
+}
+
+/**
+ * Spawns one wackamole-node with the dry-run address driver (no root, addresses untouched) and a
+ * JSON config; resolves once its control socket answers. Its control protocol is the same JSON
+ * lines as spines-node's, so the same client reads its `status`.
+ */
+export async function startWackamole(spec: WackamoleSpec, timeoutMs = 180_000): Promise<Daemon> {
+  const control = join(spec.dir, `w${spec.id}.sock`);
+  const config = join(spec.dir, `w${spec.id}.json`);
+  writeFileSync(
+    config,
+    JSON.stringify({
+      id: spec.id,
+      group: "fuzz-wackamole",
+      bind: { host: "127.0.0.1", port: spec.port },
+      peers: spec.peers,
+      vips: { groups: spec.groups, matureMs: 300, holdOffMs: 500, balance: { mode: "immediate" } },
+      driver: "dry-run",
+      control: { socket: control },
+      log: { level: "error" },
+    }),
+  );
+  const args = ["--config", config];
+  const l = launch(args, [WACKAMOLE_BIN]);
+  const d: Daemon = {
+    id: spec.id,
+    port: spec.port,
+    control,
+    clientSocket: "",
+    args,
+    proc: l.proc,
+    exited: l.exited,
+    stderr: l.stderr,
+    call: (cmd, a) => controlCall(control, cmd, a),
+  };
+  await waitReady(d, timeoutMs, "wackamole-node", "status");
+  return d;
 }

@@ -113,9 +113,11 @@ export async function startCheckedStream(opts: {
     report,
     async finish(timeoutMs) {
       stop = true;
-      await writer;
+      const deadline = new Promise((r) => setTimeout(r, timeoutMs));
+      // a writer blocked on back-pressure of a stalled session would never return: bounded wait
+      await Promise.race([writer, deadline]);
       s.end();
-      await Promise.race([endSeen, new Promise((r) => setTimeout(r, timeoutMs))]);
+      await Promise.race([endSeen, deadline]);
       return report();
     },
     close() {
