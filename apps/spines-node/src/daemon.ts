@@ -89,7 +89,7 @@ export class SpinesDaemon {
       onMulticast: (m) => this.clients.deliverGroup(m.src, m.srcPort, m.group, m.port, m.data),
       // Authenticated datagrams (docs/security.md); the counter starts at the wall clock in µs, so
       // it stays above every counter an earlier run of this node signed.
-      ...(keys ? { auth: { keys, counterStart: Date.now() * 1000 } } : {}),
+      ...(keys ? { auth: { keys, counterStart: Date.now() * 1000, encrypt: cfg.encrypt === true } } : {}),
     });
     this.sessions = new ClientSessions(this.node);
     const node = this.node;
@@ -225,7 +225,12 @@ export class SpinesDaemon {
         "overlay links are UNAUTHENTICATED: anyone who can send UDP to this port can forge link, routing and session packets; give every node the same --key-file (spines-node --gen-key FILE makes one)",
       );
     } else {
-      d.log.info({ keyFile: cfg.keyFile, keyIds: keys.ids() }, "overlay datagrams are authenticated");
+      d.log.info(
+        { keyFile: cfg.keyFile, keyIds: keys.ids(), encrypt: cfg.encrypt === true },
+        cfg.encrypt
+          ? "overlay datagrams are authenticated and encrypted"
+          : "overlay datagrams are authenticated",
+      );
       try {
         if ((statSync(cfg.keyFile as string).mode & 0o077) !== 0)
           d.log.warn({ file: cfg.keyFile }, "key file is readable by other users (chmod 600 it)");
@@ -279,6 +284,7 @@ export class SpinesDaemon {
       if (JSON.stringify(next[k]) !== JSON.stringify(cur[k])) needsRestart.push(k);
     }
     if ((next.keyFile === undefined) !== (cur.keyFile === undefined)) needsRestart.push("auth.keyFile");
+    if ((next.encrypt === true) !== (cur.encrypt === true)) needsRestart.push("auth.encrypt");
     else if (next.keyFile !== undefined && this.node.auth !== undefined) {
       // key rotation without a restart: the file is read again and its keys replace the set
       try {
@@ -333,11 +339,20 @@ export class SpinesDaemon {
       clients: this.clients.stats.connections,
       sessions: this.sessions.sessions().length,
       logLevel: this.#config.logLevel,
-      auth: this.node.auth ? { enabled: true, keyIds: this.node.auth.keys.ids() } : { enabled: false },
+      auth: this.node.auth
+        ? { enabled: true, mode: this.node.auth.mode, keyIds: this.node.auth.keys.ids() }
+        : { enabled: false },
       counters: {
         ...this.host.stats,
         ...this.node.counters,
         noPort: this.sessions.stats.noPort,
+        localQueue: {
+          packets: this.node.plane.localQueueLength,
+          peak: this.node.plane.localQueuePeak,
+          drops: this.node.plane.localQueueDrops,
+          controlDrops: this.node.plane.controlQueueDrops,
+          forwardHeld: this.node.plane.forwardHeld,
+        },
         decodeErrorsByCode: Object.fromEntries(this.node.decodeErrorsByCode),
         auth: this.node.authStats() ?? null,
         emulation: Object.fromEntries(this.emulator.links().map((id) => [id, this.emulator.stats(id)])),

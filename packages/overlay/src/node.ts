@@ -32,14 +32,25 @@ import {
 
 /** Where a session endpoint's packets go: the plane (or an adapter around it). */
 export interface SessionTransport {
-  /** Sends `payload` (a session message in the payload form) in an overlay packet with `header`. */
-  sendLocal(linkType: LinkType | number, header: OverlayHeader, payload: Uint8Array): void;
+  /**
+   * Sends `payload` (a session message in the payload form) in an overlay packet with `header`;
+   * `control` marks acks, opens and resets, which must not wait behind data.
+   */
+  sendLocal(
+    linkType: LinkType | number,
+    header: OverlayHeader,
+    payload: Uint8Array,
+    control?: boolean,
+    // biome-ignore lint/suspicious/noConfusingVoidType: transports that report nothing stay valid
+  ): boolean | void;
   /** Whether a route to `node` is known now. */
   hasRoute(node: NodeId): boolean;
 }
 
 export interface PlaneSessionDriverOptions {
   readonly config?: Partial<SessionConfig>;
+  /** The plane's room for a local flow (streams send no new data beyond it). */
+  readonly sendRoom?: (to: NodeId, linkType: LinkType, srcPort: number, dstPort: number) => number;
   readonly onEvent?: (e: SessionEvent, driver: SessionDriver) => void;
 }
 
@@ -62,6 +73,7 @@ export class PlaneSessionDriver extends SessionDriver {
   constructor(host: Host, transport: SessionTransport, opts: PlaneSessionDriverOptions = {}) {
     super(host, {
       ...(opts.config ? { config: opts.config } : {}),
+      ...(opts.sendRoom ? { sendRoom: opts.sendRoom } : {}),
       ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     });
     this.#transport = transport;
@@ -88,7 +100,13 @@ export class PlaneSessionDriver extends SessionDriver {
       }
       return;
     }
-    this.#transport.sendLocal(p.linkType, p.msg.header, payload);
+    const tag = p.msg._tag;
+    this.#transport.sendLocal(
+      p.linkType,
+      p.msg.header,
+      payload,
+      tag !== "SessionData" && tag !== "SessionDatagram",
+    );
   }
 
   /** Packets looped back and not yet processed. */
@@ -162,10 +180,16 @@ export class OverlayNode implements NodeProgram {
     this.plane = new OverlayPlane(wire, {
       ...planeOpts,
       ...(onRouteChange ? { onRouteChange: (e: RoutingEvent) => onRouteChange(e, this) } : {}),
-      onWritable: () => this.onWritable?.(this),
+      onWritable: () => {
+        this.sessions.transportWritable();
+        this.onWritable?.(this);
+      },
     });
+    const self = host.id;
     this.sessions = new PlaneSessionDriver(wire, this.plane, {
       ...(session ? { config: session } : {}),
+      sendRoom: (to, linkType, srcPort, dstPort) =>
+        to === self ? Number.POSITIVE_INFINITY : this.plane.sendRoom(to, linkType, srcPort, dstPort),
       onEvent: (e) => this.onEvent?.(e, this),
     });
     this.plane.deliverLocal = (payload, header) => this.sessions.deliver(header, payload);
@@ -192,17 +216,26 @@ export class OverlayNode implements NodeProgram {
   }
 
   receive(from: NodeId, data: Uint8Array): void {
-    if (this.auth !== undefined && !this.#authentic(data)) return;
+    if (this.auth !== undefined) {
+      const frame = this.#authentic(data);
+      if (frame === undefined) return;
+      this.plane.receive(from, frame);
+      return;
+    }
     this.plane.receive(from, data);
   }
 
-  /** Verifies a received frame: signed under a known key, good MAC, fresh (auth only). */
-  #authentic(data: Uint8Array): boolean {
+  /**
+   * Verifies a received frame (signed under a known key, good MAC or tag, fresh): the frame to
+   * decode (decrypted in encrypt mode), or undefined to drop it (counted by `auth`).
+   */
+  #authentic(data: Uint8Array): Uint8Array | undefined {
     try {
-      return (this.auth as FrameAuth).open(data).ok;
+      const r = (this.auth as FrameAuth).open(data);
+      return r.ok ? r.frame : undefined;
     } catch {
       // a malformed header: the plane counts it by reason, as without auth
-      return true;
+      return data;
     }
   }
 
@@ -346,5 +379,12 @@ export class OverlayNode implements NodeProgram {
   }
   sendDatagram(o: DatagramOptions): number | false {
     return this.sessions.sendDatagram(o);
+  }
+  /**
+   * How many more packets a local flow (`srcPort` to `dst:dstPort`) may queue now without a drop
+   * (`OverlayPlane.localRoom`): a datagram of more fragments must be refused (would-block).
+   */
+  localRoom(dst: NodeId, srcPort: number, dstPort: number): number {
+    return this.plane.localRoom(dst, srcPort, dstPort);
   }
 }
