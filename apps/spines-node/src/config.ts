@@ -72,6 +72,8 @@ export interface DaemonConfig {
    * file was read and checked when the configuration was resolved; the daemon reads it again.
    */
   readonly keyFile?: string | undefined;
+  /** Config `auth.encrypt`: encrypt datagram bodies too (ChaCha20-Poly1305); needs a key file. */
+  readonly encrypt?: boolean;
 }
 
 export interface Limits {
@@ -358,6 +360,8 @@ export interface FileConfig {
   metrics?: Endpoint;
   /** `auth.keyFile`, resolved against the file's directory. */
   keyFile?: string;
+  /** `auth.encrypt`. */
+  encrypt?: boolean;
   limits: Partial<Limits>;
   link?: Partial<LinkConfig>;
   session?: Partial<SessionConfig>;
@@ -509,12 +513,17 @@ export function parseConfigText(text: string, path: string): FileConfig {
   if (root.clientToken !== undefined) out.clientToken = resolve(base, str("clientToken", root.clientToken));
   if (root.metrics !== undefined) out.metrics = lb("metrics", root.metrics);
   if (root.auth !== undefined) {
-    if (!isObject(root.auth)) fail(["auth"], "a mapping { keyFile }", root.auth);
+    if (!isObject(root.auth)) fail(["auth"], "a mapping { keyFile, encrypt }", root.auth);
     const a = root.auth as Record<string, unknown>;
-    for (const k of Object.keys(a)) if (k !== "keyFile") fail(["auth", k], "keyFile", "an unknown key");
+    for (const k of Object.keys(a))
+      if (k !== "keyFile" && k !== "encrypt") fail(["auth", k], "keyFile or encrypt", "an unknown key");
     if (typeof a.keyFile !== "string" || a.keyFile === "")
       fail(["auth", "keyFile"], "a file name", a.keyFile);
     out.keyFile = resolve(base, a.keyFile as string);
+    if (a.encrypt !== undefined) {
+      if (typeof a.encrypt !== "boolean") fail(["auth", "encrypt"], "true or false", a.encrypt);
+      out.encrypt = a.encrypt as boolean;
+    }
   }
   if (root.neighbors !== undefined) {
     if (!Array.isArray(root.neighbors)) fail(["neighbors"], "a list", root.neighbors);
@@ -751,6 +760,7 @@ export function resolveConfig(cli: CliOptions, env: { tmpdir?: string } = {}): D
     link: { ...DAEMON_DEFAULTS.link, ...fileCfg.link },
     session: { ...DAEMON_SESSION_DEFAULTS, ...fileCfg.session },
     metric: fileCfg.metric ?? DAEMON_DEFAULTS.metric,
+    encrypt: fileCfg.encrypt ?? false,
     keyFile: checkKeyFile(
       cli.keyFile !== undefined ? resolve(cli.keyFile) : fileCfg.keyFile,
       cli.keyFile !== undefined ? "--key-file" : "auth.keyFile",

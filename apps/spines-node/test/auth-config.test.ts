@@ -60,6 +60,47 @@ describe("key options", () => {
   });
 });
 
+describe("encrypt mode (real daemons)", () => {
+  it("auth.encrypt: two daemons bring their link up; one without encrypt is refused", async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, "k"), generateKeyFile());
+    writeFileSync(join(dir, "e.yaml"), "listen: 127.0.0.1:9\nauth: { keyFile: k, encrypt: true }\n");
+    const cfg = resolveConfig(parseArgs(["-c", join(dir, "e.yaml")]), { tmpdir: dir });
+    expect(cfg.encrypt).toBe(true);
+    writeFileSync(join(dir, "bad.yaml"), "auth: { keyFile: k, encrypt: yes please }\n");
+    expect(
+      configError(() => resolveConfig(parseArgs(["-c", join(dir, "bad.yaml")]), { tmpdir: dir })).key,
+    ).toBe("auth.encrypt");
+    const [pa, pb, pc] = (await freeUdpPorts(3)) as [number, number, number];
+    const key = join(dir, "k");
+    const start = async (id: number, port: number, peers: [number, number][], encrypt: boolean) => {
+      const d = await SpinesDaemon.start({
+        config: { ...inProcessConfig(dir, id, port, peers), keyFile: key, encrypt },
+        log: silentLogger,
+      });
+      started.push(d);
+      return d;
+    };
+    const a = await start(
+      1,
+      pa,
+      [
+        [2, pb],
+        [3, pc],
+      ],
+      true,
+    );
+    const b = await start(2, pb, [[1, pa]], true);
+    const c = await start(3, pc, [[1, pa]], false);
+    expect(a.status().auth).toMatchObject({ enabled: true, mode: "encrypt" });
+    const up = (d: SpinesDaemon, peer: number) => d.neighbors().find((n) => n.id === peer)?.state === "up";
+    await waitFor(() => up(a, 2) && up(b, 1), "encrypted link up", 15_000);
+    await waitFor(() => (a.node.authStats()?.badMac ?? 0) > 3, "the mac-mode node refused", 15_000);
+    expect(up(a, 3)).toBe(false);
+    expect(c.node.authStats()?.accepted).toBe(0);
+  });
+});
+
 describe("key rotation by reload (real daemons)", () => {
   it("keys roll node by node without the link going down or a frame refused", async () => {
     const dir = tmp();

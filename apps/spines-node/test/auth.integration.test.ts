@@ -75,8 +75,10 @@ describe("authenticated links (real daemons on loopback)", () => {
       log: new MemoryLogger(),
     });
     started.push(n3);
-    expect(log.records.some((r) => r.msg.includes("authenticated"))).toBe(true);
-    expect(log.records.some((r) => r.level === "warn" && r.msg.includes("UNAUTHENTICATED"))).toBe(false);
+    expect(log.records.some((r) => (r.msg ?? "").includes("authenticated"))).toBe(true);
+    expect(log.records.some((r) => r.level === "warn" && (r.msg ?? "").includes("UNAUTHENTICATED"))).toBe(
+      false,
+    );
     expect(n1.status().auth).toMatchObject({ enabled: true, keyIds: [1] });
 
     await waitFor(() => linkUp(n1, 2) && linkUp(n2, 1), "the link 1-2 (same key)", 15_000);
@@ -139,7 +141,9 @@ describe("authenticated links (real daemons on loopback)", () => {
     const log = new MemoryLogger();
     const d = await SpinesDaemon.start({ config: inProcessConfig(dir, 1, p), log });
     started.push(d);
-    expect(log.records.some((r) => r.level === "warn" && r.msg.includes("UNAUTHENTICATED"))).toBe(true);
+    expect(log.records.some((r) => r.level === "warn" && (r.msg ?? "").includes("UNAUTHENTICATED"))).toBe(
+      true,
+    );
     expect(d.status().auth).toEqual({ enabled: false });
     expect((d.status().counters as { auth: unknown }).auth).toBeNull();
   });

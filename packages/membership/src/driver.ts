@@ -37,6 +37,8 @@ export interface MembershipAuthOptions {
    * microseconds (right for the simulator, whose clock only moves forward across restarts).
    */
   readonly counterStart?: number;
+  /** Encrypt the body too (ChaCha20-Poly1305, docs/wire.md §1.3); every member must agree. */
+  readonly encrypt?: boolean;
 }
 
 /**
@@ -65,6 +67,7 @@ export class MembershipNode implements NodeProgram {
         ? undefined
         : new FrameAuth(options.auth.keys, {
             counterStart: options.auth.counterStart ?? Math.floor(host.clock.now() * 1000) + 1,
+            mode: options.auth.encrypt ? "encrypt" : "mac",
           });
     let inc = options.incarnation ?? host.rng.uint32();
     if (inc === 0) inc = 1;
@@ -101,8 +104,9 @@ export class MembershipNode implements NodeProgram {
       if (this.#paused.length < 10_000) this.#paused.push({ from, data });
       return;
     }
-    if (!this.#authentic(data)) return;
-    this.#driver.input((now) => this.core.receive(from, data, now));
+    const frame = this.#authentic(data);
+    if (frame === undefined) return;
+    this.#driver.input((now) => this.core.receive(from, frame, now));
   }
 
   /** Counters of the authentication layer (undefined without `auth`). */
@@ -110,14 +114,18 @@ export class MembershipNode implements NodeProgram {
     return this.auth?.stats();
   }
 
-  /** True when the frame may go to the core: no `auth`, or signed, known key, good MAC, fresh. */
-  #authentic(data: Uint8Array): boolean {
-    if (this.auth === undefined) return true;
+  /**
+   * The frame the core may see (decrypted in encrypt mode), or undefined to drop it: with `auth`
+   * only a signed, known-key, good-MAC, fresh frame passes.
+   */
+  #authentic(data: Uint8Array): Uint8Array | undefined {
+    if (this.auth === undefined) return data;
     try {
-      return this.auth.open(data).ok;
+      const r = this.auth.open(data);
+      return r.ok ? r.frame : undefined;
     } catch {
       // a malformed header: the core counts it as a bad packet, as it would without auth
-      return true;
+      return data;
     }
   }
 
@@ -145,8 +153,9 @@ export class MembershipNode implements NodeProgram {
     this.#driver.input((now) => this.core.handleTimeout(now));
     for (const p of q) {
       if (this.#stopped) break;
-      if (!this.#authentic(p.data)) continue;
-      this.core.receive(p.from, p.data, this.host.clock.now());
+      const frame = this.#authentic(p.data);
+      if (frame === undefined) continue;
+      this.core.receive(p.from, frame, this.host.clock.now());
     }
     this.#driver.flush();
   }

@@ -202,7 +202,7 @@ export class UdpMember {
     }
     if (sender === this.host.id) return undefined;
     // with auth, only a key holder's frame teaches a peer (the replay check follows in node.receive)
-    if (this.node.auth !== undefined && !this.node.auth.keys.verify(data).ok) return undefined;
+    if (this.node.auth !== undefined && !this.node.auth.isAuthentic(data)) return undefined;
     if (!this.node.core.addPeer(sender)) return undefined;
     if (from !== undefined) {
       const known = this.host.peer(sender);

@@ -150,6 +150,25 @@ describe("membership with authenticated packets (netsim)", () => {
     }
   });
 
+  it("encrypt mode: members agree on a view; a mac-mode member with the same key is refused", () => {
+    const sim = new Simulator({ seed: 9 });
+    const ks = parseKeyFile(K1);
+    for (const id of ids)
+      sim.addNode(
+        id,
+        (host) =>
+          new MembershipNode(host, { group: GROUP, peers: ids, auth: { keys: ks, encrypt: id !== 3 } }),
+      );
+    sim.mesh(ids, { delayMs: 0.5 });
+    sim.runFor(3000);
+    const n = (id: number) => sim.program<MembershipNode>(id) as MembershipNode;
+    expect(n(1).core.view?.members).toEqual([1, 2]);
+    expect(n(2).core.view?.members).toEqual([1, 2]);
+    expect(n(3).core.view?.members ?? [3]).toEqual([3]);
+    expect(n(1).authStats()?.badMac).toBeGreaterThan(5);
+    expect(n(3).authStats()?.accepted).toBe(0);
+  });
+
   it("members with disjoint keys never form a view together", () => {
     const sim = new Simulator({ seed: 5 });
     const keys = [parseKeyFile(K1), parseKeyFile(K2)];

@@ -18,6 +18,8 @@ export interface OverlayAuthOptions {
    * (whose clock never goes back across restarts).
    */
   readonly counterStart?: number;
+  /** Encrypt the body too (ChaCha20-Poly1305, docs/wire.md §1.3); every node must agree. */
+  readonly encrypt?: boolean;
 }
 
 /**
@@ -84,6 +86,7 @@ export class SigningHost implements OwningHost {
 export function overlayFrameAuth(host: Host, opts: OverlayAuthOptions): FrameAuth {
   return new FrameAuth(opts.keys, {
     counterStart: opts.counterStart ?? Math.floor(host.clock.now() * 1000) + 1,
+    mode: opts.encrypt ? "encrypt" : "mac",
   });
 }
 

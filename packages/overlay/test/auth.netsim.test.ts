@@ -42,7 +42,7 @@ function recording(host: Host, log: Sent[]): Host {
   return rec;
 }
 
-function build(keys: KeySet | undefined, seed: number) {
+function build(keys: KeySet | undefined, seed: number, encrypt = false) {
   const sim = new Simulator({ seed, traceCapacity: 100 });
   const sent: Sent[] = [];
   const st: TestStream = makeStream(seed, 0, 1, 3, 150_000, 20_000, 1);
@@ -56,7 +56,7 @@ function build(keys: KeySet | undefined, seed: number) {
       neighbors,
       link: LINK,
       session: SESSION,
-      ...(keys ? { auth: { keys } } : {}),
+      ...(keys ? { auth: { keys, encrypt } } : {}),
       onEvent: (e, n) => {
         if (e.type === "incoming") {
           const sid = n.accept(e.port);
@@ -95,8 +95,8 @@ function unsigned(data: Uint8Array): Frame {
 /** Forged frames "from" node 1 to node 2, made from genuine ones (so they follow the current layouts). */
 function forgeries(sent: readonly Sent[], rng: Rng): Uint8Array[] {
   const from1 = sent.filter((s) => s.from === 1 && s.to === 2).map((s) => unsigned(s.data));
-  const hello = from1.findLast((f) => f.msg._tag === "Hello") as Frame;
-  const update = from1.findLast((f) => f.msg._tag === "RouteUpdate");
+  const hello = from1.filter((f) => f.msg._tag === "Hello").at(-1) as Frame;
+  const update = from1.filter((f) => f.msg._tag === "RouteUpdate").at(-1);
   expect(hello).toBeDefined();
   const out: Uint8Array[] = [];
   const src = { sender: 1, incarnation: hello.incarnation };
@@ -220,6 +220,29 @@ describe("overlay with authenticated packets (netsim)", () => {
     expect(n2.authStats()!.staleIncarnation - s0).toBe(life1.length);
     sim.runFor(300);
     expect(linkSnapshot(node(2))).toBe(before);
+  });
+
+  it("encrypt mode: the stream crosses intact and no payload byte string is on the wire in clear", () => {
+    const g = build(KEYS, 11, true);
+    const { sim, node, st } = g;
+    sim.at(200, () => {
+      st.c.sid = node(1).connect(3, st.port, { linkType: st.linkType });
+    });
+    expect(sim.runUntil(() => st.c.done && st.s.done, 60_000)).toBe(true);
+    expect(st.c.violation ?? st.s.violation).toBeUndefined();
+    expect(st.s.received).toBe(st.c.out.length);
+    expect(node(2).authStats()?.accepted).toBeGreaterThan(100);
+    // 16 bytes of the stream, as sent, appear in no datagram
+    const probe = Buffer.from(st.c.out.subarray(5000, 5016));
+    expect(g.sent.some((s) => Buffer.from(s.data).includes(probe))).toBe(false);
+    // the same run in mac mode does carry them in clear (so the probe can find them)
+    const m = build(KEYS, 11, false);
+    m.sim.at(200, () => {
+      m.st.c.sid = m.node(1).connect(3, m.st.port, { linkType: m.st.linkType });
+    });
+    expect(m.sim.runUntil(() => m.st.c.done && m.st.s.done, 60_000)).toBe(true);
+    const probe2 = Buffer.from(m.st.c.out.subarray(5000, 5016));
+    expect(m.sent.some((s) => Buffer.from(s.data).includes(probe2))).toBe(true);
   });
 
   it("control: without keys the same forged frames reach the plane", () => {

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { SpinesError } from "@spines-ts/primitives";
 import type { Writer } from "./cursor.ts";
 import { WireError, WireErrorCode } from "./errors.ts";
@@ -468,6 +468,43 @@ export interface FrameAuthStats {
   replayEvicted: number;
 }
 
+/** How `FrameAuth` protects frames (docs/wire.md §1.3). */
+export const AuthMode = {
+  /** HMAC-SHA-256/16 over the frame: integrity and origin, the body in clear (the default). */
+  Mac: "mac",
+  /**
+   * ChaCha20-Poly1305 (RFC 8439): the body is encrypted, the header and trailer prefix are
+   * authenticated as associated data, and the MAC field holds the Poly1305 tag. Every node of the
+   * overlay must use the same mode.
+   */
+  Encrypt: "encrypt",
+} as const;
+export type AuthMode = (typeof AuthMode)[keyof typeof AuthMode];
+
+/** Bytes of the sub-key cache of encrypt mode (one 32-byte key per sender incarnation). */
+const MAX_AEAD_SUBKEYS = 4096;
+const AEAD_LABEL = new TextEncoder().encode("spines-ts aead v1");
+
+/**
+ * The ChaCha20-Poly1305 key of one sender incarnation under one overlay key:
+ * HMAC-SHA-256(K, "spines-ts aead v1" || sender u32 || incarnation u32). Nonces (sender u32 ||
+ * counter u64) then repeat only if one incarnation reused a counter, never across restarts.
+ */
+export function aeadSubkey(key: Uint8Array, sender: number, incarnation: number): Uint8Array {
+  const ids = new Uint8Array(8);
+  const dv = new DataView(ids.buffer);
+  dv.setUint32(0, sender);
+  dv.setUint32(4, incarnation);
+  return new Uint8Array(createHmac("sha256", key).update(AEAD_LABEL).update(ids).digest());
+}
+
+function aeadNonce(frame: Uint8Array, counterAt: number): Uint8Array {
+  const n = new Uint8Array(12);
+  n.set(frame.subarray(8, 12), 0); // sender
+  n.set(frame.subarray(counterAt, counterAt + 8), 4); // counter
+  return n;
+}
+
 export interface FrameAuthOptions {
   /**
    * The counter of the first frame this node signs. It must be above every counter this node signed
@@ -478,10 +515,21 @@ export interface FrameAuthOptions {
   counterStart: number;
   /** Options of the replay guard. */
   replay?: ReplayGuardOptions;
+  /** `mac` (default) or `encrypt` (ChaCha20-Poly1305: the body is encrypted too). */
+  mode?: AuthMode;
 }
 
 export type OpenResult =
-  | { readonly ok: true; readonly keyId: number; readonly counter: number }
+  | {
+      readonly ok: true;
+      readonly keyId: number;
+      readonly counter: number;
+      /**
+       * The frame to decode: the input itself in `mac` mode; in `encrypt` mode a new array, the
+       * input with its body decrypted (flag and trailer kept, so it decodes like a signed frame).
+       */
+      readonly frame: Uint8Array;
+    }
   | { readonly ok: false; readonly reason: VerifyFailure; readonly keyId?: number };
 
 /**
@@ -493,6 +541,9 @@ export class FrameAuth {
   #keys: KeySet;
   #counter: number;
   readonly #replay: ReplayGuard;
+  readonly mode: AuthMode;
+  /** Encrypt mode: sub-keys by "keyId:sender:incarnation" (bounded; oldest forgotten first). */
+  readonly #subkeys = new Map<string, Uint8Array>();
   readonly #stats: Omit<FrameAuthStats, "replayEvicted"> = {
     signed: 0,
     accepted: 0,
@@ -509,6 +560,77 @@ export class FrameAuth {
     this.#keys = keys;
     this.#counter = Math.floor(opts.counterStart);
     this.#replay = new ReplayGuard(opts.replay);
+    const mode = opts.mode ?? AuthMode.Mac;
+    if (mode !== AuthMode.Mac && mode !== AuthMode.Encrypt)
+      throw new RangeError(`FrameAuth: mode must be "mac" or "encrypt", got ${String(mode)}`);
+    this.mode = mode;
+  }
+
+  #subkey(keyId: number, key: Uint8Array, sender: number, incarnation: number): Uint8Array {
+    const name = `${keyId}:${sender}:${incarnation}`;
+    let k = this.#subkeys.get(name);
+    if (k === undefined) {
+      if (this.#subkeys.size >= MAX_AEAD_SUBKEYS) {
+        this.#subkeys.delete(this.#subkeys.keys().next().value as string);
+      }
+      k = aeadSubkey(key, sender, incarnation);
+      this.#subkeys.set(name, k);
+    }
+    return k;
+  }
+
+  /** Encrypt mode: the frame with the Auth flag, the body encrypted, the trailer with the tag. */
+  #encrypt(frame: Uint8Array, counter: number): Uint8Array {
+    const h = decodeHeader(frame);
+    if (h.flags & FrameFlag.Auth) throw new RangeError("seal: the frame already carries an auth trailer");
+    const n = frame.length;
+    const out = new Uint8Array(n + AUTH_TRAILER_BYTES);
+    out.set(frame.subarray(0, 16));
+    out[FLAGS_OFFSET] = h.flags | FrameFlag.Auth;
+    const { id, key } = this.#keys.current;
+    out[n] = id >>> 8;
+    out[n + 1] = id & 0xff;
+    writeCounter(out, n + 2, counter);
+    const c = createCipheriv(
+      "chacha20-poly1305",
+      this.#subkey(id, key, h.sender, h.incarnation),
+      aeadNonce(out, n + 2),
+      {
+        authTagLength: AUTH_MAC_BYTES,
+      },
+    );
+    c.setAAD(Buffer.concat([out.subarray(0, 16), out.subarray(n, n + TRAILER_PREFIX_BYTES)]), {
+      plaintextLength: n - 16,
+    });
+    const body = c.update(frame.subarray(16));
+    c.final();
+    out.set(body, 16);
+    out.set(c.getAuthTag(), n + TRAILER_PREFIX_BYTES);
+    return out;
+  }
+
+  /** Encrypt mode: verify the tag and decrypt; undefined when the tag does not match. */
+  #decrypt(frame: Uint8Array, keyId: number, key: Uint8Array): Uint8Array | undefined {
+    const at = frame.length - AUTH_TRAILER_BYTES;
+    const d = createDecipheriv(
+      "chacha20-poly1305",
+      this.#subkey(keyId, key, readU32(frame, 8), readU32(frame, 12)),
+      aeadNonce(frame, at + 2),
+      { authTagLength: AUTH_MAC_BYTES },
+    );
+    d.setAuthTag(frame.subarray(at + TRAILER_PREFIX_BYTES));
+    d.setAAD(Buffer.concat([frame.subarray(0, 16), frame.subarray(at, at + TRAILER_PREFIX_BYTES)]), {
+      plaintextLength: at - 16,
+    });
+    const body = d.update(frame.subarray(16, at));
+    try {
+      d.final();
+    } catch {
+      return undefined;
+    }
+    const out = frame.slice();
+    out.set(body, 16);
+    return out;
   }
 
   get keys(): KeySet {
@@ -526,15 +648,19 @@ export class FrameAuth {
     return this.#counter++;
   }
 
-  /** Signs an unsigned frame (a new array). Throws like `sign`. */
+  /** Signs (or, in encrypt mode, encrypts and tags) an unsigned frame: a new array. Throws like `sign`. */
   seal(frame: Uint8Array): Uint8Array {
-    const out = this.#keys.sign(frame, this.#next());
+    const out =
+      this.mode === AuthMode.Encrypt
+        ? this.#encrypt(frame, this.#next())
+        : this.#keys.sign(frame, this.#next());
     this.#stats.signed++;
     return out;
   }
 
   /** Signs the unsigned frame in `w` in place; the view is valid until `w` is written again. */
   sealInto(w: Writer): Uint8Array {
+    if (this.mode === AuthMode.Encrypt) return this.seal(w.view());
     const out = this.#keys.signInto(w, this.#next());
     this.#stats.signed++;
     return out;
@@ -545,6 +671,7 @@ export class FrameAuth {
    * counts nothing) when the header is malformed: the caller counts that like any decode error.
    */
   open(frame: Uint8Array): OpenResult {
+    if (this.mode === AuthMode.Encrypt) return this.#openEncrypted(frame);
     const v = verify(frame, this.#keys);
     if (!v.ok) {
       if (v.reason === VerifyFailure.Unsigned) this.#stats.unsigned++;
@@ -560,7 +687,62 @@ export class FrameAuth {
       return { ok: false, reason: bad, keyId: v.keyId };
     }
     this.#stats.accepted++;
-    return v;
+    return { ok: true, keyId: v.keyId, counter: v.counter, frame };
+  }
+
+  /**
+   * Whether the frame's MAC (or tag) verifies under the key set, without counting it or touching the
+   * replay window (for a shell that must decide whether to learn a sender before `open`). False for
+   * a malformed frame.
+   */
+  isAuthentic(frame: Uint8Array): boolean {
+    try {
+      if (this.mode === AuthMode.Mac) return verify(frame, this.#keys).ok;
+      const h = decodeHeader(frame);
+      if ((h.flags & FrameFlag.Auth) === 0) return false;
+      const at = frame.length - AUTH_TRAILER_BYTES;
+      const keyId = ((frame[at] as number) << 8) | (frame[at + 1] as number);
+      const key = this.#keys.get(keyId);
+      return (
+        key !== undefined &&
+        readU32(frame, at + 2) <= 0x1fffff &&
+        this.#decrypt(frame, keyId, key) !== undefined
+      );
+    } catch {
+      return false;
+    }
+  }
+
+  #openEncrypted(frame: Uint8Array): OpenResult {
+    const h = decodeHeader(frame);
+    if ((h.flags & FrameFlag.Auth) === 0) {
+      this.#stats.unsigned++;
+      return { ok: false, reason: VerifyFailure.Unsigned };
+    }
+    const at = frame.length - AUTH_TRAILER_BYTES;
+    const keyId = ((frame[at] as number) << 8) | (frame[at + 1] as number);
+    const key = this.#keys.get(keyId);
+    if (key === undefined) {
+      this.#stats.unknownKey++;
+      return { ok: false, reason: VerifyFailure.UnknownKey, keyId };
+    }
+    const hi = readU32(frame, at + 2);
+    if (hi > 0x1fffff)
+      throw new WireError(WireErrorCode.FieldOutOfRange, "auth counter above 2^53-1", at + 2);
+    const counter = hi * 0x100000000 + readU32(frame, at + 6);
+    const plain = this.#decrypt(frame, keyId, key);
+    if (plain === undefined) {
+      this.#stats.badMac++;
+      return { ok: false, reason: VerifyFailure.BadMac, keyId };
+    }
+    const bad = this.#replay.accept(h.sender, h.incarnation, counter);
+    if (bad !== undefined) {
+      if (bad === VerifyFailure.Replay) this.#stats.replay++;
+      else this.#stats.staleIncarnation++;
+      return { ok: false, reason: bad, keyId };
+    }
+    this.#stats.accepted++;
+    return { ok: true, keyId, counter, frame: plain };
   }
 
   /** The counter the next signed frame will carry. */

@@ -309,3 +309,47 @@ describe("FrameAuth", () => {
     expect(a.stats().signed).toBe(2);
   });
 });
+
+describe("FrameAuth encrypt mode (ChaCha20-Poly1305)", () => {
+  it("encrypts the body, decodes after open, refuses tampering, replays and mac-mode peers", () => {
+    const ks = new KeySet([{ id: 1, key: key1 }]);
+    const a = new FrameAuth(ks, { counterStart: 100, mode: "encrypt" });
+    const b = new FrameAuth(ks, { counterStart: 5, mode: "encrypt" });
+    const macOnly = new FrameAuth(ks, { counterStart: 5 });
+    const plain = encode(src, dg);
+    const sealed = a.seal(plain);
+    expect(sealed.length).toBe(plain.length + AUTH_TRAILER_BYTES);
+    // header in clear (with the flag), body not
+    expect(toHex(sealed.subarray(5, 16))).toBe(toHex(plain.subarray(5, 16)));
+    expect(toHex(sealed.subarray(16, plain.length))).not.toBe(toHex(plain.subarray(16)));
+    expect(Buffer.from(sealed).includes(Buffer.from("hello"))).toBe(false);
+    const r = b.open(sealed);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.counter).toBe(100);
+    expect(decode(r.frame).msg).toEqual(dg);
+    expect(b.open(sealed).ok).toBe(false); // replay
+    for (const at of [3, 9, 14, 20, sealed.length - 20, sealed.length - 1]) {
+      const t = sealed.slice();
+      t[at] = (t[at] as number) ^ 0x10;
+      expect(new FrameAuth(ks, { counterStart: 1, mode: "encrypt" }).open(t).ok, `byte ${at}`).toBe(false);
+    }
+    // the same key in mac mode refuses it (the tag is no HMAC), and encrypt mode refuses signed frames
+    expect(macOnly.open(sealed)).toMatchObject({ ok: false, reason: "bad-mac" });
+    expect(new FrameAuth(ks, { counterStart: 1, mode: "encrypt" }).open(ks.sign(plain, 1))).toMatchObject({
+      ok: false,
+      reason: "bad-mac",
+    });
+    // another incarnation of the same sender gets another sub-key: same counter, other ciphertext
+    const other = new FrameAuth(ks, { counterStart: 100, mode: "encrypt" }).seal(
+      encode({ sender: 1, incarnation: 0x1234 }, dg),
+    );
+    expect(toHex(other.subarray(16, plain.length))).not.toBe(toHex(sealed.subarray(16, plain.length)));
+    expect(() => new FrameAuth(ks, { counterStart: 1, mode: "rot13" as "mac" })).toThrow(RangeError);
+    const w = new Writer(64);
+    encodeInto(w, src, dg);
+    const viaWriter = a.sealInto(w);
+    const r2 = b.open(viaWriter);
+    expect(r2.ok && decode(r2.frame).msg).toEqual(dg);
+  });
+});
