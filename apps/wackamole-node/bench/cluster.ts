@@ -332,7 +332,8 @@ export class FailoverLab {
   async startMonitors(): Promise<void> {
     await Promise.all(
       this.nodes.map(async (n) => {
-        const p = this.tb.spawn(this.host(n), ["ip", "-ts", "-o", "monitor", "address"], {
+        // niced like the rest: its time stamps are taken when it reads the event
+        const p = this.tb.spawn(this.host(n), niced(["ip", "-ts", "-o", "monitor", "address"]), {
           stdio: ["ignore", "pipe", "pipe"],
         });
         lines(p, (l) => {

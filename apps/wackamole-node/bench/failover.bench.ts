@@ -277,6 +277,13 @@ async function runCase(lab: FailoverLab, sys: System, failure: Failure): Promise
         () => "fail-over",
         10,
       );
+      // fail-over done = first reply from the new holder, or the monitor's record of its address if
+      // later (a monitor read late must not make the VIP look unheld after the reply proved it held)
+      const doneAt = new Map<string, number>();
+      for (const [v, at] of settledAt) {
+        const add = lab.addrEvents.find((e) => e.add && e.vip === v && e.node !== victim && e.t > fault);
+        doneAt.set(v, Math.max(at, add?.t ?? at));
+      }
       for (const v of moved) {
         const at = settledAt.get(v);
         if (at === undefined) {
@@ -301,7 +308,7 @@ async function runCase(lab: FailoverLab, sys: System, failure: Failure): Promise
         from: fault,
         to: end,
         members,
-        settledAt,
+        settledAt: new Map([...settledAt].map(([v, t]) => [v, doneAt.get(v) ?? t])),
       });
       twice += v.twice;
       nobody += v.nobody;
