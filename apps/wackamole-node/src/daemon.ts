@@ -27,8 +27,14 @@ import { readKeyFile, sameKeys } from "./keyfile.ts";
 import { type Metric, MetricsServer } from "./metrics.ts";
 import { HealthTracker } from "./track.ts";
 
-/** How long a graceful stop waits for address releases and down hooks before it gives up. */
-export const STOP_TIMEOUT_MS = 5000;
+/**
+ * How long a graceful stop waits for the address releases (each `ip addr del` is a process; a
+ * loaded machine with many VIPs needs seconds), and then for the down hooks, before it gives up.
+ */
+export const STOP_RELEASE_MS = 30_000;
+export const STOP_HOOKS_MS = 5000;
+/** A stop that has not finished after this long exits anyway (status 1). */
+export const STOP_HARD_MS = STOP_RELEASE_MS + STOP_HOOKS_MS + 10_000;
 /** After the membership service was lost (not by our own fail), rejoin after this long. */
 const REJOIN_AFTER_MS = 1000;
 
@@ -108,9 +114,12 @@ class DaemonDriver implements AddressDriver {
   }
 
   release(group: VipGroup): void | Promise<void> {
+    // released already by the daemon's stop (or rebuild), before it left the group: the driver's
+    // release is idempotent; log and hooks only once
+    const quiet = this.#d._preReleased.delete(group.name);
     const r = this.inner.release(group);
-    if (r instanceof Promise) return r.then(() => this.#d._done("down", group, []));
-    this.#d._done("down", group, []);
+    if (r instanceof Promise) return r.then(() => (quiet ? undefined : this.#d._done("down", group, [])));
+    if (!quiet) this.#d._done("down", group, []);
   }
 
   sampleNeighbors(): readonly VipNeighbor[] | Promise<readonly VipNeighbor[]> {
@@ -162,6 +171,8 @@ export class WackamoleDaemon {
   /** Last agreed owner of each group (for counting fail-overs). */
   #owners: readonly NodeId[] = [];
   #stopping: Promise<void> | undefined;
+  /** Groups `#releaseFirst` released, not acquired since (the VIP node's own release of them is quiet). */
+  readonly _preReleased = new Set<string>();
   #rebuilding: Promise<void> | undefined;
 
   private constructor(
@@ -427,6 +438,7 @@ export class WackamoleDaemon {
 
   /** Called by the driver wrapper after an acquire or release completed. */
   _done(event: "up" | "down", group: VipGroup, neighbors: readonly VipNeighbor[]): void {
+    if (event === "up") this._preReleased.delete(group.name);
     const view = this.#view();
     const addresses = addressText(group);
     if (event === "up") {
@@ -731,14 +743,46 @@ export class WackamoleDaemon {
     this.#rebuilding ??= (async () => {
       this.counters.rebuilds++;
       const old = this.#vip;
+      await this.#releaseFirst();
       old.stop();
-      await withTimeout(old.idle(), STOP_TIMEOUT_MS);
+      await withTimeout(old.idle(), STOP_RELEASE_MS);
       this.#stale = false;
       if (this.#stopping === undefined) this.#vip = this.#newVip();
     })().finally(() => {
       this.#rebuilding = undefined;
     });
     return this.#rebuilding;
+  }
+
+  /**
+   * Releases every held group (addresses removed, logged, hooks run) while still a member, so that
+   * nobody else acquires an address before it is gone here; the VIP node's stop then leaves the
+   * group and the others take over at once. Bounded by STOP_RELEASE_MS.
+   */
+  async #releaseFirst(): Promise<void> {
+    await withTimeout(this.#vip.idle(), STOP_RELEASE_MS);
+    const core = this.#vip.core;
+    const groups = [...core.held]
+      .sort((a, b) => a - b)
+      .map((i) => core.groups[i])
+      .filter((g): g is VipGroup => g !== undefined);
+    const one = (g: VipGroup): Promise<void> =>
+      Promise.resolve()
+        .then(() => this.#driver.release(g))
+        .then(
+          () => {
+            this._preReleased.add(g.name);
+          },
+          (e) => {
+            this.counters.driverErrors++;
+            this.#log.error(
+              { action: "release", group: g.name, err: e instanceof Error ? e.message : String(e) },
+              "address driver failed",
+            );
+          },
+        );
+    const done = await withTimeout(Promise.all(groups.map(one)), STOP_RELEASE_MS);
+    if (!done) this.#log.error({ timeoutMs: STOP_RELEASE_MS }, "address releases did not finish in time");
   }
 
   // ------------------------------------------------------------------ metrics
@@ -858,11 +902,12 @@ export class WackamoleDaemon {
       this.#tracker?.stop();
       await this.#control?.close();
       if (this.#rebuilding !== undefined) await this.#rebuilding;
+      await this.#releaseFirst();
       this.#vip.stop();
-      const released = await withTimeout(this.#vip.idle(), STOP_TIMEOUT_MS);
+      const released = await withTimeout(this.#vip.idle(), STOP_RELEASE_MS);
       if (!released)
-        this.#log.error({ timeoutMs: STOP_TIMEOUT_MS }, "address releases did not finish in time");
-      await withTimeout(this.#hooks.idle(), STOP_TIMEOUT_MS);
+        this.#log.error({ timeoutMs: STOP_RELEASE_MS }, "address releases did not finish in time");
+      await withTimeout(this.#hooks.idle(), STOP_HOOKS_MS);
       const inner = this.#driver.inner;
       if (inner instanceof LinuxAddressDriver) inner.close();
       await this.#metrics?.close();

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { ConfigError, SpinesError } from "@spines-ts/primitives";
 import { HELP, parseArgs, resolveConfig, VERSION } from "./config.ts";
-import { STOP_TIMEOUT_MS, WackamoleDaemon } from "./daemon.ts";
+import { STOP_HARD_MS, WackamoleDaemon } from "./daemon.ts";
 import { generateKeyFile } from "./keyfile.ts";
 import { createDaemonLogger } from "./logger.ts";
 import { importWackamoleConf } from "./wackamole-conf.ts";
@@ -87,7 +87,7 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       log.error("stop took too long; exiting");
       logger.flush();
       process.exit(1);
-    }, STOP_TIMEOUT_MS * 3);
+    }, STOP_HARD_MS);
     hard.unref();
     daemon.stop().then(
       () => {
