@@ -28,7 +28,7 @@
  * Writes bench/results/failover.json and prints a table, keepalived beside wackamole-node, with
  * the load average (the machine is shared; figures under load are not quiet-machine figures).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { canRun } from "@spines-ts/netlab";
@@ -367,7 +367,15 @@ async function main(): Promise<number> {
         const sys = makeSystem(lab, name);
         process.stdout.write(`${sys.system} (${sys.detail}), ${N} nodes, ${groups.length} VIPs\n`);
         sys.startAll();
-        for (const f of FAILURES) cases.push(await runCase(lab, sys, f));
+        for (const f of FAILURES) {
+          cases.push(await runCase(lab, sys, f));
+          // partial results survive an interrupted run
+          mkdirSync(dirname(OUT), { recursive: true });
+          writeFileSync(
+            `${OUT}.partial`,
+            `${JSON.stringify({ bench: "failover", partial: true, started, cases }, null, 2)}\n`,
+          );
+        }
         await sys.stopAll();
         for (const n of lab.nodes)
           for (const g of groups)
@@ -413,6 +421,7 @@ async function main(): Promise<number> {
   // cases of separate runs were not measured in the same run: each keeps its own loadAvg
   if (mergedFrom.length > 0) Object.assign(out, { mergedFrom });
   writeFileSync(OUT, `${JSON.stringify(out, null, 2)}\n`);
+  rmSync(`${OUT}.partial`, { force: true });
 
   const header = [
     "nodes",
