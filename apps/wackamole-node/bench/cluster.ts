@@ -572,6 +572,8 @@ export class WackCluster {
     this.exitedAt.delete(n);
     const log = this.logs.get(n) ?? [];
     this.logs.set(n, log);
+    // views of an earlier process of this node do not count for this one (see viewOf)
+    log.push({ t: now(), msg: "(process started)" });
     lines(p, (l) => {
       if (!l.startsWith("{")) return;
       try {
@@ -602,11 +604,12 @@ export class WackCluster {
     return p !== undefined && p.exitCode === null && p.signalCode === null;
   }
 
-  /** Members of node n's last installed view (from its log), or undefined. */
+  /** Members of the last view node n's current process installed (from its log), or undefined. */
   viewOf(n: number): number[] | undefined {
     const log = this.logs.get(n) ?? [];
     for (let i = log.length - 1; i >= 0; i--) {
       const e = log[i] as WackLog;
+      if (e.msg === "(process started)") return undefined;
       if (e.msg === "view installed") {
         const m = e.members;
         const ids = (x: unknown[]) =>
