@@ -51,6 +51,8 @@ export interface FuzzOptions {
   membershipTiming?: "tolerant" | "default";
   /** RSS growth (bytes) above which a process counts as growing. */
   rssGrowthLimit?: number;
+  /** Seconds of quiet (no fuzz packets) measured before the fuzz, as the baseline of view churn. */
+  baselineSec?: number;
   /** Also fuzz a 3-node wackamole-node cluster (dry-run driver); default true. */
   wackamole?: boolean;
   log?: (line: string) => void;
@@ -109,6 +111,17 @@ export interface FuzzResult {
   };
   memory: { bounded: boolean; growthLimitBytes: number };
   failures: string[];
+  /**
+   * The same checks over `baselineSec` of quiet before the fuzz: view changes and fail-overs seen
+   * without any fuzz packet are the machine's (load), not the fuzz's.
+   */
+  baseline: {
+    sec: number;
+    sessionBytes: number;
+    memberViewEvents: number[];
+    wackViewEvents: number[];
+    wackFailovers: number[];
+  };
   wackamole: {
     fuzzed: boolean;
     viewBefore: string | null;
@@ -277,7 +290,6 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
         throw new Error(`no stable 3-member view after 180 s: ${JSON.stringify(st.map((s) => s.view))}`);
       await sleep(200);
     }
-    const viewEventsBefore = (await Promise.all(members.map((m) => m.status()))).map((s) => s.views);
 
     interface WackStatus {
       view: { id: string; members: number[] } | null;
@@ -318,6 +330,41 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     }
     log(`view ${viewBefore.key} members ${viewBefore.members.join(",")}`);
     await sleep(1000);
+
+    // Baseline: the same observation with no fuzz packet, in the same run.
+    const baselineSec = opts.baselineSec ?? 10;
+    const wackCounters = async () =>
+      Promise.all(wacks.map(async (w) => (await w.call<WackStatus>("status")).counters));
+    const b0 = {
+      session: stream.report().receivedBytes,
+      members: (await Promise.all(members.map((m) => m.status()))).map((x) => x.views),
+      wack: await wackCounters(),
+    };
+    log(`baseline: ${baselineSec} s without fuzz packets`);
+    await sleep(baselineSec * 1000);
+    const b1 = {
+      session: stream.report().receivedBytes,
+      members: (await Promise.all(members.map((m) => m.status()))).map((x) => x.views),
+      wack: await wackCounters(),
+    };
+    const baseline = {
+      sec: baselineSec,
+      sessionBytes: b1.session - b0.session,
+      memberViewEvents: b1.members.map((v, i) => v - (b0.members[i] ?? 0)),
+      wackViewEvents: b1.wack.map((c, i) => (c.views ?? 0) - (b0.wack[i]?.views ?? 0)),
+      wackFailovers: b1.wack.map((c, i) => (c.failovers ?? 0) - (b0.wack[i]?.failovers ?? 0)),
+    };
+    log(`baseline: ${JSON.stringify(baseline)}`);
+    if (withWack) {
+      const st = await wacks[0]?.call<WackStatus>("status");
+      wackViewBefore = st?.view?.id ?? null;
+    }
+    const viewNow = (await members[0]?.status())?.view;
+    if (viewNow?.key !== viewBefore.key) {
+      log(`membership view changed during the baseline: ${viewBefore.key} -> ${viewNow?.key}`);
+      if (viewNow) viewBefore = viewNow;
+    }
+    const viewEventsAtStart = (await Promise.all(members.map((m) => m.status()))).map((x) => x.views);
 
     const targets: { t: TargetStats; send: (b: Uint8Array, s: Sender) => void; pool: SeedFrame[] }[] = [];
     const overlayFamilies = ["data", "link", "routing", "session", "frame"];
@@ -571,7 +618,7 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
         t.countersAfter = memberCounters(st);
         t.drops = delta(t.countersBefore, t.countersAfter);
         viewAfter.push(st.view);
-        viewEvents.push(st.views - (viewEventsBefore[i] ?? 0));
+        viewEvents.push(st.views - (viewEventsAtStart[i] ?? 0));
       } else {
         viewAfter.push(null);
         viewEvents.push(-1);
@@ -646,6 +693,7 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
       membership: { viewBefore, viewAfter, viewEvents, undisturbed: viewOk },
       memory: { bounded, growthLimitBytes: growthLimit },
       failures,
+      baseline,
       sendSec,
       wackamole: {
         fuzzed: withWack,

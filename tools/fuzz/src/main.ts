@@ -132,6 +132,8 @@ export function tables(r: FuzzResult): Table[] {
       notes: [
         `session: ${r.session.sentBytes} bytes sent, ${r.session.receivedBytes} received, intact=${r.session.intact}, ended=${r.session.ended}`,
         `membership: view ${r.membership.viewBefore?.key} -> ${r.membership.viewAfter.map((v) => v?.key).join(", ")}; view events during the run ${r.membership.viewEvents.join(",")}`,
+        `baseline (${r.baseline.sec} s before the fuzz, no fuzz packets): session ${Math.round(r.baseline.sessionBytes / 1024)} KiB, ` +
+          `member view events ${r.baseline.memberViewEvents.join(",")}, wackamole view events ${r.baseline.wackViewEvents.join(",")}, fail-overs ${r.baseline.wackFailovers.join(",")}`,
         r.wackamole.fuzzed
           ? `wackamole-node: view ${r.wackamole.viewBefore} -> ${r.wackamole.viewAfter.join(", ")}; view events ${r.wackamole.viewEvents.join(",")}; fail-overs ${r.wackamole.failovers.join(",")}`
           : "wackamole-node: not fuzzed (--no-wackamole)",
