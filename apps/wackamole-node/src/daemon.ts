@@ -171,6 +171,7 @@ export class WackamoleDaemon {
   /** Last agreed owner of each group (for counting fail-overs). */
   #owners: readonly NodeId[] = [];
   #stopping: Promise<void> | undefined;
+  #applying: Promise<void> = Promise.resolve();
   /** Groups `#releaseFirst` released, not acquired since (the VIP node's own release of them is quiet). */
   readonly _preReleased = new Set<string>();
   #rebuilding: Promise<void> | undefined;
@@ -475,17 +476,27 @@ export class WackamoleDaemon {
     this.#apply();
   }
 
-  /** Brings the VipNode's participation in line with the admin flag and the health check. */
+  /**
+   * Brings the VipNode's participation in line with the admin flag and the health check. Steps run
+   * one at a time; going out releases every VIP before leaving the group (as a stop does).
+   */
   #apply(): void {
+    this.#applying = this.#applying
+      .then(() => this.#applyNow())
+      .catch((e) => this.#log.error({ err: String(e) }, "could not change participation"));
+  }
+
+  async #applyNow(): Promise<void> {
     if (this.#stopping !== undefined || this.#rebuilding !== undefined) return;
     const wantOut = this.#adminFailed || !this.healthy;
     if (wantOut && !this.#out) {
       this.#out = true;
       clearTimeout(this.#rejoinTimer);
-      this.#vip.fail();
+      await this.#releaseFirst();
+      if (this.#stopping === undefined) this.#vip.fail();
     } else if (!wantOut && this.#out) {
       this.#out = false;
-      if (this.#stale) void this.#rebuild();
+      if (this.#stale) await this.#rebuild();
       else this.#vip.rejoin();
     }
   }
@@ -512,7 +523,7 @@ export class WackamoleDaemon {
     this.#adminFailed = false;
     this.#log.info("succeed requested");
     this.#apply();
-    return { adminFailed: false, healthy: this.healthy, joining: !this.#out };
+    return { adminFailed: false, healthy: this.healthy, joining: this.healthy };
   }
 
   balance(): { requested: boolean } {
@@ -750,6 +761,8 @@ export class WackamoleDaemon {
       if (this.#stopping === undefined) this.#vip = this.#newVip();
     })().finally(() => {
       this.#rebuilding = undefined;
+      // a fail, succeed or health change that arrived meanwhile
+      this.#apply();
     });
     return this.#rebuilding;
   }
@@ -901,6 +914,7 @@ export class WackamoleDaemon {
       clearTimeout(this.#rejoinTimer);
       this.#tracker?.stop();
       await this.#control?.close();
+      await withTimeout(this.#applying, STOP_RELEASE_MS);
       if (this.#rebuilding !== undefined) await this.#rebuilding;
       await this.#releaseFirst();
       this.#vip.stop();
