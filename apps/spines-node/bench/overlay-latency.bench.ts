@@ -183,7 +183,8 @@ async function startLine(
       if (extraConfig !== undefined) {
         for (const n of neighbors) args.push("--neighbor", `${n.id}@${n.address}`);
       }
-      return spawnDaemon(args, join(dir, `n${id}.ctl`), 60_000);
+      // Generous: on the shared machine five tsx start-ups at once can take minutes.
+      return spawnDaemon(args, join(dir, `n${id}.ctl`), 240_000);
     }),
   );
   const setLoss = async (lossPct: number) => {
