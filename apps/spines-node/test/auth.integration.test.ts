@@ -27,7 +27,7 @@ function run(args: string[]): { status: number | null; stdout: string; stderr: s
   const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], {
     cwd: join(import.meta.dirname, ".."),
     encoding: "utf8",
-    timeout: 60_000,
+    timeout: 120_000,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -175,7 +175,7 @@ describe("authenticated links (real daemons on loopback)", () => {
     expect(b.status).toBe(2);
     expect(b.stderr).toContain(`${bad}:2`);
     expect(b.stderr).not.toContain("ab".repeat(31));
-  });
+  }, 300_000);
 
   it("two spawned daemons with --key-file bring their link up", async () => {
     const dir = tmp();
@@ -196,8 +196,19 @@ describe("authenticated links (real daemons on loopback)", () => {
       "--key-file",
       key,
     ];
-    const a = await spawnDaemon(args(1, pa, pb, 2), join(dir, "1.ctl"));
-    const b = await spawnDaemon(args(2, pb, pa, 1), join(dir, "2.ctl"));
+    // both at once: under load a tsx start alone can take 20 s
+    const both = await Promise.allSettled([
+      spawnDaemon(args(1, pa, pb, 2), join(dir, "1.ctl"), 90_000),
+      spawnDaemon(args(2, pb, pa, 1), join(dir, "2.ctl"), 90_000),
+    ]);
+    const failed = both.find((r) => r.status === "rejected");
+    if (failed !== undefined) {
+      for (const r of both) if (r.status === "fulfilled") r.value.proc.kill("SIGKILL");
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    const [a, b] = both.map(
+      (r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof spawnDaemon>>>).value,
+    ) as [Awaited<ReturnType<typeof spawnDaemon>>, Awaited<ReturnType<typeof spawnDaemon>>];
     try {
       const c = await a.ctl();
       try {
@@ -221,5 +232,5 @@ describe("authenticated links (real daemons on loopback)", () => {
       b.proc.kill("SIGTERM");
       await Promise.all([a.exited, b.exited]);
     }
-  });
+  }, 300_000);
 });
