@@ -8,6 +8,8 @@
  * check, so a disturbance is pinned to the kind that caused it.
  */
 import { createSocket, type Socket } from "node:dgram";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Rng } from "@spines-ts/primitives";
 import { registry } from "@spines-ts/wire";
 import { type Corpus, loadCorpus, type SeedFrame } from "./corpus.ts";
@@ -51,6 +53,13 @@ export interface FuzzOptions {
   membershipTiming?: "tolerant" | "default";
   /** RSS growth (bytes) above which a process counts as growing. */
   rssGrowthLimit?: number;
+  /**
+   * The daemons' session dead-peer timeout (default 60 s, the daemon's own default is 10 s): on a
+   * loaded machine a starved daemon can stay silent for 10 s without any fuzz packet. A fuzz
+   * packet that breaks the session still shows: a reset ends it with an error, and a stall leaves
+   * bytes undelivered at the end.
+   */
+  sessionDeadPeerMs?: number;
   /** Seconds of quiet (no fuzz packets) measured before the fuzz, as the baseline of view churn. */
   baselineSec?: number;
   /** Also fuzz a 3-node wackamole-node cluster (dry-run driver); default true. */
@@ -224,6 +233,11 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
   try {
     log("starting 3 spines-node daemons (line 1-2-3, fuzzer = neighbour 9 of each)");
     const dp = [p1, p2, p3];
+    const daemonConfig = join(dir, "daemon.json");
+    writeFileSync(
+      daemonConfig,
+      JSON.stringify({ session: { deadPeerTimeoutMs: opts.sessionDeadPeerMs ?? 60_000 } }),
+    );
     daemons.push(
       ...(await Promise.all(
         [1, 2, 3].map((id) =>
@@ -236,6 +250,7 @@ export async function runLiveFuzz(opts: FuzzOptions): Promise<FuzzResult> {
               ...(id < 3 ? [{ id: id + 1, host: "127.0.0.1", port: dp[id] as number }] : []),
               fz,
             ],
+            extraArgs: ["--config", daemonConfig],
           }),
         ),
       )),
