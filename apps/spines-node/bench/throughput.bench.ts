@@ -97,11 +97,11 @@ async function measure(
 ): Promise<{ rate: number; cpuPct: number; received: number }> {
   await sleep(warmMs);
   const c0 = count();
-  const cpu0 = pids.reduce((a, p) => a + cpuSeconds(p), 0);
+  const cpu0 = pids.reduce<number>((a, p) => a + cpuSeconds(p), 0);
   const t0 = performance.now();
   await sleep(runMs);
   const c1 = count();
-  const cpu1 = pids.reduce((a, p) => a + cpuSeconds(p), 0);
+  const cpu1 = pids.reduce<number>((a, p) => a + cpuSeconds(p), 0);
   const secs = (performance.now() - t0) / 1000;
   return { rate: (c1 - c0) / secs, cpuPct: (100 * (cpu1 - cpu0)) / secs, received: c1 };
 }
