@@ -502,8 +502,10 @@ function daemonTrace(r: ProbeResult): DaemonTrace | undefined {
     n++;
     acc.clientIn += fromClient - sent;
     acc.source += (tx[0] as number) - fromClient;
-    for (let h = 0; h < HOPS; h++) acc.hopExcess[h] = (acc.hopExcess[h] ?? 0) + (emu[h] as number) - (tx[h] as number) - DELAY;
-    for (let h = 0; h < HOPS - 1; h++) acc.transit[h] = (acc.transit[h] ?? 0) + (tx[h + 1] as number) - (emu[h] as number);
+    for (let h = 0; h < HOPS; h++)
+      acc.hopExcess[h] = (acc.hopExcess[h] ?? 0) + (emu[h] as number) - (tx[h] as number) - DELAY;
+    for (let h = 0; h < HOPS - 1; h++)
+      acc.transit[h] = (acc.transit[h] ?? 0) + (tx[h + 1] as number) - (emu[h] as number);
     acc.linkDeliver += local - (emu[HOPS - 1] as number);
     acc.session += client - local;
     acc.clientOut += got - client;
