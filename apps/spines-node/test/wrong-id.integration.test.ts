@@ -24,7 +24,10 @@ describe("a neighbour configured with the wrong id (real daemons)", () => {
     // Node 2 says hello ten times a second: many frames, one warning.
     await new Promise((r) => setTimeout(r, 1500));
     expect(a.node.plane.counters.senderMismatch).toBeGreaterThan(5);
-    const warns = log.records.filter((r) => r.level === "warn");
+    // Besides the start-up warning that links are unauthenticated (no key file here), exactly one.
+    const all = log.records.filter((r) => r.level === "warn");
+    expect(all.filter((r) => r.msg.includes("UNAUTHENTICATED"))).toHaveLength(1);
+    const warns = all.filter((r) => !r.msg.includes("UNAUTHENTICATED"));
     expect(warns).toHaveLength(1);
     const w = warns[0];
     expect(w?.obj).toMatchObject({ neighbor: 3, claimedId: 2, address: `127.0.0.1:${pb}` });
