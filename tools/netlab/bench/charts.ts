@@ -30,6 +30,7 @@ export function fairnessChart(cases: FairRow[], o: { rateMbit: number; rttMs: nu
   const y = (v: number) => top + H - (Math.max(0, Math.min(max, v)) / max) * H;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<title>Throughput per flow on one ${o.rateMbit} Mbit/s, ${o.rttMs} ms RTT bottleneck: overlay (green) or reference Reno (orange) vs kernel TCP (purple); dashed = fair share; J = Jain's index</title>`,
     `<text x="10" y="16" font-size="13">Throughput per flow on one ${o.rateMbit} Mbit/s, ${o.rttMs} ms RTT bottleneck: overlay (green) or reference Reno (orange) vs kernel TCP (purple); dashed = fair share; J = Jain's index</text>`,
   ];
   for (const t of [0, 5, 10, 15, 20]) {
@@ -95,6 +96,7 @@ export function rerouteChart(cases: RerouteRow[], targetMs: number): string {
   const y = (v: number) => top + H - (Math.max(0, Math.min(max, v)) / max) * H;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<title>Reroute: longest gap between deliveries after a fault on the active path (ms); dashed = ${targetMs} ms target</title>`,
     `<text x="10" y="16" font-size="13">Reroute: longest gap between deliveries after a fault on the active path (ms); dashed = ${targetMs} ms target</text>`,
   ];
   const step = max > 5000 ? 2000 : max > 2000 ? 500 : 250;

@@ -44,6 +44,7 @@ export function latencyChart(cases: Row[]): string {
   const y = (ms: number) => top + H - ((Math.log10(Math.max(10, Math.min(20_000, ms))) - lo) / (hi - lo)) * H;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<title>One-way latency, 4 hops × 10 ms, 1,000-byte messages: p99 (light) and mean (dark), ms, log scale</title>`,
     `<text x="10" y="16" font-size="13">One-way latency, 4 hops × 10 ms, 1,000-byte messages: p99 (light) and mean (dark), ms, log scale</text>`,
   ];
   rates.forEach((rate, pi) => {
