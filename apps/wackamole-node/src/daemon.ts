@@ -170,6 +170,8 @@ export class WackamoleDaemon {
   #rejoinTimer: ReturnType<typeof setTimeout> | undefined;
   /** Last agreed owner of each group (for counting fail-overs). */
   #owners: readonly NodeId[] = [];
+  /** Members of the view of the last exchange (to tell a merge). */
+  #lastMembers: readonly NodeId[] = [];
   #stopping: Promise<void> | undefined;
   #applying: Promise<void> = Promise.resolve();
   /** Groups `#releaseFirst` released, not acquired since (the VIP node's own release of them is quiet). */
@@ -340,6 +342,7 @@ export class WackamoleDaemon {
     const vip = new VipNode(this.host, options);
     this.host.attach(vip);
     this.#owners = [];
+    this.#lastMembers = [];
     return vip;
   }
 
@@ -386,6 +389,17 @@ export class WackamoleDaemon {
             );
           }
         });
+        // A view with members the last one lacked may be a merge: the other component's holder of
+        // a group we keep announced it too, and clients point at whichever spoke last. Announce
+        // what we keep again (gratuitous only; acquires announce by themselves).
+        const inner = this.#driver.inner;
+        const joined = members.some((m) => !this.#lastMembers.includes(m));
+        if (ev.reason === "exchange" && joined && inner instanceof LinuxAddressDriver)
+          ev.owners.forEach((o, g) => {
+            const group = groups[g];
+            if (o === this.host.id && this.#owners[g] === o && group !== undefined) inner.reannounce(group);
+          });
+        if (ev.reason === "exchange") this.#lastMembers = members;
         this.#owners = ev.owners;
         log.debug(
           {

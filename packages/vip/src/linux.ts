@@ -295,6 +295,17 @@ export class LinuxAddressDriver implements AddressDriver {
     return out;
   }
 
+  /**
+   * Announces a group this driver holds again (gratuitous ARP / NA and direct notifications), as on
+   * acquire; does nothing for a group it does not hold. For the keeper of a group after a merge: the
+   * other component's holder announced the same addresses, and clients still point at it.
+   */
+  reannounce(group: VipGroup, neighbors: readonly VipNeighbor[] = []): void {
+    const gen = this.#gen.get(group.name);
+    if (gen === undefined || !this.#held.has(group.name)) return;
+    void this.#announce(group, gen, neighbors);
+  }
+
   /** Stops the refresh timer and background announcements (does not release anything). */
   close(): void {
     if (this.#refresh !== undefined) clearInterval(this.#refresh);
@@ -348,7 +359,7 @@ export class LinuxAddressDriver implements AddressDriver {
     for (let i = 0; i < this.count && this.#alive(group, gen); i++) {
       if (i > 0) await sleep(this.intervalMs);
       if (!this.#alive(group, gen)) break;
-      for (const a of group.addresses) pending.push(...this.#gratuitous(a, i));
+      for (const a of group.addresses) pending.push(...this.#gratuitous(a));
     }
     // Direct notification: configured targets, then neighbours any member has seen.
     for (const a of group.addresses) {
@@ -373,7 +384,7 @@ export class LinuxAddressDriver implements AddressDriver {
     await Promise.all(pending);
   }
 
-  #gratuitous(a: VipAddress, round: number): Promise<void>[] {
+  #gratuitous(a: VipAddress): Promise<void>[] {
     const what = `announce ${a.address}`;
     if (a.family === 4) {
       const out: Promise<void>[] = [];
@@ -383,8 +394,9 @@ export class LinuxAddressDriver implements AddressDriver {
         out.push(this.#fire(what, ["arping", "-q", "-A", "-c", "1", "-I", a.iface, a.address]));
       return out;
     }
-    // The kernel sent one unsolicited NA when the address was added (ndisc_notify); repeats with na6.
-    if (!this.na6 || round === 0) return [];
+    // The kernel sends no unsolicited NA for an address added with nodad (ndisc_notify covers link
+    // changes only), so na6 sends every round, the first included.
+    if (!this.na6) return [];
     return [
       this.#fire(what, ["na6", "-i", a.iface, "-s", a.address, "-d", "ff02::1", "-t", a.address, "-o", "-e"]),
     ];
@@ -409,6 +421,6 @@ export class LinuxAddressDriver implements AddressDriver {
 
   #refreshAll(): void {
     for (const g of this.#held.values())
-      for (const a of g.addresses) for (const p of this.#gratuitous(a, a.family === 6 ? 1 : 0)) void p;
+      for (const a of g.addresses) for (const p of this.#gratuitous(a)) void p;
   }
 }

@@ -104,9 +104,26 @@ describe("LinuxAddressDriver (fake kernel)", () => {
     const arp = k.calls.filter((c) => c.startsWith("arping"));
     expect(arp.filter((c) => c.includes(" -U ")).length).toBe(2);
     expect(arp.filter((c) => c.includes(" -A ")).length).toBe(2);
-    // IPv6: the kernel's NA at add, then count - 1 repeats with na6 (override flag, target LLA option)
-    expect(k.calls.filter((c) => c.startsWith("na6")).length).toBe(1);
+    // IPv6: the kernel sends no NA for a nodad address: count NAs with na6 (override flag, target LLA option)
+    expect(k.calls.filter((c) => c.startsWith("na6")).length).toBe(2);
     expect(k.calls).toContain("na6 -i eth1 -s fd00::100 -d ff02::1 -t fd00::100 -o -e");
+    d.close();
+  });
+
+  it("reannounce: announces a held group again, nothing for a group it does not hold", async () => {
+    const k = fakeKernel();
+    const d = new LinuxAddressDriver({ runner: k.runner, announce: { count: 1, intervalMs: 1 } });
+    await d.acquire(group, []);
+    await new Promise((r) => setTimeout(r, 20));
+    const count = () => k.calls.filter((c) => c.startsWith("arping") || c.startsWith("na6")).length;
+    expect(count()).toBe(3);
+    d.reannounce(group);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(count()).toBe(6);
+    await d.release(group);
+    d.reannounce(group);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(count()).toBe(6);
     d.close();
   });
 
