@@ -296,14 +296,16 @@ export class LinuxAddressDriver implements AddressDriver {
   }
 
   /**
-   * Announces a group this driver holds again (gratuitous ARP / NA and direct notifications), as on
-   * acquire; does nothing for a group it does not hold. For the keeper of a group after a merge: the
+   * Announces a group this driver holds again: one round of gratuitous ARP / NA, or with `neighbors`
+   * everything acquire does (rounds and direct notifications); does nothing for a group it does not hold. For the keeper of a group after a merge: the
    * other component's holder announced the same addresses, and clients still point at it.
    */
   reannounce(group: VipGroup, neighbors: readonly VipNeighbor[] = []): void {
     const gen = this.#gen.get(group.name);
     if (gen === undefined || !this.#held.has(group.name)) return;
-    void this.#announce(group, gen, neighbors);
+    // one round of each gratuitous form (cheap: a merge may come with a busy machine)
+    if (neighbors.length === 0) for (const a of group.addresses) for (const p of this.#gratuitous(a)) void p;
+    else void this.#announce(group, gen, neighbors);
   }
 
   /** Stops the refresh timer and background announcements (does not release anything). */
