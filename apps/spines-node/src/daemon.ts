@@ -346,13 +346,6 @@ export class SpinesDaemon {
         ...this.host.stats,
         ...this.node.counters,
         noPort: this.sessions.stats.noPort,
-        localQueue: {
-          packets: this.node.plane.localQueueLength,
-          peak: this.node.plane.localQueuePeak,
-          drops: this.node.plane.localQueueDrops,
-          controlDrops: this.node.plane.controlQueueDrops,
-          forwardHeld: this.node.plane.forwardHeld,
-        },
         decodeErrorsByCode: Object.fromEntries(this.node.decodeErrorsByCode),
         auth: this.node.authStats() ?? null,
         emulation: Object.fromEntries(this.emulator.links().map((id) => [id, this.emulator.stats(id)])),

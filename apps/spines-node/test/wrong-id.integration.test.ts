@@ -26,8 +26,8 @@ describe("a neighbour configured with the wrong id (real daemons)", () => {
     expect(a.node.plane.counters.senderMismatch).toBeGreaterThan(5);
     // Besides the start-up warning that links are unauthenticated (no key file here), exactly one.
     const all = log.records.filter((r) => r.level === "warn");
-    expect(all.filter((r) => r.msg.includes("UNAUTHENTICATED"))).toHaveLength(1);
-    const warns = all.filter((r) => !r.msg.includes("UNAUTHENTICATED"));
+    expect(all.filter((r) => (r.msg ?? "").includes("UNAUTHENTICATED"))).toHaveLength(1);
+    const warns = all.filter((r) => !(r.msg ?? "").includes("UNAUTHENTICATED"));
     expect(warns).toHaveLength(1);
     const w = warns[0];
     expect(w?.obj).toMatchObject({ neighbor: 3, claimedId: 2, address: `127.0.0.1:${pb}` });
