@@ -411,12 +411,17 @@ export class Flooding {
   }
 
   #onItem(now: number, from: Neighbor, it: RouteItem): void {
+    // Items this node can never accept are refused but acknowledged: unacknowledged, the neighbour
+    // would resend them for ever, and enough of them would fill its window towards us for good
+    // (a neighbour that knows nodes outside our configured set is a configuration, not an attack).
     if (it.kind === RouteItemKind.Edge ? it.origin === it.key || it.value === 0 : it.value > 1) {
       this.#stats.dropBadItem++;
+      this.#ack(from, it);
       return;
     }
     if (!this.#validNode(it.origin) || (it.kind === RouteItemKind.Edge && !this.#validNode(it.key))) {
       this.#stats.dropBadNode++;
+      this.#ack(from, it);
       return;
     }
     if (it.origin !== this.#id && !this.#bound(it)) return;
