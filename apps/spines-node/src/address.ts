@@ -1,4 +1,5 @@
 import { isIP, isIPv4 } from "node:net";
+import { parseHostPort } from "@spines-ts/daemon-kit";
 import type { NodeId } from "@spines-ts/primitives";
 
 /** A UDP or TCP endpoint: an IP literal (v4 or v6, without brackets) and a port. */
@@ -7,13 +8,8 @@ export interface Endpoint {
   readonly port: number;
 }
 
-/** Why an address string could not be parsed; the caller wraps it into a ConfigError with its source. */
-export class AddressSyntaxError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "AddressSyntaxError";
-  }
-}
+/** Why an address string could not be parsed (`ERR_ADDRESS_SYNTAX`); the caller wraps it into a ConfigError with its source. */
+export { AddressSyntaxError } from "@spines-ts/daemon-kit";
 
 /**
  * Parses `host:port`, `[v6]:port`, or (when `defaultPort` is given) a bare `host` / `[v6]`.
@@ -21,45 +17,7 @@ export class AddressSyntaxError extends Error {
  * addresses, not names that might resolve differently later.
  */
 export function parseEndpoint(text: string, defaultPort?: number): Endpoint {
-  const s = text.trim();
-  let host: string;
-  let portText: string | undefined;
-  if (s.startsWith("[")) {
-    const close = s.indexOf("]");
-    if (close < 0) throw new AddressSyntaxError(`missing "]" in ${JSON.stringify(text)}`);
-    host = s.slice(1, close);
-    const rest = s.slice(close + 1);
-    if (rest !== "") {
-      if (!rest.startsWith(":"))
-        throw new AddressSyntaxError(`expected ":port" after "]" in ${JSON.stringify(text)}`);
-      portText = rest.slice(1);
-    }
-  } else {
-    const colons = s.split(":").length - 1;
-    if (colons === 1) {
-      const i = s.indexOf(":");
-      host = s.slice(0, i);
-      portText = s.slice(i + 1);
-    } else if (colons === 0) {
-      host = s;
-    } else {
-      throw new AddressSyntaxError(
-        `IPv6 addresses need brackets: "[${s}]:port", got ${JSON.stringify(text)}`,
-      );
-    }
-  }
-  if (host === "localhost") host = "127.0.0.1";
-  if (isIP(host) === 0)
-    throw new AddressSyntaxError(`${JSON.stringify(host)} is not an IPv4 or IPv6 address`);
-  let port: number;
-  if (portText === undefined) {
-    if (defaultPort === undefined) throw new AddressSyntaxError(`missing ":port" in ${JSON.stringify(text)}`);
-    port = defaultPort;
-  } else {
-    if (!/^\d{1,5}$/.test(portText)) throw new AddressSyntaxError(`bad port ${JSON.stringify(portText)}`);
-    port = Number(portText);
-    if (port > 65535) throw new AddressSyntaxError(`port ${port} is above 65535`);
-  }
+  const { host, port } = parseHostPort(text, defaultPort);
   return { address: host, port };
 }
 

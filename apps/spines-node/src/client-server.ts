@@ -25,9 +25,16 @@ import {
   MAX_ROUTE_HOPS,
   Op,
 } from "@spines-ts/client/protocol";
+import {
+  closeServer,
+  destroyAfter,
+  listenTcp,
+  listenUnix,
+  refuse,
+  SlowPeerGuard,
+} from "@spines-ts/daemon-kit";
 import { type Logger, type NodeId, RateLimitedLog } from "@spines-ts/primitives";
 import type { DatagramSocket, Listener, SessionService, StreamSession, StreamSink } from "./services.ts";
-import { closeServer, destroyAfter, listenTcp, listenUnix, refuse, SlowPeerGuard } from "./unix-socket.ts";
 
 /**
  * What the client server asks of the overlay beyond sessions: routes (CONNECT fails at once without
@@ -62,8 +69,8 @@ export interface ClientServerOptions {
   readonly maxHandlesPerClient: number;
   readonly clientQueueBytes: number;
   /**
-   * How long a client paused at `clientQueueBytes` of output may read nothing before it is
-   * disconnected, in ms (default 10,000).
+   * How long a client paused at `clientQueueBytes` of output has to drain it below half that bound
+   * before it is disconnected, in ms (default 10,000).
    */
   readonly clientStallMs?: number;
   /** The token a TCP client must present in HELLO; required when listenTcp is used. */
@@ -87,7 +94,7 @@ export interface ClientServerStats {
   echoed: number;
   /** Times a client's input was paused because it did not read its replies. */
   pausedSlowClient: number;
-  /** Clients disconnected for not reading (paused at a full queue and reading nothing for clientStallMs, or 4 times the bound queued). */
+  /** Clients disconnected for not reading (paused at a full queue and not under half of it within clientStallMs, or 4 times the bound queued). */
   disconnectedSlowClient: number;
   /** TCP HELLOs without the right token. */
   unauthorized: number;
