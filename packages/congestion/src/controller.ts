@@ -29,7 +29,29 @@ export interface CongestionController {
   undo(): void;
   /** Pacing rate in bytes per ms for this window and RTT (Infinity = unpaced). */
   pacingRate(srttMs: number): number;
+  /**
+   * How many TCP flows the controller emulates (MulTCP, docs/congestion.md): 1 unless set, and
+   * always 1 for the controllers without an N-flow mode (CUBIC, rate-capped).
+   */
+  readonly flowCount: number;
+  /**
+   * Emulate `n` TCP flows (1 ≤ n ≤ MAX_FLOW_COUNT, not necessarily an integer): NewReno then grows
+   * by n segments per window of acked bytes and reduces by a factor 1 − 1/(2n) per loss episode, so
+   * one window takes about n Reno flows' share of a shared bottleneck. n = 1 is plain NewReno. Takes
+   * effect from the next input; the window itself is not changed. A no-op on CUBIC and rate-capped.
+   */
+  setFlowCount(n: number): void;
+  /** Back to the initial state (the flow count too goes back to 1). */
   reset(): void;
+}
+
+/** Largest flow count `setFlowCount` accepts. */
+export const MAX_FLOW_COUNT = 256;
+
+function flowCountArg(n: number): number {
+  if (typeof n !== "number" || !Number.isFinite(n) || n < 1 || n > MAX_FLOW_COUNT)
+    throw new RangeError(`flow count must be a number in [1, ${MAX_FLOW_COUNT}], got ${String(n)}`);
+  return n;
 }
 
 export interface WindowOptions {
@@ -72,6 +94,8 @@ abstract class WindowBase {
   protected caAcc = 0;
   /** True from a timeout until the next ack: back-to-back timeouts keep the state before the first. */
   protected rtoChain = false;
+  /** Emulated TCP flows (MulTCP); 1 = a single flow. Only NewReno uses it. */
+  protected flows = 1;
   /** State before the last reduction, for `undo`. */
   #saved:
     | { window: number; thresh: number; recoveryStart: number; caAcc: number; reductions: number }
@@ -100,6 +124,14 @@ abstract class WindowBase {
   get reductions(): number {
     return this.nReductions;
   }
+  get flowCount(): number {
+    return this.flows;
+  }
+
+  /** CUBIC has no N-flow mode: it checks the argument and stays at one flow. NewReno overrides. */
+  setFlowCount(n: number): void {
+    flowCountArg(n);
+  }
 
   pacingRate(srttMs: number): number {
     const g = this.inSlowStart ? this.#gainSS : this.#gainCA;
@@ -114,6 +146,7 @@ abstract class WindowBase {
     this.caAcc = 0;
     this.#saved = undefined;
     this.rtoChain = false;
+    this.flows = 1;
   }
 
   /** Saves the state a reduction is about to change (see `undo`). */
@@ -159,7 +192,11 @@ abstract class WindowBase {
   }
 }
 
-/** NewReno (RFC 5681/6582 as framed by RFC 9002 §7): slow start, AIMD(1, 1/2), byte counting. */
+/**
+ * NewReno (RFC 5681/6582 as framed by RFC 9002 §7): slow start, AIMD(1, 1/2), byte counting. With
+ * `setFlowCount(n)` it is MulTCP (Crowcroft & Oechslin, 1998): AIMD(n, 1/(2n)), the aggregate of n
+ * Reno flows in congestion avoidance (each loss halves one of the n flows' windows).
+ */
 export class NewReno extends WindowBase implements CongestionController {
   readonly name = "newreno" as const;
 
@@ -167,15 +204,21 @@ export class NewReno extends WindowBase implements CongestionController {
     super(o);
   }
 
+  override setFlowCount(n: number): void {
+    this.flows = flowCountArg(n);
+  }
+
   onAck(_now: number, ackedBytes: number, sentAt: number, _srtt: number, cwndLimited: boolean): void {
     this.rtoChain = false;
     if (this.inRecovery(sentAt) || !cwndLimited) return;
     if (this.window < this.thresh) {
+      // Slow start doubles the window per RTT whatever n (n flows each doubling double their sum).
       this.window = Math.min(this.maxWindowBytes, this.window + ackedBytes);
       return;
     }
-    this.caAcc += ackedBytes;
-    if (this.caAcc >= this.window) {
+    // n segments per window of acked bytes (n = 1: one, as Reno).
+    this.caAcc += ackedBytes * this.flows;
+    while (this.caAcc >= this.window) {
       this.caAcc -= this.window;
       this.window = Math.min(this.maxWindowBytes, this.window + this.mss);
     }
@@ -185,7 +228,8 @@ export class NewReno extends WindowBase implements CongestionController {
     if (this.inRecovery(sentAt)) return;
     this.save();
     this.recoveryStart = now;
-    this.thresh = Math.max(this.window / 2, this.minWindowBytes);
+    // One of n equal flows halves: the sum loses 1/(2n) of itself (n = 1: a halving).
+    this.thresh = Math.max(this.window * (1 - 1 / (2 * this.flows)), this.minWindowBytes);
     this.window = this.thresh;
     this.caAcc = 0;
     this.nReductions++;
@@ -336,6 +380,12 @@ export class RateCapped implements CongestionController {
     this.#losses++;
   }
   undo(): void {}
+  get flowCount(): number {
+    return 1;
+  }
+  setFlowCount(n: number): void {
+    flowCountArg(n);
+  }
   pacingRate(): number {
     return this.#rate;
   }

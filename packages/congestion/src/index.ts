@@ -1,9 +1,10 @@
 /**
  * @packageDocumentation
- * TCP-fair congestion control (NewReno, CUBIC), pacing, token-bucket caps and deficit-round-robin flow
- * scheduling, sans-IO. Everything here is a plain state machine: inputs carry `now` in ms, nothing
- * reads a clock or arms a timer. `@spines-ts/link-arq` drives these per overlay link; the design is
- * in docs/links.md.
+ * TCP-fair congestion control (NewReno with an N-flow MulTCP mode, CUBIC), pacing, token-bucket
+ * caps, deficit-round-robin flow scheduling and active-flow counting, sans-IO. Everything here is a
+ * plain state machine: inputs carry `now` in ms, nothing reads a clock or arms a timer.
+ * `@spines-ts/link-arq` drives these per overlay link; the design is in docs/links.md and
+ * docs/congestion.md.
  */
 export {
   type CongestionConfig,
@@ -11,11 +12,13 @@ export {
   Cubic,
   type CubicOptions,
   createController,
+  MAX_FLOW_COUNT,
   NewReno,
   RateCapped,
   type WindowOptions,
 } from "./controller.ts";
 export { type DrrOptions, DrrRefusal, DrrScheduler, type FlowKey } from "./drr.ts";
+export { FlowCounter, type FlowCounterOptions } from "./flow-count.ts";
 export { TokenBucket } from "./token-bucket.ts";
 
 /** Jain's fairness index (Σx)² / (n·Σx²) of non-negative shares; 1 when all are equal. */

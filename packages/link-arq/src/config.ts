@@ -21,6 +21,15 @@ export interface LinkConfig {
   /** Window controller of the reliable channel: TCP-fair NewReno by default. */
   readonly congestion: CongestionConfig;
   /**
+   * MulTCP (docs/congestion.md): the NewReno window of a link carrying k active flows behaves like
+   * min(k, maxEmulatedFlows) TCP flows (k counted from the flow keys of the packets sent, with
+   * hysteresis), so each overlay flow gets about one TCP flow's share of a shared bottleneck.
+   * 1 turns it off (the link is one TCP flow whatever it carries). CUBIC and the rate mode ignore it.
+   */
+  readonly maxEmulatedFlows: number;
+  /** Measurement period of the active-flow count (the count drops after 3 lower periods). */
+  readonly flowCountPeriodMs: number;
+  /**
    * Pace the window modes at gain·cwnd/SRTT (the rate mode always paces). Off by default: paced
    * with delayed acks, a link takes 1.15–1.3× its fair share from an unpaced NewReno flow at a
    * drop-tail bottleneck (see docs/links.md §6).
@@ -85,6 +94,8 @@ export const defaultLinkConfig: LinkConfig = {
   challengeIntervalMs: 20,
   mtu: 1400,
   congestion: { kind: "newreno" },
+  maxEmulatedFlows: 16,
+  flowCountPeriodMs: 500,
   pacing: false,
   rateCapBytesPerMs: undefined,
   rateCapBurstBytes: 16 * 1400,
@@ -130,6 +141,8 @@ export function resolveLinkConfig(partial: Partial<LinkConfig> = {}, source = "l
   num("upAfterHellos", 1, true, 100);
   num("challengeIntervalMs", 0);
   num("mtu", DATA_OVERHEAD_BYTES + 1, true, 65_507);
+  num("maxEmulatedFlows", 1, true, 256);
+  num("flowCountPeriodMs", 1, false, 60_000);
   num("rateCapBurstBytes", 1);
   num("sendBufferPackets", 1, true);
   num("sendBufferBytes", c.mtu);

@@ -253,6 +253,7 @@ export class Link {
       lossIn: this.#lossIn,
       cwnd: this.reliable.cc.cwnd,
       bytesInFlight: this.reliable.bytesInFlight,
+      flows: this.reliable.flowCount,
     };
   }
 
@@ -635,6 +636,19 @@ export class Link {
     const tx = channel === LinkChannel.Realtime ? this.realtime : this.bestEffort;
     this.#emit(tx.send(now, this.#peerInc, header, payload));
     return SendResult.Ok;
+  }
+
+  /**
+   * The number of TCP flows the reliable channel's window emulates (MulTCP, docs/congestion.md):
+   * by default the active flows the link counts from the flow keys of what it sends, capped at
+   * `maxEmulatedFlows`. `setFlowCount(n)` imposes n (1 to 256) instead, undefined goes back to the
+   * count. CUBIC and the rate mode stay at 1.
+   */
+  get flowCount(): number {
+    return this.reliable.flowCount;
+  }
+  setFlowCount(n: number | undefined): void {
+    this.reliable.setFlowCount(n);
   }
 
   /** Whether `send` on the reliable channel would accept a packet of this payload size now. */

@@ -2,6 +2,7 @@ import {
   type CongestionController,
   createController,
   DrrScheduler,
+  FlowCounter,
   type FlowKey,
   TokenBucket,
 } from "@spines-ts/congestion";
@@ -66,6 +67,10 @@ export class ReliableSender {
   readonly #rtt: RttEstimator;
   readonly cc: CongestionController;
   readonly #queue: DrrScheduler<Queued>;
+  /** Active-flow count for the N-flow (MulTCP) window; undefined when off (`maxEmulatedFlows` 1, not NewReno). */
+  readonly #flowCounter: FlowCounter | undefined;
+  /** A flow count set by the owner (`setFlowCount`), overriding the counted one. */
+  #fixedFlows: number | undefined;
   readonly #unacked = new Map<number, SentPacket>();
   readonly #order = new Deque<{ p: SentPacket; tx: number }>();
   readonly #retx = new Deque<SentPacket>();
@@ -114,6 +119,29 @@ export class ReliableSender {
     const paced = cfg.pacing || this.cc.name === "rate";
     this.#pacer = paced ? new TokenBucket(this.cc.pacingRate(100), 2 * cfg.mtu, now) : undefined;
     this.#cap = cap;
+    this.#flowCounter =
+      cfg.maxEmulatedFlows > 1 && this.cc.name === "newreno"
+        ? new FlowCounter({ max: cfg.maxEmulatedFlows, periodMs: cfg.flowCountPeriodMs })
+        : undefined;
+  }
+
+  /** The number of TCP flows the window emulates now (1 unless the N-flow mode is on). */
+  get flowCount(): number {
+    return this.cc.flowCount;
+  }
+
+  /** The active-flow count measured from the packets sent (1 when the N-flow mode is off). */
+  get countedFlows(): number {
+    return this.#flowCounter?.count ?? 1;
+  }
+
+  /**
+   * Makes the window emulate `n` TCP flows whatever the link counts (an owner that knows better),
+   * or, with undefined, goes back to the counted number. Throws RangeError outside [1, 256].
+   */
+  setFlowCount(n: number | undefined): void {
+    this.cc.setFlowCount(n ?? this.countedFlows);
+    this.#fixedFlows = n;
   }
 
   static #initialLimit(cfg: LinkConfig): number {
@@ -259,6 +287,8 @@ export class ReliableSender {
         };
         this.#unacked.set(p.seq, p);
         this.#unackedBytes += p.size;
+        if (this.#flowCounter?.record(now, q.key, q.bytes) && this.#fixedFlows === undefined)
+          this.cc.setFlowCount(this.#flowCounter.count);
       } else {
         this.#retx.shift();
         this.stats.retransmitted++;
@@ -475,6 +505,8 @@ export class ReliableSender {
     this.#paceAt = undefined;
     this.#appLimited = true;
     this.cc.reset();
+    this.#flowCounter?.reset();
+    if (this.#fixedFlows !== undefined) this.cc.setFlowCount(this.#fixedFlows);
     if (n > 0) this.#wantWritable = true;
     return n;
   }

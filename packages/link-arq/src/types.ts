@@ -44,6 +44,8 @@ export interface LinkMetrics {
   /** Reliable channel congestion window (bytes; Infinity in rate mode). */
   readonly cwnd: number;
   readonly bytesInFlight: number;
+  /** TCP flows the reliable window emulates (MulTCP; 1 = one flow, see `Link.flowCount`). */
+  readonly flows?: number;
 }
 
 export type LinkEvent =

@@ -34,6 +34,11 @@ export interface LinkStatus {
   /** Loss of the neighbour's data as measured here. */
   readonly lossIn?: number;
   readonly bytesInFlight?: number;
+  /**
+   * TCP flows the reliable window emulates: the overlay flows (source and destination session
+   * pairs) active on the link, capped by the link's `maxEmulatedFlows` (docs/congestion.md).
+   */
+  readonly flows?: number;
 }
 
 /** One route of the routing table. */
@@ -76,6 +81,7 @@ export function linkStatus(plane: OverlayPlane): LinkStatus[] {
       window: m === undefined || !Number.isFinite(m.cwnd) ? null : m.cwnd,
       queue: l?.heldReliable.packets ?? 0,
       ...(m ? { lossIn: Math.round(m.lossIn * 1e6) / 1e6, bytesInFlight: m.bytesInFlight } : {}),
+      ...(m?.flows !== undefined ? { flows: m.flows } : {}),
     };
   });
 }
