@@ -74,7 +74,17 @@ export interface DaemonConfig {
   readonly keyFile?: string | undefined;
   /** Config `auth.encrypt`: encrypt datagram bodies too (ChaCha20-Poly1305); needs a key file. */
   readonly encrypt?: boolean;
+  /**
+   * The node ids of the overlay, when the configuration lists them: config `nodes` and the Hosts of
+   * an imported spines.conf, with this node and its neighbours added. Routing drops items that name
+   * any other node (counted as `dropBadNode`; docs/security.md). Undefined (neither is given):
+   * every node id is accepted, as a neighbours-only configuration cannot know the nodes beyond.
+   */
+  readonly nodes?: readonly NodeId[] | undefined;
 }
+
+/** Most node ids config `nodes` may list (the router's default bound on origins is 4096). */
+export const MAX_CONFIG_NODES = 65_536;
 
 export interface Limits {
   /** Concurrent client connections. */
@@ -183,6 +193,10 @@ metric's cost, so with "metric: hops" routes follow the configured costs:
       cost: 1
       emulation: { delayMs: 20, lossPct: 1, bandwidthKbps: 10000 }
   spinesConf: { file: spines.conf, port: 8100 }
+
+"nodes: [1, 2, 3, ...]" lists the overlay's node ids (an imported spines.conf's
+Hosts count too): routing then ignores updates naming any other node
+(docs/security.md). Without either, every node id is accepted.
 
 Signals: SIGTERM and SIGINT close sessions and exit 0; SIGHUP re-reads the
 configuration file and applies the log level, link emulation and costs.
@@ -368,6 +382,8 @@ export interface FileConfig {
   metric?: Metric;
   /** From `spinesConf`: resolved after the local id is known. */
   spinesConf?: { file: string; port: number };
+  /** `nodes`: the overlay's node ids. */
+  nodes?: NodeId[];
 }
 
 const FILE_KEYS = [
@@ -386,6 +402,7 @@ const FILE_KEYS = [
   "session",
   "metric",
   "auth",
+  "nodes",
 ] as const;
 const NEIGHBOR_KEYS = ["id", "address", "cost", "emulation"] as const;
 
@@ -617,6 +634,13 @@ export function parseConfigText(text: string, path: string): FileConfig {
       fail(["metric"], metrics.join("|"), root.metric);
     out.metric = root.metric as Metric;
   }
+  if (root.nodes !== undefined) {
+    if (!Array.isArray(root.nodes)) fail(["nodes"], "a list of node ids", root.nodes);
+    const list = root.nodes as unknown[];
+    if (list.length > MAX_CONFIG_NODES)
+      fail(["nodes"], `at most ${MAX_CONFIG_NODES} node ids`, `${list.length} ids`);
+    out.nodes = list.map((v, i) => idOf(["nodes", i], v));
+  }
   if (root.spinesConf !== undefined) {
     const sc = root.spinesConf;
     let file: string;
@@ -651,6 +675,8 @@ export function resolveConfig(cli: CliOptions, env: { tmpdir?: string } = {}): D
   const listen = cli.listen ?? fileCfg.listen ?? { address: "0.0.0.0", port: DEFAULT_PORT };
   let id = cli.id ?? fileCfg.id;
   const neighbors = new Map<NodeId, NeighborConfig>();
+  // The overlay's node ids when the configuration lists them (config `nodes`, spines.conf Hosts).
+  let nodes: Set<NodeId> | undefined = fileCfg.nodes !== undefined ? new Set(fileCfg.nodes) : undefined;
   const spinesConf =
     cli.spinesConf !== undefined ? { file: resolve(cli.spinesConf), port: DEFAULT_PORT } : fileCfg.spinesConf;
   if (spinesConf !== undefined) {
@@ -681,6 +707,8 @@ export function resolveConfig(cli: CliOptions, env: { tmpdir?: string } = {}): D
       file,
     );
     id = local.localId;
+    nodes ??= new Set();
+    for (const h of conf.hosts.keys()) nodes.add(h);
     for (const n of local.neighbors) {
       neighbors.set(n.id, { id: n.id, endpoint: { address: n.address, port }, cost: n.cost });
     }
@@ -765,6 +793,10 @@ export function resolveConfig(cli: CliOptions, env: { tmpdir?: string } = {}): D
       cli.keyFile !== undefined ? resolve(cli.keyFile) : fileCfg.keyFile,
       cli.keyFile !== undefined ? "--key-file" : "auth.keyFile",
     ),
+    // this node and every neighbour belong to the overlay whatever the lists say
+    ...(nodes !== undefined
+      ? { nodes: [...new Set([id, ...neighbors.keys(), ...nodes])].sort((a, b) => a - b) }
+      : {}),
   };
 }
 

@@ -84,7 +84,9 @@ export class SpinesDaemon {
       session: { ...DAEMON_DEFAULTS.session, ...cfg.session },
       metric: cfg.metric,
       // Configured edge costs (config file `cost`, spines.conf Edges): static weights of the links.
-      router: { linkCosts: linkCostsOf(cfg) },
+      // The overlay's node ids when the configuration lists them (config `nodes`, spines.conf
+      // Hosts): routing items naming any other node are dropped (docs/security.md).
+      router: { linkCosts: linkCostsOf(cfg), ...(cfg.nodes !== undefined ? { nodes: cfg.nodes } : {}) },
       // Multicast packets for groups clients joined.
       onMulticast: (m) => this.clients.deliverGroup(m.src, m.srcPort, m.group, m.port, m.data),
       // Authenticated datagrams (docs/security.md); the counter starts at the wall clock in µs, so
@@ -280,6 +282,7 @@ export class SpinesDaemon {
       "session",
       "metric",
       "limits",
+      "nodes",
     ] as const) {
       if (JSON.stringify(next[k]) !== JSON.stringify(cur[k])) needsRestart.push(k);
     }
@@ -352,8 +355,24 @@ export class SpinesDaemon {
         datagrams: this.sessions.stats,
         clientProtocol: this.clients.stats,
         control: this.control.stats,
+        // what routing dropped and why (dropBadNode, dropVersionJump, ...; docs/security.md)
+        routing: { ...this.node.plane.router.stats },
+        // per neighbour: unproven, challenges, forgedGoodbyes, staleIncarnation, ... (link-arq)
+        links: this.#linkCounters(),
       },
+      memory: memoryNow(),
     };
+  }
+
+  /** Every link's counters (link-arq `LinkStats`) by neighbour id. */
+  #linkCounters(): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    const driver = this.node.plane.driver;
+    for (const id of driver.neighbours) {
+      const l = driver.link(id);
+      if (l !== undefined) out[id] = { ...l.stats };
+    }
+    return out;
   }
 
   #commands(): Record<string, (args: Record<string, unknown>) => unknown> {
@@ -490,6 +509,33 @@ export class SpinesDaemon {
           .filter(([k]) => k !== "signed" && k !== "accepted" && k !== "replayEvicted")
           .map(([reason, value]) => ({ labels: { node: id, reason }, value })),
       },
+      {
+        name: "spines_routing_dropped_total",
+        help: "Routing items or messages dropped, by reason (badNode: a node outside the configured nodes)",
+        type: "counter",
+        samples: Object.entries(this.node.plane.router.stats)
+          .filter(([k]) => k.startsWith("drop"))
+          .map(([k, value]) => ({
+            labels: { node: id, reason: `${k.charAt(4).toLowerCase()}${k.slice(5)}` },
+            value,
+          })),
+      },
+      c(
+        "spines_routing_stale_incarnation_total",
+        "Routing frames under an incarnation of the neighbour its link has not proven",
+        p.routingStaleIncarnation,
+      ),
+      {
+        name: "spines_link_rejected_total",
+        help: "Link frames rejected, by neighbour and reason (unproven incarnation, forged goodbye, ...)",
+        type: "counter",
+        samples: Object.entries(this.#linkCounters()).flatMap(([n, st]) =>
+          (["unproven", "staleIncarnation", "forgedGoodbyes", "foreign"] as const).map((reason) => ({
+            labels: { node: id, neighbor: Number(n), reason },
+            value: st[reason] ?? 0,
+          })),
+        ),
+      },
       c("spines_frames_delivered_total", "Overlay packets delivered to local ports", p.delivered),
       c("spines_frames_forwarded_total", "Overlay packets forwarded to a next hop", p.forwarded),
       c("spines_frames_no_route_total", "Overlay packets dropped for lack of a route", p.noRoute),
@@ -589,6 +635,18 @@ export class SpinesDaemon {
     })();
     return this.#stopping;
   }
+}
+
+/** The process's memory (bytes, `process.memoryUsage()`): RSS and the V8 heap, for status and the soak. */
+function memoryNow(): Record<string, number> {
+  const m = process.memoryUsage();
+  return {
+    rss: m.rss,
+    heapTotal: m.heapTotal,
+    heapUsed: m.heapUsed,
+    external: m.external,
+    arrayBuffers: m.arrayBuffers,
+  };
 }
 
 /** The configured cost of each neighbour that has one (the router's static link weights). */

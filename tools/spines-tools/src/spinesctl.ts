@@ -13,7 +13,8 @@ export const HELP = `Usage: spinesctl [options] COMMAND [ARGS]
 Talk to a spines-node daemon's control socket.
 
 Commands:
-  status                     node id, version, uptime, counters
+  status                     node id, version, uptime; auth, what routing and the
+                             links rejected, memory (all counters with --json)
   neighbours | neighbors     configured neighbours and their state
   links                      per-link state, RTT, loss, window, queue, cost, emulation
   routes                     link-state routes: destination, next hop, cost, path
@@ -136,13 +137,51 @@ function render(cmd: string, result: unknown): string {
         "sessions",
         "logLevel",
       ];
-      return `${keys.map((k) => `${`${k}:`.padEnd(11)} ${s[k] ?? "-"}`).join("\n")}\n`;
+      const lines = keys.map((k) => `${`${k}:`.padEnd(11)} ${s[k] ?? "-"}`);
+      lines.push(...securityLines(s));
+      return `${lines.join("\n")}\n`;
     }
     case "ping":
       return `daemon ${(result as Row).id} answers\n`;
     default:
       return `${JSON.stringify(result, null, 2)}\n`;
   }
+}
+
+/**
+ * The status lines on authentication and what routing and the links rejected (docs/security.md);
+ * the full counters are in `status --json`.
+ */
+function securityLines(s: Row): string[] {
+  const num = (v: unknown): number => (typeof v === "number" ? v : 0);
+  const obj = (v: unknown): Row => (typeof v === "object" && v !== null ? (v as Row) : {});
+  const counters = obj(s.counters);
+  const out: string[] = [];
+  const auth = obj(s.auth);
+  if (s.auth !== undefined) out.push(`${"auth:".padEnd(11)} ${auth.enabled ? (auth.mode ?? "on") : "off"}`);
+  if (s.counters !== undefined) {
+    const r = obj(counters.routing);
+    out.push(
+      `${"routing:".padEnd(11)} dropped badNode ${num(r.dropBadNode)}, versionJump ${num(r.dropVersionJump)}, ` +
+        `staleIncarnation ${num(counters.routingStaleIncarnation)}`,
+    );
+    const sum = { unproven: 0, challenges: 0, forgedGoodbyes: 0 };
+    for (const l of Object.values(obj(counters.links))) {
+      const st = obj(l);
+      sum.unproven += num(st.unproven);
+      sum.challenges += num(st.challenges);
+      sum.forgedGoodbyes += num(st.forgedGoodbyes);
+    }
+    out.push(
+      `${"links:".padEnd(11)} unproven ${sum.unproven}, challenges ${sum.challenges}, forgedGoodbyes ${sum.forgedGoodbyes}`,
+    );
+  }
+  const m = obj(s.memory);
+  if (typeof m.rss === "number") {
+    const mib = (v: unknown) => `${(num(v) / 2 ** 20).toFixed(1)} MiB`;
+    out.push(`${"memory:".padEnd(11)} rss ${mib(m.rss)}, heap ${mib(m.heapUsed)} of ${mib(m.heapTotal)}`);
+  }
+  return out;
 }
 
 export async function main(argv: readonly string[], io: Io = processIo()): Promise<number> {
