@@ -194,14 +194,38 @@ abstract class WindowBase {
 
 /**
  * NewReno (RFC 5681/6582 as framed by RFC 9002 §7): slow start, AIMD(1, 1/2), byte counting. With
- * `setFlowCount(n)` it is MulTCP (Crowcroft & Oechslin, 1998): AIMD(n, 1/(2n)), the aggregate of n
- * Reno flows in congestion avoidance (each loss halves one of the n flows' windows).
+ * `setFlowCount(n)` it is MulTCP (Crowcroft & Oechslin, 1998): the aggregate of n Reno flows in
+ * congestion avoidance, growing n segments per RTT, and losing 1/(2n) of the window per emulated
+ * flow a loss episode hits: the first loss of an episode hits one, each further packet lost from
+ * the same window of data hits one more (the flows' packets are interleaved), up to all n (a
+ * halving, as n flows that all lose at once at a drop-tail queue). docs/congestion.md.
  */
 export class NewReno extends WindowBase implements CongestionController {
   readonly name = "newreno" as const;
+  /** Window before the current loss episode's first reduction. */
+  #episodeWindow = 0;
+  /** Emulated flows the current episode has hit (Infinity: no more cuts in this episode). */
+  #episodeHits = Number.POSITIVE_INFINITY;
+  /** The previous episode's start: losses of data sent before it belong to an older episode. */
+  #episodeFloor = Number.NEGATIVE_INFINITY;
 
   constructor(o: WindowOptions = {}) {
     super(o);
+  }
+
+  override reset(): void {
+    super.reset();
+    this.#episodeHits = Number.POSITIVE_INFINITY;
+    this.#episodeFloor = Number.NEGATIVE_INFINITY;
+  }
+
+  protected override onUndo(): void {
+    this.#episodeHits = Number.POSITIVE_INFINITY;
+  }
+
+  override onRto(now: number): void {
+    super.onRto(now);
+    this.#episodeHits = Number.POSITIVE_INFINITY;
   }
 
   override setFlowCount(n: number): void {
@@ -225,8 +249,24 @@ export class NewReno extends WindowBase implements CongestionController {
   }
 
   onLoss(now: number, _lostBytes: number, sentAt: number): void {
-    if (this.inRecovery(sentAt)) return;
+    if (this.inRecovery(sentAt)) {
+      // N-flow mode: one more emulated flow hit by this episode, if the packet was sent after the
+      // previous episode began (n = 1: the first loss already hit the only flow).
+      const n = this.flows;
+      if (this.#episodeHits < n && sentAt > this.#episodeFloor) {
+        const before = this.#episodeHits;
+        this.#episodeHits = Math.min(n, before + 1);
+        const cut = ((this.#episodeHits - before) / (2 * n)) * this.#episodeWindow;
+        this.window = Math.max(this.window - cut, this.minWindowBytes);
+        this.thresh = this.window;
+        this.caAcc = 0;
+      }
+      return;
+    }
     this.save();
+    this.#episodeFloor = this.recoveryStart;
+    this.#episodeWindow = this.window;
+    this.#episodeHits = Math.min(1, this.flows);
     this.recoveryStart = now;
     // One of n equal flows halves: the sum loses 1/(2n) of itself (n = 1: a halving).
     this.thresh = Math.max(this.window * (1 - 1 / (2 * this.flows)), this.minWindowBytes);

@@ -32,8 +32,10 @@ const OTHER: unique symbol = Symbol("other flows");
  * small share (control traffic, a slow application-limited flow) counts for much less than one.
  *
  * Hysteresis: the count goes up at the end of the first period that measures more, and down only
- * after `downPeriods` periods in a row measured less (to the largest of those measurements). A
- * period in which nothing was sent changes nothing. Sans-IO: `now` comes with every input.
+ * after `downPeriods` periods in a row measured less (to the largest of those measurements). After
+ * `downPeriods` periods with nothing sent at all the count starts again from 1 (the flows it
+ * counted are presumably gone; new ones are counted within a period). Sans-IO: `now` comes with
+ * every input.
  */
 export class FlowCounter {
   readonly max: number;
@@ -42,6 +44,7 @@ export class FlowCounter {
   readonly maxTracked: number;
   readonly #bytes = new Map<FlowKey | typeof OTHER, number>();
   #periodStart: number | undefined;
+  #lastAt = Number.NEGATIVE_INFINITY;
   #count = 1;
   #below = 0;
   #belowMax = 1;
@@ -74,6 +77,15 @@ export class FlowCounter {
   record(now: number, flow: FlowKey, bytes: number): boolean {
     if (!(bytes >= 0)) throw new RangeError(`FlowCounter.record: bytes must be >= 0, got ${bytes}`);
     const before = this.#count;
+    if (now - this.#lastAt >= this.downPeriods * this.periodMs) {
+      // Idle for as long as a count takes to go down: start afresh.
+      this.#bytes.clear();
+      this.#periodStart = undefined;
+      this.#count = 1;
+      this.#below = 0;
+      this.#belowMax = 1;
+    }
+    this.#lastAt = now;
     if (this.#periodStart === undefined) this.#periodStart = now;
     else if (now - this.#periodStart >= this.periodMs) {
       this.#close();
@@ -119,6 +131,7 @@ export class FlowCounter {
   reset(): void {
     this.#bytes.clear();
     this.#periodStart = undefined;
+    this.#lastAt = Number.NEGATIVE_INFINITY;
     this.#count = 1;
     this.#below = 0;
     this.#belowMax = 1;

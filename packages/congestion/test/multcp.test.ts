@@ -167,19 +167,31 @@ describe("NewReno N-flow mode (MulTCP)", () => {
       for (let r = 0; r < rounds; r++) oneRound(one, 10 + r);
       expect((one.cwnd - 200 * MSS) / MSS / rounds).toBe(1);
     });
-    it(`n = ${n}: a loss episode reduces the window by 1/(2n), slow start is unchanged`, () => {
-      const cc = inAvoidance(n, 400);
-      expect(cc.cwnd).toBe(400 * MSS);
+    it(`n = ${n}: a loss episode takes 1/(2n) of the window per emulated flow it hits, at most half`, () => {
+      const w = 400 * MSS;
+      const cc = inAvoidance(n, 400); // its last episode began at t = 1
+      expect(cc.cwnd).toBe(w);
       cc.onLoss(100, MSS, 50);
-      expect(cc.cwnd).toBeCloseTo(400 * MSS * (1 - 1 / (2 * n)), 6);
+      expect(cc.cwnd).toBeCloseTo(w * (1 - 1 / (2 * n)), 6);
       expect(cc.ssthresh).toBe(cc.cwnd);
       expect(cc.reductions).toBe(2);
-      // One reduction per episode, as for one flow.
-      cc.onLoss(101, MSS, 99);
-      expect(cc.cwnd).toBeCloseTo(400 * MSS * (1 - 1 / (2 * n)), 6);
-      // undo restores the window before the reduction.
+      // A packet sent before the previous episode began belongs to that one: no cut.
+      cc.onLoss(101, MSS, 1);
+      expect(cc.cwnd).toBeCloseTo(w * (1 - 1 / (2 * n)), 6);
+      // Each further packet lost from the same window hits one more flow, down to a halving.
+      for (let j = 2; j <= n; j++) {
+        cc.onLoss(100 + j, MSS, 60);
+        expect(cc.cwnd).toBeCloseTo(w * (1 - j / (2 * n)), 6);
+        expect(cc.ssthresh).toBe(cc.cwnd);
+      }
+      cc.onLoss(200, MSS, 70);
+      expect(cc.cwnd).toBeCloseTo(w / 2, 6);
+      expect(cc.reductions).toBe(2);
+      // undo restores the window before the episode (and its start, t = 1).
       cc.undo();
-      expect(cc.cwnd).toBe(400 * MSS);
+      expect(cc.cwnd).toBe(w);
+      cc.onLoss(201, MSS, 1);
+      expect(cc.cwnd).toBe(w);
       // Slow start still doubles per RTT.
       const ss = new NewReno({ mss: MSS, initialWindow: 4 });
       ss.setFlowCount(n);
@@ -273,7 +285,7 @@ describe("FlowCounter", () => {
     expect(c.count).toBe(3);
   });
 
-  it("goes up after one period, down only after downPeriods lower periods, and not while idle", () => {
+  it("goes up after one period, down only after downPeriods lower periods or as long idle", () => {
     const c = new FlowCounter({ periodMs: 100, downPeriods: 3 });
     feed(c, 0, 300, [1000, 1000, 1000, 1000]);
     expect(c.count).toBe(4);
@@ -298,11 +310,16 @@ describe("FlowCounter", () => {
     c.reset();
     expect(c.count).toBe(1);
     expect(c.tracked).toBe(0);
-    // Idle time is no period: after 10 s with nothing sent, one lower period is one, not many.
+    // Idle for less than downPeriods periods: nothing changes; for downPeriods periods: back to 1.
     feed(c, 0, 201, [1000, 1000]);
     expect(c.count).toBe(2);
-    feed(c, 10_000, 10_001, [1000]); // closes the period of t = 200 (two flows)
-    feed(c, 20_000, 20_001, [1000]); // closes the period of t = 10,000 (one flow): 1 lower
+    feed(c, 450, 451, [1000, 1000]); // 250 ms idle; closes the period of t = 200 (two flows)
+    expect(c.count).toBe(2);
+    feed(c, 749, 750, [1000]); // 299 ms idle
+    expect(c.count).toBe(2);
+    feed(c, 1049, 1050, [1000]); // 300 ms idle: the two flows are forgotten
+    expect(c.count).toBe(1);
+    feed(c, 1050, 1151, [1000, 1000]); // and new ones counted after a period
     expect(c.count).toBe(2);
     c.reset();
     expect(c.count).toBe(1);
