@@ -34,7 +34,12 @@ export const WACKACTL_BIN = join(REPO, "apps", "wackamole-node", "bin", "wackact
  * Both systems get the same value. FO_NICE overrides it (0: no change).
  */
 export const NICE = Number(process.env.FO_NICE ?? -10);
-const niced = (argv: string[]): string[] => (NICE === 0 ? argv : ["nice", "-n", String(NICE), ...argv]);
+/**
+ * Spawn options that run a lab process at {@link NICE} in a session of its own: plain niceness does
+ * not hold across sessions when the kernel groups them (autogroups; netlab's priority.ts), and the
+ * lab competes with whatever else the machine runs.
+ */
+const PRIO: { priority?: number } = NICE === 0 ? {} : { priority: NICE };
 
 /** UDP and TCP port of the responders. */
 export const SERVICE_PORT = 7007;
@@ -284,8 +289,8 @@ export class FailoverLab {
       this.nodes.map(async (n) => {
         const p = this.tb.spawn(
           this.host(n),
-          niced([process.execPath, "-e", RESPONDER_JS, String(n), String(SERVICE_PORT), ...this.vips]),
-          { stdio: ["ignore", "pipe", "pipe"] },
+          [process.execPath, "-e", RESPONDER_JS, String(n), String(SERVICE_PORT), ...this.vips],
+          { ...PRIO, stdio: ["ignore", "pipe", "pipe"] },
         );
         await waitLine(p, /^READY/, 60_000, `responder on n${n}`);
       }),
@@ -296,8 +301,8 @@ export class FailoverLab {
   async startProber(host = "cl", intervalMs = 5): Promise<void> {
     const p = this.tb.spawn(
       host,
-      niced([process.execPath, "-e", PROBER_JS, String(intervalMs), String(SERVICE_PORT), ...this.vips]),
-      { stdio: ["pipe", "pipe", "pipe"] },
+      [process.execPath, "-e", PROBER_JS, String(intervalMs), String(SERVICE_PORT), ...this.vips],
+      { ...PRIO, stdio: ["pipe", "pipe", "pipe"] },
     );
     lines(p, (l) => {
       if (l.startsWith("C ")) {
@@ -333,7 +338,8 @@ export class FailoverLab {
     await Promise.all(
       this.nodes.map(async (n) => {
         // niced like the rest: its time stamps are taken when it reads the event
-        const p = this.tb.spawn(this.host(n), niced(["ip", "-ts", "-o", "monitor", "address"]), {
+        const p = this.tb.spawn(this.host(n), ["ip", "-ts", "-o", "monitor", "address"], {
+          ...PRIO,
           stdio: ["ignore", "pipe", "pipe"],
         });
         lines(p, (l) => {
@@ -563,8 +569,9 @@ export class WackCluster {
   start(n: number): ChildProcess {
     const p = this.lab.tb.spawn(
       this.lab.host(n),
-      niced([process.execPath, WACKAMOLE_BIN, "--config", this.configFile(n)]),
+      [process.execPath, WACKAMOLE_BIN, "--config", this.configFile(n)],
       {
+        ...PRIO,
         stdio: ["ignore", "pipe", "pipe"],
       },
     );
@@ -729,8 +736,8 @@ ${inst.join("\n")}`;
     writeFileSync(f.conf, this.config(n));
     const p = this.lab.tb.spawn(
       this.lab.host(n),
-      niced(["keepalived", "-n", "-l", "-P", "-f", f.conf, "-p", f.pid, "-r", f.vrrp, "-i", `n${n}`]),
-      { stdio: ["ignore", "pipe", "pipe"] },
+      ["keepalived", "-n", "-l", "-P", "-f", f.conf, "-p", f.pid, "-r", f.vrrp, "-i", `n${n}`],
+      { ...PRIO, stdio: ["ignore", "pipe", "pipe"] },
     );
     this.procs.set(n, p);
     this.exitedAt.delete(n);

@@ -19,11 +19,13 @@ import {
 import { LinuxAddressDriver } from "@spines-ts/vip/linux";
 import { decodeHeader, type VipNeighbor } from "@spines-ts/wire";
 import type { KeySet } from "@spines-ts/wire/auth";
+import { CommandWorker } from "./command-worker.ts";
 import type { LogLevel, WackConfig } from "./config.ts";
 import { ControlError, ControlErrorCode, ControlServer } from "./control.ts";
 import { formatHostPort } from "./endpoint.ts";
 import { HookRunner } from "./hooks.ts";
 import { readKeyFile, sameKeys } from "./keyfile.ts";
+import { LoopMonitor } from "./loop-monitor.ts";
 import { type Metric, MetricsServer } from "./metrics.ts";
 import { HealthTracker } from "./track.ts";
 
@@ -160,6 +162,9 @@ export class WackamoleDaemon {
   #vip: VipNode;
   readonly #hooks: HookRunner;
   #tracker: HealthTracker | undefined;
+  readonly #loop: LoopMonitor;
+  /** Every command (driver, track, hooks) starts from this worker thread, off the membership loop. */
+  readonly #runner: CommandWorker;
   #control: ControlServer | undefined;
   #metrics: MetricsServer | undefined;
   #metricsPort: number | undefined;
@@ -183,6 +188,7 @@ export class WackamoleDaemon {
     discovery: DiscoverySocket | undefined,
     opts: DaemonOptions,
     inner: AddressDriver,
+    commands: CommandWorker,
   ) {
     this.host = host;
     this.discovery = discovery;
@@ -191,7 +197,11 @@ export class WackamoleDaemon {
     this.#log = opts.log;
     this.#setLogLevel = opts.setLogLevel;
     this.#driver = new DaemonDriver(inner, this);
-    this.#hooks = new HookRunner(opts.config.hooks, opts.log.child({ part: "hooks" }));
+    this.#runner = commands;
+    this.#hooks = new HookRunner(opts.config.hooks, opts.log.child({ part: "hooks" }), (c, t, e) =>
+      commands.shell(c, t, e),
+    );
+    this.#loop = new LoopMonitor(opts.log.child({ part: "loop" }));
     this.#vip = this.#newVip();
   }
 
@@ -201,7 +211,8 @@ export class WackamoleDaemon {
     const log = opts.log;
     const keys = opts.keys ?? (c.auth !== undefined ? readKeyFile(c.auth.keyFile) : undefined);
     opts = { ...opts, ...(keys ? { keys } : {}) };
-    const inner = WackamoleDaemon.#makeDriver(c, log);
+    const commands = new CommandWorker();
+    const inner = WackamoleDaemon.#makeDriver(c, log, commands);
     if (inner instanceof LinuxAddressDriver) {
       try {
         const removed = await inner.cleanup();
@@ -215,6 +226,9 @@ export class WackamoleDaemon {
       listen: { address: c.bind.host, port: c.bind.port },
       peers: c.peers.map((p) => [p.id, { address: p.host, port: p.port }] as const),
       log: log.child({ part: "udp" }),
+    }).catch(async (e: unknown) => {
+      await commands.close();
+      throw e;
     });
     let disc: DiscoverySocket | undefined;
     let d: WackamoleDaemon | undefined;
@@ -228,7 +242,7 @@ export class WackamoleDaemon {
           ...(c.discovery.ttl !== undefined ? { ttl: c.discovery.ttl } : {}),
           log,
         });
-      d = new WackamoleDaemon(host, disc, opts, inner);
+      d = new WackamoleDaemon(host, disc, opts, inner, commands);
       const daemon = d;
       // a datagram from an endpoint we do not know: a discovered peer, or one restarted on a new port
       host.onUnknownPeer = (data) => daemon.#learn(data);
@@ -237,8 +251,14 @@ export class WackamoleDaemon {
           const id = daemon.#learn(data, from);
           if (id !== undefined) daemon.#vip.receive(id, data);
         };
+      d.#loop.start();
       if (c.track !== undefined) {
-        d.#tracker = new HealthTracker(c.track, log.child({ part: "track" }), (h) => daemon.#onHealth(h));
+        d.#tracker = new HealthTracker(
+          c.track,
+          log.child({ part: "track" }),
+          (h) => daemon.#onHealth(h),
+          (c, t, e) => daemon.#runner.shell(c, t, e),
+        );
         d.#tracker.start();
       }
       d.#control = new ControlServer({
@@ -256,6 +276,7 @@ export class WackamoleDaemon {
       else {
         await disc?.close();
         await host.close();
+        await commands.close();
       }
       throw e;
     }
@@ -277,10 +298,11 @@ export class WackamoleDaemon {
     return d;
   }
 
-  static #makeDriver(c: WackConfig, log: Logger): AddressDriver {
+  static #makeDriver(c: WackConfig, log: Logger, commands: CommandWorker): AddressDriver {
     if (c.driver === "dry-run") return new DryRunAddressDriver(1000);
     const dlog = log.child({ part: "driver" });
     return new LinuxAddressDriver({
+      runner: commands.runner,
       announce: c.announce,
       notify: c.notify.map((n) => ({
         iface: n.iface,
@@ -588,6 +610,13 @@ export class WackamoleDaemon {
         rxPackets: this.host.stats.rxPackets,
         txPackets: this.host.stats.txPackets,
         badPackets: this.#vip.membership.core.stats.badPackets,
+        commands: this.#runner.stats.commands,
+        commandsRefused: this.#runner.stats.refused,
+        loopStalls: this.#loop.stats.stalls,
+        maxLoopStallMs: this.#loop.stats.maxStallMs,
+        membershipStalls: this.#vip.membership.core.stats.stalls,
+        proposalsStarted: this.#vip.membership.core.stats.proposalsStarted,
+        installsRefused: this.#vip.membership.core.stats.installsRefused,
         authDropped: ((a) =>
           a === undefined ? 0 : a.unsigned + a.unknownKey + a.badMac + a.replay + a.staleIncarnation)(
           this.#vip.membership.authStats(),
@@ -712,7 +741,7 @@ export class WackamoleDaemon {
     if (!sameJson(eff.notify, cur.notify) || !sameJson(eff.announce, cur.announce)) {
       const old = this.#driver.inner;
       if (old instanceof LinuxAddressDriver) {
-        this.#driver.inner = WackamoleDaemon.#makeDriver(eff, this.#log);
+        this.#driver.inner = WackamoleDaemon.#makeDriver(eff, this.#log, this.#runner);
         old.close();
       }
       applied.push("notify");
@@ -736,8 +765,11 @@ export class WackamoleDaemon {
         this.#tracker?.stop();
         this.#tracker = undefined;
       } else if (this.#tracker === undefined) {
-        this.#tracker = new HealthTracker(eff.track, this.#log.child({ part: "track" }), (h) =>
-          this.#onHealth(h),
+        this.#tracker = new HealthTracker(
+          eff.track,
+          this.#log.child({ part: "track" }),
+          (h) => this.#onHealth(h),
+          (c, t, e) => this.#runner.shell(c, t, e),
         );
         this.#tracker.start();
       } else this.#tracker.update(eff.track);
@@ -926,6 +958,7 @@ export class WackamoleDaemon {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       clearTimeout(this.#rejoinTimer);
+      this.#loop.stop();
       this.#tracker?.stop();
       await this.#control?.close();
       await withTimeout(this.#applying, STOP_RELEASE_MS);
@@ -943,6 +976,7 @@ export class WackamoleDaemon {
       await new Promise((r) => setImmediate(r));
       await this.discovery?.close();
       await this.host.close();
+      await this.#runner.close();
       this.#log.info({ held: this.#held() }, "wackamole-node stopped");
     })();
     return this.#stopping;

@@ -7,7 +7,7 @@
  */
 import type { Logger } from "@spines-ts/primitives";
 import type { HooksConfig } from "./config.ts";
-import { runShell } from "./run-command.ts";
+import { runShell, type ShellRunner } from "./run-command.ts";
 
 export const MAX_QUEUED_HOOKS = 256;
 
@@ -28,12 +28,14 @@ interface Job {
 export class HookRunner {
   #cfg: HooksConfig;
   readonly #log: Logger;
+  readonly #shell: ShellRunner;
   readonly #queue: Job[] = [];
   #running = 0;
   #idle: (() => void)[] = [];
   readonly stats: HookStats = { started: 0, succeeded: 0, failed: 0, timedOut: 0, dropped: 0 };
 
-  constructor(cfg: HooksConfig, log: Logger) {
+  constructor(cfg: HooksConfig, log: Logger, shell: ShellRunner = runShell) {
+    this.#shell = shell;
     this.#cfg = cfg;
     this.#log = log;
   }
@@ -70,7 +72,7 @@ export class HookRunner {
       const job = this.#queue.shift() as Job;
       this.#running++;
       this.stats.started++;
-      void runShell(job.command, this.#cfg.timeoutMs, job.env).then((r) => {
+      void this.#shell(job.command, this.#cfg.timeoutMs, job.env).then((r) => {
         this.#running--;
         if (r.code === 0 && !r.timedOut) {
           this.stats.succeeded++;

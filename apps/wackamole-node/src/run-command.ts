@@ -14,6 +14,13 @@ export interface CommandOutcome {
 
 const MAX_STDERR = 512;
 
+/** Runs a shell command (see {@link runShell}); the daemon passes its command worker's. */
+export type ShellRunner = (
+  command: string,
+  timeoutMs: number,
+  env?: Record<string, string>,
+) => Promise<CommandOutcome>;
+
 export function runShell(
   command: string,
   timeoutMs: number,

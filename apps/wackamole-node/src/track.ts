@@ -5,7 +5,7 @@
  */
 import type { Logger } from "@spines-ts/primitives";
 import type { TrackConfig } from "./config.ts";
-import { runShell } from "./run-command.ts";
+import { runShell, type ShellRunner } from "./run-command.ts";
 
 export interface TrackStats {
   checks: number;
@@ -17,6 +17,7 @@ export interface TrackStats {
 export class HealthTracker {
   #cfg: TrackConfig;
   readonly #log: Logger;
+  readonly #shell: ShellRunner;
   readonly #onChange: (healthy: boolean) => void;
   #healthy = true;
   #fails = 0;
@@ -26,7 +27,13 @@ export class HealthTracker {
   #stopped = false;
   readonly stats: TrackStats = { checks: 0, failures: 0, timeouts: 0, transitions: 0 };
 
-  constructor(cfg: TrackConfig, log: Logger, onChange: (healthy: boolean) => void) {
+  constructor(
+    cfg: TrackConfig,
+    log: Logger,
+    onChange: (healthy: boolean) => void,
+    shell: ShellRunner = runShell,
+  ) {
+    this.#shell = shell;
     this.#cfg = cfg;
     this.#log = log;
     this.#onChange = onChange;
@@ -70,7 +77,7 @@ export class HealthTracker {
     if (this.#stopped || this.#running) return;
     this.#running = true;
     const cfg = this.#cfg;
-    const r = await runShell(cfg.command, cfg.timeoutMs);
+    const r = await this.#shell(cfg.command, cfg.timeoutMs);
     this.#running = false;
     if (this.#stopped) return;
     this.stats.checks++;

@@ -19,6 +19,7 @@ export {
   simulate,
 } from "./latency-model.ts";
 export { measureEmulatorOverhead, type OverheadRow } from "./overhead.ts";
+export { raiseOwnPriority, raisePriority } from "./priority.ts";
 export { type ProbeOptions, type ProbeResult, probe, RECEIVER_JS, SENDER_JS } from "./probe.ts";
 export type { ExecResult } from "./proc.ts";
 export { stateDir } from "./state.ts";

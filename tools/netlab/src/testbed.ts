@@ -2,13 +2,13 @@
 import { type ChildProcess, type SpawnOptions, spawn, spawnSync } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { setPriority } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { LinkParams } from "./emulator/core.ts";
 import { checkParams } from "./emulator/core.ts";
 import type { ControlRequest, EmulatorConfig } from "./emulator/main.ts";
 import { NetlabError } from "./errors.ts";
+import { raisePriority } from "./priority.ts";
 import { alive, type ExecResult, have, must, run, sleep } from "./proc.ts";
 import { readState, stateDir, type TestbedState, writeState } from "./state.ts";
 import { linkParams, type Plan, type PlannedNet, plan, type TopologySpec } from "./topology.ts";
@@ -97,15 +97,6 @@ async function raiseSocketBufferLimits(): Promise<void> {
   }
 }
 
-/** Runs the data path (emulator, socat) at a higher priority so a busy machine adds less latency. */
-function raisePriority(pid: number, niceness: number | undefined): void {
-  try {
-    setPriority(pid, niceness ?? -10);
-  } catch {
-    // not permitted: keep the default priority
-  }
-}
-
 async function allocPorts(n: number): Promise<number[]> {
   const socks = await Promise.all(
     Array.from(
@@ -152,7 +143,7 @@ const MAX_CHILDREN = 1024;
 interface Spawned {
   host: string;
   argv: string[];
-  opts: SpawnOptions;
+  opts: SpawnOptions & { priority?: number };
 }
 
 /** A network-namespace testbed. Create with {@link Testbed.create}; remove with {@link Testbed.destroy}. */
@@ -400,7 +391,7 @@ export class Testbed {
     emu.removeAllListeners("exit");
     emu.unref();
     if (emu.pid === undefined) throw new NetlabError("ERR_EMULATOR", "emulator has no pid");
-    raisePriority(emu.pid, spec.niceness);
+    raisePriority(emu.pid, spec.niceness ?? -10);
     this.state.emulator = { pid: emu.pid, controlPort };
     writeState(this.state);
 
@@ -436,7 +427,7 @@ export class Testbed {
         closeSync(slog);
         s.unref();
         if (s.pid === undefined) throw new NetlabError("ERR_COMMAND", "cannot start socat");
-        raisePriority(s.pid, spec.niceness);
+        raisePriority(s.pid, spec.niceness ?? -10);
         this.state.socats.push(s.pid);
         writeState(this.state);
         let ok = false;
@@ -550,10 +541,23 @@ export class Testbed {
     return run(["ip", "netns", "exec", this.ns(host), ...argv], { timeoutMs: 60_000, ...opts });
   }
 
-  /** Starts argv inside the host's namespace (the pid is the program's own: `ip netns exec` execs it). */
-  spawn(host: string, argv: readonly string[], opts: SpawnOptions = {}): ChildProcess {
+  /**
+   * Starts argv inside the host's namespace (the pid is the program's own: `ip netns exec` execs it).
+   * With `priority` (a niceness, e.g. -10) the process runs in a session of its own at that niceness,
+   * its autogroup included (see priority.ts: plain niceness does not hold across sessions).
+   */
+  spawn(
+    host: string,
+    argv: readonly string[],
+    opts: SpawnOptions & { priority?: number } = {},
+  ): ChildProcess {
     this.live();
-    const c = spawn("ip", ["netns", "exec", this.ns(host), ...argv], opts);
+    const { priority, ...spawnOpts } = opts;
+    const c = spawn("ip", ["netns", "exec", this.ns(host), ...argv], {
+      ...spawnOpts,
+      ...(priority !== undefined ? { detached: true } : {}),
+    });
+    if (priority !== undefined && c.pid !== undefined) raisePriority(c.pid, priority);
     // records are kept after exit (restart() needs them); the table is bounded by forgetting exited ones
     if (this.children.size >= MAX_CHILDREN) {
       for (const [k] of this.children)

@@ -1,0 +1,83 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { CommandWorker } from "../src/command-worker.ts";
+import { LoopMonitor } from "../src/loop-monitor.ts";
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet } as never;
+
+describe("CommandWorker: commands run from a worker thread", () => {
+  let w: CommandWorker | undefined;
+  afterEach(async () => {
+    await w?.close();
+    w = undefined;
+  });
+
+  it("runs argv without a shell and reports stdout, stderr and the exit code", async () => {
+    w = new CommandWorker();
+    const ok = await w.exec(["/bin/sh", "-c", "echo out; echo err >&2"]);
+    expect(ok).toEqual({ code: 0, stdout: "out\n", stderr: "err\n" });
+    const bad = await w.exec(["/bin/sh", "-c", "exit 3"]);
+    expect(bad.code).toBe(3);
+    const missing = await w.exec(["/nonexistent/command"]);
+    expect(missing.code).not.toBe(0);
+    expect(w.stats.commands).toBe(3);
+  });
+
+  it("runs shell commands with an environment and kills them whole when they run over", async () => {
+    w = new CommandWorker();
+    const r = await w.shell('test "$VIP_GROUP" = g1', 5000, { VIP_GROUP: "g1" });
+    expect(r).toMatchObject({ code: 0, timedOut: false });
+    const t0 = performance.now();
+    const slow = await w.shell("sleep 30 & sleep 30", 200);
+    expect(slow.timedOut).toBe(true);
+    expect(performance.now() - t0).toBeLessThan(20_000);
+  });
+
+  it("refuses commands beyond its bound, and fails them all on close", async () => {
+    w = new CommandWorker(2);
+    const a = w.shell("sleep 5", 10_000);
+    const b = w.shell("sleep 5", 10_000);
+    const c = await w.exec(["true"]);
+    expect(c.code).toBe(127);
+    expect(w.stats.refused).toBe(1);
+    await w.close();
+    expect((await a).error).toMatch(/unavailable/);
+    expect((await b).error).toMatch(/unavailable/);
+    expect((await w.exec(["true"])).code).toBe(127);
+  });
+
+  it("replaces a worker that died; the commands it held fail, later ones run", async () => {
+    w = new CommandWorker();
+    expect((await w.exec(["true"])).code).toBe(0);
+    const held = w.shell("sleep 5", 10_000);
+    await w.crashForTest();
+    expect((await held).error).toMatch(/unavailable/);
+    expect(w.stats.workerRestarts).toBe(1);
+    expect((await w.exec(["true"])).code).toBe(0);
+  });
+});
+
+describe("LoopMonitor", () => {
+  it("counts stalls beyond the threshold, keeps the longest and warns at most once per interval", () => {
+    let t = 0;
+    const warned: number[] = [];
+    const log = { ...quiet, warn: (o: { stallMs: number }) => warned.push(o.stallMs) } as never;
+    const m = new LoopMonitor(log, { tickMs: 20, stallMs: 50, warnMs: 200, logEveryMs: 10_000, clock: () => t });
+    m.start();
+    m.stop();
+    const tick = (dt: number) => {
+      t += dt;
+      m.tick();
+    };
+    tick(20);
+    tick(60); // 40 late: not a stall
+    expect(m.stats.stalls).toBe(0);
+    tick(100); // 80 late
+    tick(520); // 500 late: warns
+    tick(420); // 400 late: within the log interval, counted only
+    expect(m.stats).toEqual({ stalls: 3, maxStallMs: 500 });
+    expect(warned).toEqual([500]);
+    tick(9_700); // 9,680 late, 10,120 ms after the first warning
+    expect(warned).toEqual([500, 9_680]);
+    expect(m.stats.maxStallMs).toBe(9_680);
+  });
+});
