@@ -114,6 +114,19 @@ const SIZES = (opt("sizes") ?? (QUICK ? "2" : "2,4,8")).split(",").map(Number);
 const TRIALS = Number(opt("trials") ?? (QUICK ? 3 : 10));
 const SYSTEMS = (opt("systems") ?? "wack-default,wack-fast,ka-1,ka-0.1").split(",");
 const FAILURES = (opt("failures") ?? "kill,crash,stop").split(",") as Failure[];
+function checkList(flag: string, got: readonly string[], known: readonly string[]): void {
+  const bad = got.filter((x) => !known.includes(x));
+  if (bad.length > 0) {
+    console.error(`bench failover: --${flag} ${bad.join(",")}: unknown; use any of ${known.join(",")}`);
+    process.exit(2);
+  }
+}
+checkList("systems", SYSTEMS, ["wack-default", "wack-fast", "ka-1", "ka-0.1", "none"]);
+checkList("failures", FAILURES, ["kill", "crash", "stop"]);
+if (SIZES.some((n) => !Number.isInteger(n) || n < 2 || n > 16) || !Number.isInteger(TRIALS) || TRIALS < 1) {
+  console.error("bench failover: --sizes takes node counts from 2 to 16, --trials a positive integer");
+  process.exit(2);
+}
 const PROBE_MS = 5;
 /** Namespace prefixes carry a tag of this run, so two runs (e.g. one per system) can go side by side. */
 const RUN_TAG = (process.pid % 1296).toString(36).padStart(2, "0");

@@ -37,6 +37,12 @@ export const execRunner: CommandRunner = (argv) =>
     });
   });
 
+/** Waits for every promise; then throws the first failure (so no operation is left running). */
+async function settleAll(ps: readonly Promise<void>[]): Promise<void> {
+  const rs = await Promise.allSettled(ps);
+  for (const r of rs) if (r.status === "rejected") throw r.reason;
+}
+
 /** Runs every command inside a network namespace (`ip netns exec NAME ...`); for tests and labs. */
 export function netnsRunner(ns: string, inner: CommandRunner = execRunner): CommandRunner {
   return (argv) => inner(["ip", "netns", "exec", ns, ...argv]);
@@ -220,17 +226,20 @@ export class LinuxAddressDriver implements AddressDriver {
     const gen = (this.#gen.get(group.name) ?? 0) + 1;
     this.#gen.set(group.name, gen);
     this.#held.set(group.name, group);
-    for (const a of group.addresses) {
-      await this.#prepare(a);
-      if (await this.#present(a)) continue;
-      const argv =
-        a.family === 4
-          ? ["ip", "-4", "addr", "add", a.cidr, "dev", a.iface, "label", this.label(a.iface)]
-          : ["ip", "-6", "addr", "add", a.cidr, "dev", a.iface, "nodad", "metric", String(this.metric)];
-      const r = await this.#exec(argv);
-      if (r.code !== 0 && !/File exists/i.test(r.stderr))
-        throw new LinuxDriverError(`acquire ${group.name}`, argv, r);
-    }
+    // The addresses of a group go up together, one command each: an address already there is
+    // "File exists" (idempotent), so no query first; a fail-over waits for the slowest one only.
+    await settleAll(
+      group.addresses.map(async (a) => {
+        await this.#prepare(a);
+        const argv =
+          a.family === 4
+            ? ["ip", "-4", "addr", "add", a.cidr, "dev", a.iface, "label", this.label(a.iface)]
+            : ["ip", "-6", "addr", "add", a.cidr, "dev", a.iface, "nodad", "metric", String(this.metric)];
+        const r = await this.#exec(argv);
+        if (r.code !== 0 && !/File exists|already assigned/i.test(r.stderr))
+          throw new LinuxDriverError(`acquire ${group.name}`, argv, r);
+      }),
+    );
     // Announce in the background; a release or a new acquire of the group stops it.
     void this.#announce(group, gen, neighbors);
   }
@@ -238,13 +247,15 @@ export class LinuxAddressDriver implements AddressDriver {
   async release(group: VipGroup): Promise<void> {
     this.#gen.set(group.name, (this.#gen.get(group.name) ?? 0) + 1);
     this.#held.delete(group.name);
-    for (const a of group.addresses) {
-      if (!(await this.#present(a))) continue;
-      const argv = ["ip", a.family === 4 ? "-4" : "-6", "addr", "del", a.cidr, "dev", a.iface];
-      const r = await this.#exec(argv);
-      if (r.code !== 0 && !/Cannot assign requested address|not found/i.test(r.stderr))
-        throw new LinuxDriverError(`release ${group.name}`, argv, r);
-    }
+    // together, one command each: an address already gone is "Cannot assign requested address"
+    await settleAll(
+      group.addresses.map(async (a) => {
+        const argv = ["ip", a.family === 4 ? "-4" : "-6", "addr", "del", a.cidr, "dev", a.iface];
+        const r = await this.#exec(argv);
+        if (r.code !== 0 && !/Cannot assign requested address|not found/i.test(r.stderr))
+          throw new LinuxDriverError(`release ${group.name}`, argv, r);
+      }),
+    );
   }
 
   /**
@@ -335,14 +346,6 @@ export class LinuxAddressDriver implements AddressDriver {
     const r = await this.#exec(argv);
     if (r.code !== 0) throw new LinuxDriverError(`prepare ${a.iface}`, argv, r);
     this.#sysctlDone.add(key);
-  }
-
-  async #present(a: VipAddress): Promise<boolean> {
-    const argv = ["ip", "-j", a.family === 4 ? "-4" : "-6", "addr", "show", "dev", a.iface];
-    const r = await this.#exec(argv);
-    if (r.code !== 0) throw new LinuxDriverError(`query ${a.iface}`, argv, r);
-    const links = JSON.parse(r.stdout || "[]") as { addr_info?: IpAddrInfo[] }[];
-    return links.some((l) => (l.addr_info ?? []).some((ai) => ai.local === a.address));
   }
 
   #alive(group: VipGroup, gen: number): boolean {

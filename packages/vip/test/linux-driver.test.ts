@@ -131,13 +131,15 @@ describe("LinuxAddressDriver (fake kernel)", () => {
     const k = fakeKernel();
     const d = new LinuxAddressDriver({ runner: k.runner, announce: { count: 0 } });
     await d.acquire(group, []);
-    await d.acquire(group, []);
+    await d.acquire(group, []); // the kernel answers "File exists": accepted
     expect(k.addrs).toHaveLength(2);
-    expect(k.calls.filter((c) => c.includes("addr add"))).toHaveLength(2);
+    // one command per address and operation, no query first (a fail-over waits for fewer commands)
+    expect(k.calls.filter((c) => c.includes("addr add"))).toHaveLength(4);
+    expect(k.calls.filter((c) => c.includes("addr show"))).toHaveLength(0);
     await d.release(group);
-    await d.release(group);
+    await d.release(group); // "Cannot assign requested address": accepted
     expect(k.addrs).toHaveLength(0);
-    expect(k.calls.filter((c) => c.includes("addr del"))).toHaveLength(2);
+    expect(k.calls.filter((c) => c.includes("addr del"))).toHaveLength(4);
   });
 
   it("cleanup removes only addresses carrying its mark", async () => {
