@@ -167,3 +167,47 @@ export class CommandWorker {
     for (const p of all) p.fail();
   }
 }
+
+/**
+ * Raising or lowering an address (`ip addr add|del`, `sysctl`) is what a fail-over waits for;
+ * announcements (`arping`, `na6`, `ndisc6`), queries, track checks and hooks can wait. They run on
+ * two workers, so a burst of announcements for the first groups taken over does not queue the
+ * `ip addr add` of the next ones behind it.
+ */
+export function isUrgent(argv: readonly string[]): boolean {
+  const [cmd] = argv;
+  if (cmd === "sysctl") return true;
+  return cmd === "ip" && argv.includes("addr") && (argv.includes("add") || argv.includes("del"));
+}
+
+/** The daemon's two command workers: urgent address changes, and everything else. */
+export class CommandPool {
+  readonly urgent: CommandWorker;
+  readonly background: CommandWorker;
+
+  constructor(maxPending = 512) {
+    this.urgent = new CommandWorker(maxPending);
+    this.background = new CommandWorker(maxPending);
+  }
+
+  /** A {@link CommandRunner} for the Linux address driver (routes by {@link isUrgent}). */
+  readonly runner: CommandRunner = (argv) => (isUrgent(argv) ? this.urgent : this.background).exec(argv);
+
+  shell(command: string, timeoutMs: number, env: Record<string, string> = {}): Promise<CommandOutcome> {
+    return this.background.shell(command, timeoutMs, env);
+  }
+
+  get stats(): CommandWorkerStats {
+    const a = this.urgent.stats;
+    const b = this.background.stats;
+    return {
+      commands: a.commands + b.commands,
+      refused: a.refused + b.refused,
+      workerRestarts: a.workerRestarts + b.workerRestarts,
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.urgent.close(), this.background.close()]);
+  }
+}

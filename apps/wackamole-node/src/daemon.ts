@@ -19,7 +19,7 @@ import {
 import { LinuxAddressDriver } from "@spines-ts/vip/linux";
 import { decodeHeader, type VipNeighbor } from "@spines-ts/wire";
 import type { KeySet } from "@spines-ts/wire/auth";
-import { CommandWorker } from "./command-worker.ts";
+import { CommandPool } from "./command-worker.ts";
 import type { LogLevel, WackConfig } from "./config.ts";
 import { ControlError, ControlErrorCode, ControlServer } from "./control.ts";
 import { formatHostPort } from "./endpoint.ts";
@@ -164,7 +164,7 @@ export class WackamoleDaemon {
   #tracker: HealthTracker | undefined;
   readonly #loop: LoopMonitor;
   /** Every command (driver, track, hooks) starts from this worker thread, off the membership loop. */
-  readonly #runner: CommandWorker;
+  readonly #runner: CommandPool;
   #control: ControlServer | undefined;
   #metrics: MetricsServer | undefined;
   #metricsPort: number | undefined;
@@ -188,7 +188,7 @@ export class WackamoleDaemon {
     discovery: DiscoverySocket | undefined,
     opts: DaemonOptions,
     inner: AddressDriver,
-    commands: CommandWorker,
+    commands: CommandPool,
   ) {
     this.host = host;
     this.discovery = discovery;
@@ -211,7 +211,7 @@ export class WackamoleDaemon {
     const log = opts.log;
     const keys = opts.keys ?? (c.auth !== undefined ? readKeyFile(c.auth.keyFile) : undefined);
     opts = { ...opts, ...(keys ? { keys } : {}) };
-    const commands = new CommandWorker();
+    const commands = new CommandPool();
     const inner = WackamoleDaemon.#makeDriver(c, log, commands);
     if (inner instanceof LinuxAddressDriver) {
       try {
@@ -298,7 +298,7 @@ export class WackamoleDaemon {
     return d;
   }
 
-  static #makeDriver(c: WackConfig, log: Logger, commands: CommandWorker): AddressDriver {
+  static #makeDriver(c: WackConfig, log: Logger, commands: CommandPool): AddressDriver {
     if (c.driver === "dry-run") return new DryRunAddressDriver(1000);
     const dlog = log.child({ part: "driver" });
     return new LinuxAddressDriver({

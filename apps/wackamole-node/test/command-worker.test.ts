@@ -81,3 +81,24 @@ describe("LoopMonitor", () => {
     expect(m.stats.maxStallMs).toBe(9_680);
   });
 });
+
+describe("CommandPool", () => {
+  it("runs address changes on the urgent worker and announcements, queries and shells on the other", async () => {
+    const { CommandPool, isUrgent } = await import("../src/command-worker.ts");
+    expect(isUrgent(["ip", "-4", "addr", "add", "10.0.0.1/32", "dev", "eth0"])).toBe(true);
+    expect(isUrgent(["ip", "-6", "addr", "del", "fd00::1/128", "dev", "eth0"])).toBe(true);
+    expect(isUrgent(["sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1"])).toBe(true);
+    expect(isUrgent(["ip", "-j", "addr", "show"])).toBe(false);
+    expect(isUrgent(["arping", "-q", "-U", "-c", "1", "-I", "eth0", "10.0.0.1"])).toBe(false);
+    const p = new CommandPool();
+    try {
+      await p.runner(["/bin/sh", "-c", "true"]);
+      await p.shell("true", 5000);
+      expect(p.urgent.stats.commands).toBe(0);
+      expect(p.background.stats.commands).toBe(2);
+      expect(p.stats.commands).toBe(2);
+    } finally {
+      await p.close();
+    }
+  });
+});

@@ -38,8 +38,10 @@ const MAX_BACKLOG = 4096;
 /**
  * Runs a `VipCore` on a `Host` next to a `MembershipNode` (the shared `CoreDriver` pattern of
  * `@spines-ts/primitives`): membership views and deliveries go into the core; the core's payloads
- * are multicast in the group; its actions go to the `AddressDriver`, one at a time in order (an
- * asynchronous driver is serialized), and every failure is reported as a `driverError` event.
+ * are multicast in the group; its actions go to the `AddressDriver` — in order for each group (an
+ * asynchronous driver's operations on one group are serialized), concurrently across groups (a
+ * fail-over of several groups waits for the slowest, not for the sum) — and every failure is
+ * reported as a `driverError` event.
  */
 export class VipNode implements NodeProgram {
   readonly host: Host;
@@ -49,8 +51,8 @@ export class VipNode implements NodeProgram {
   readonly #options: VipNodeOptions;
   readonly #run: CoreDriver;
   #backlog: Uint8Array[] = [];
-  #chain: Promise<void> = Promise.resolve();
-  #busy = 0;
+  /** Per group: the tail of its pending asynchronous operations (absent when none is pending). */
+  readonly #chains = new Map<string, Promise<void>>();
   #paused = false;
   #stopped = false;
 
@@ -137,8 +139,8 @@ export class VipNode implements NodeProgram {
   }
 
   /** Resolves when every address action issued so far has been carried out (or has failed). */
-  idle(): Promise<void> {
-    return this.#chain;
+  async idle(): Promise<void> {
+    while (this.#chains.size > 0) await Promise.all([...this.#chains.values()]);
   }
 
   #newMember(): MembershipNode {
@@ -216,8 +218,11 @@ export class VipNode implements NodeProgram {
       a.type === "acquire" ? this.driver.acquire(a.group, neighbors) : this.driver.release(a.group);
     const report = (error: unknown): void =>
       this.#emit({ type: "driverError", action: a.type, group: a.group.name, error });
-    // A synchronous driver (dry run) acts at once; asynchronous operations are serialized in order.
-    if (this.#busy === 0) {
+    // A synchronous driver (dry run) acts at once; asynchronous operations on one group are
+    // serialized in order, and different groups proceed side by side.
+    const name = a.group.name;
+    const prev = this.#chains.get(name);
+    if (prev === undefined) {
       let r: void | Promise<void>;
       try {
         r = run();
@@ -226,17 +231,20 @@ export class VipNode implements NodeProgram {
         return;
       }
       if (r === undefined) return;
-      this.#track(r.catch(report));
+      this.#track(name, r.catch(report));
       return;
     }
-    this.#track(this.#chain.then(() => Promise.resolve().then(run).catch(report)));
+    this.#track(
+      name,
+      prev.then(() => Promise.resolve().then(run).catch(report)),
+    );
   }
 
-  #track(p: Promise<void>): void {
-    this.#busy++;
-    this.#chain = p.finally(() => {
-      this.#busy--;
+  #track(name: string, p: Promise<void>): void {
+    const tail: Promise<void> = p.finally(() => {
+      if (this.#chains.get(name) === tail) this.#chains.delete(name);
     });
+    this.#chains.set(name, tail);
   }
 
   #sample(): void {

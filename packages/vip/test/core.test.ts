@@ -257,4 +257,51 @@ describe("VipNode", () => {
     sim.program<InstanceType<typeof VipNode>>(1)?.stop();
     expect(driver.up.size).toBe(0);
   });
+
+  it("runs an asynchronous driver's operations in order per group and side by side across groups", async () => {
+    const { Simulator } = await import("@spines-ts/netsim");
+    const { VipNode } = await import("../src/index.ts");
+    const log: string[] = [];
+    const gates: (() => void)[] = [];
+    const op = (what: string) =>
+      new Promise<void>((resolve) => {
+        log.push(`start ${what}`);
+        gates.push(() => {
+          log.push(`end ${what}`);
+          resolve();
+        });
+      });
+    const driver = {
+      acquire: (g: { name: string }) => op(`acquire ${g.name}`),
+      release: (g: { name: string }) => op(`release ${g.name}`),
+    };
+    const sim = new Simulator({ seed: 3 });
+    sim.addNode(
+      1,
+      (host) =>
+        new VipNode(host, {
+          vip: { groups, matureMs: 0, holdOffMs: 0 },
+          membership: { group: "vip", peers: [1] },
+          driver,
+        }),
+    );
+    sim.run(1000);
+    // every group's acquire started before any finished: different groups do not wait for each other
+    expect(log).toEqual(["start acquire g0", "start acquire g1", "start acquire g2", "start acquire g3"]);
+    const node = sim.program<InstanceType<typeof VipNode>>(1);
+    node?.stop(); // releases every group: each waits for its own acquire
+    expect(log.filter((l) => l.startsWith("start release"))).toEqual([]);
+    const idle = node?.idle();
+    // finish the acquires one by one (g3 first): each group's release starts right after its acquire
+    for (const i of [3, 0, 2, 1]) {
+      gates[i]?.();
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    const order = log.slice(4);
+    for (const g of ["g0", "g1", "g2", "g3"])
+      expect(order.indexOf(`start release ${g}`)).toBe(order.indexOf(`end acquire ${g}`) + 1);
+    for (const gate of gates.slice(4)) gate();
+    await idle;
+    expect(log.filter((l) => l.startsWith("end release")).length).toBe(4);
+  });
 });
