@@ -12,6 +12,10 @@
  * Reference cases in the same run replace the overlay flow by one kernel Reno flow (the algorithm
  * of the overlay's default links) against the same 1, 2 and 4 CUBIC or BBR flows: what a loss-based
  * AIMD flow gets on this bottleneck, the yardstick for the overlay rows (`--no-reference` skips them).
+ * The default links emulate one TCP flow per active overlay flow (MulTCP, docs/congestion.md): the
+ * cases with two or four overlay flows run with them ("N-flow" links) and, beside them, on a second
+ * pair of daemons whose links are one TCP flow whatever they carry (`maxEmulatedFlows: 1`,
+ * "1-flow" links, the behaviour before the N-flow mode; `--no-single` skips those).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -29,6 +33,12 @@ export interface FairnessCase {
    * Reno flow (`renoMbit`) where the overlay flow would be.
    */
   kind: "baseline" | "shared" | "reference";
+  /**
+   * Congestion control of the overlay links: "n-flow" = the default (a link emulates one TCP flow
+   * per active overlay flow), "1-flow" = `maxEmulatedFlows: 1` (one TCP flow per link). The two
+   * are the same with one overlay flow.
+   */
+  linkMode: "n-flow" | "1-flow";
   tcpFlows: number;
   tcpCc: "cubic" | "bbr" | "none";
   overlayFlows: number;
@@ -159,6 +169,7 @@ await runBench("fairness", async (ctx) => {
   const durationSec = quick ? 5 : 20;
   const warmSec = quick ? 1 : 2;
   const reference = !ctx.args.includes("--no-reference");
+  const single = !ctx.args.includes("--no-single");
 
   const tb = await Testbed.create({
     prefix: "nlfair",
@@ -185,19 +196,28 @@ await runBench("fairness", async (ctx) => {
 
   const plan: {
     kind: FairnessCase["kind"];
+    linkMode: FairnessCase["linkMode"];
     tcpFlows: number;
     tcpCc: FairnessCase["tcpCc"];
     overlayFlows: number;
   }[] = [
-    { kind: "baseline", tcpFlows: 1, tcpCc: "cubic", overlayFlows: 0 },
-    { kind: "baseline", tcpFlows: 0, tcpCc: "none", overlayFlows: 1 },
+    { kind: "baseline", linkMode: "n-flow", tcpFlows: 1, tcpCc: "cubic", overlayFlows: 0 },
+    { kind: "baseline", linkMode: "n-flow", tcpFlows: 0, tcpCc: "none", overlayFlows: 1 },
   ];
+  const linkMode = "n-flow" as const;
   for (const cc of ccs)
-    for (const n of [1, 2, 4]) plan.push({ kind: "shared", tcpFlows: n, tcpCc: cc, overlayFlows: 1 });
-  for (const cc of ccs) plan.push({ kind: "shared", tcpFlows: 2, tcpCc: cc, overlayFlows: 2 });
+    for (const n of [1, 2, 4])
+      plan.push({ kind: "shared", linkMode, tcpFlows: n, tcpCc: cc, overlayFlows: 1 });
+  for (const cc of ccs) {
+    plan.push({ kind: "shared", linkMode, tcpFlows: 2, tcpCc: cc, overlayFlows: 2 });
+    if (single) plan.push({ kind: "shared", linkMode: "1-flow", tcpFlows: 2, tcpCc: cc, overlayFlows: 2 });
+  }
+  plan.push({ kind: "shared", linkMode, tcpFlows: 2, tcpCc: "cubic", overlayFlows: 4 });
+  if (single) plan.push({ kind: "shared", linkMode: "1-flow", tcpFlows: 2, tcpCc: "cubic", overlayFlows: 4 });
   if (reference) {
     for (const cc of ccs)
-      for (const n of [1, 2, 4]) plan.push({ kind: "reference", tcpFlows: n, tcpCc: cc, overlayFlows: 0 });
+      for (const n of [1, 2, 4])
+        plan.push({ kind: "reference", linkMode, tcpFlows: n, tcpCc: cc, overlayFlows: 0 });
   }
 
   const cases: FairnessCase[] = [];
@@ -206,6 +226,20 @@ await runBench("fairness", async (ctx) => {
     links: [["src", "dst", "bott"]],
     tag: "f",
   });
+  // The same daemons with one-flow links, on another port, for the "1-flow" rows.
+  const overlay1 = single
+    ? await startOverlay(tb, {
+        hosts: ["src", "dst"],
+        links: [["src", "dst", "bott"]],
+        tag: "f1",
+        port: 8101,
+        config: { link: { maxEmulatedFlows: 1 } },
+      }).catch(async (e: unknown) => {
+        await overlay.stop();
+        await tb.destroy();
+        throw e;
+      })
+    : undefined;
   const dstAddr = tb.hostAddress("dst", "bott");
   /** One iperf3 client (and its one-shot server) for warmSec + windowSec; Mbit/s per stream. */
   const iperf = async (
@@ -252,14 +286,15 @@ await runBench("fairness", async (ctx) => {
       const label =
         c.kind === "reference"
           ? `reference: 1 reno + ${c.tcpFlows} ${c.tcpCc}`
-          : `${c.overlayFlows} overlay + ${c.tcpFlows} ${c.tcpCc}`;
+          : `${c.overlayFlows} overlay (${c.linkMode} links) + ${c.tcpFlows} ${c.tcpCc}`;
+      const ov = c.linkMode === "1-flow" && overlay1 !== undefined ? overlay1 : overlay;
       ctx.progress(i / plan.length, label);
       i++;
       const flows: OverlayFlow[] = [];
       let note: string | undefined;
       try {
         for (let k = 0; k < c.overlayFlows; k++)
-          flows.push(await overlayFlow(overlay.sock(1), overlay.sock(2), 6500 + cases.length * 4 + k));
+          flows.push(await overlayFlow(ov.sock(1), ov.sock(2), 6500 + cases.length * 4 + k));
       } catch (e) {
         note = `overlay flow did not open: ${String(e).slice(0, 200)}`;
       }
@@ -327,6 +362,7 @@ await runBench("fairness", async (ctx) => {
     }
   } finally {
     await overlay.stop();
+    await overlay1?.stop();
     await tb.destroy();
   }
 
@@ -336,6 +372,7 @@ await runBench("fairness", async (ctx) => {
       title: `fairness: one ${RATE_MBIT} Mbit/s bottleneck, ${2 * DELAY_MS} ms RTT, ${QUEUE_PACKETS}-packet queue, ${durationSec} s per case (Mbit/s)`,
       columns: [
         "case",
+        "links",
         "tcp cc",
         "overlay flows",
         "tcp flows",
@@ -351,6 +388,7 @@ await runBench("fairness", async (ctx) => {
       ],
       rows: cases.map((c) => [
         c.kind + (c.note !== undefined ? " (!)" : ""),
+        c.kind === "reference" || c.overlayFlows === 0 ? "" : c.linkMode,
         c.tcpCc,
         c.overlayFlows,
         c.tcpFlows,
@@ -369,6 +407,7 @@ await runBench("fairness", async (ctx) => {
         "jain: (Σx)² / (n·Σx²) over every flow of the case (each overlay session a flow); target ≥ 0.9",
         "reference rows: one kernel Reno flow (in parentheses) instead of the overlay, same competitors: the yardstick for a loss-based AIMD flow",
         "link share, jain link: the overlay link as one flow whatever the number of sessions it carries (one congestion controller); jain overlay: between the overlay sessions",
+        "links: n-flow = default links, one emulated TCP flow per active overlay flow (MulTCP, docs/congestion.md); 1-flow = maxEmulatedFlows 1, one TCP flow per link (same daemons, second pair)",
         "load: 1-minute load average when the case ended (2 cores; above ~2 the overlay daemons are CPU-starved)",
         `niceness of the bench, the daemons and iperf3: ${nice} (bench/priority.ts; --nice N)`,
         ...cases
@@ -380,7 +419,11 @@ await runBench("fairness", async (ctx) => {
   const resultsDir = join(import.meta.dirname, "..", "..", "..", "bench", "results");
   mkdirSync(resultsDir, { recursive: true });
   const svgFile = join(resultsDir, "fairness.svg");
-  writeFileSync(svgFile, fairnessChart(cases, { rateMbit: RATE_MBIT, rttMs: 2 * DELAY_MS }));
+  // The chart labels groups by TCP congestion control: mark the one-flow-link rows there.
+  const chartRows = cases.map((c) =>
+    c.linkMode === "1-flow" && c.overlayFlows > 0 ? { ...c, tcpCc: `${c.tcpCc} 1-flow` } : c,
+  );
+  writeFileSync(svgFile, fairnessChart(chartRows, { rateMbit: RATE_MBIT, rttMs: 2 * DELAY_MS }));
   console.log(`wrote ${svgFile}`);
   return {
     tables,
