@@ -40,6 +40,11 @@ export const NICE = Number(process.env.FO_NICE ?? -10);
  * lab competes with whatever else the machine runs.
  */
 const PRIO: { priority?: number } = NICE === 0 ? {} : { priority: NICE };
+/**
+ * Also started under `nice`: niceness is per thread on Linux, and raising the process after it
+ * started reaches only its main thread, not the threads it made before (a daemon's command worker).
+ */
+const niced = (argv: string[]): string[] => (NICE === 0 ? argv : ["nice", "-n", String(NICE), ...argv]);
 
 /** UDP and TCP port of the responders. */
 export const SERVICE_PORT = 7007;
@@ -289,7 +294,7 @@ export class FailoverLab {
       this.nodes.map(async (n) => {
         const p = this.tb.spawn(
           this.host(n),
-          [process.execPath, "-e", RESPONDER_JS, String(n), String(SERVICE_PORT), ...this.vips],
+          niced([process.execPath, "-e", RESPONDER_JS, String(n), String(SERVICE_PORT), ...this.vips]),
           { ...PRIO, stdio: ["ignore", "pipe", "pipe"] },
         );
         await waitLine(p, /^READY/, 60_000, `responder on n${n}`);
@@ -301,7 +306,7 @@ export class FailoverLab {
   async startProber(host = "cl", intervalMs = 5): Promise<void> {
     const p = this.tb.spawn(
       host,
-      [process.execPath, "-e", PROBER_JS, String(intervalMs), String(SERVICE_PORT), ...this.vips],
+      niced([process.execPath, "-e", PROBER_JS, String(intervalMs), String(SERVICE_PORT), ...this.vips]),
       { ...PRIO, stdio: ["pipe", "pipe", "pipe"] },
     );
     lines(p, (l) => {
@@ -338,7 +343,7 @@ export class FailoverLab {
     await Promise.all(
       this.nodes.map(async (n) => {
         // niced like the rest: its time stamps are taken when it reads the event
-        const p = this.tb.spawn(this.host(n), ["ip", "-ts", "-o", "monitor", "address"], {
+        const p = this.tb.spawn(this.host(n), niced(["ip", "-ts", "-o", "monitor", "address"]), {
           ...PRIO,
           stdio: ["ignore", "pipe", "pipe"],
         });
@@ -569,7 +574,7 @@ export class WackCluster {
   start(n: number): ChildProcess {
     const p = this.lab.tb.spawn(
       this.lab.host(n),
-      [process.execPath, WACKAMOLE_BIN, "--config", this.configFile(n)],
+      niced([process.execPath, WACKAMOLE_BIN, "--config", this.configFile(n)]),
       {
         ...PRIO,
         stdio: ["ignore", "pipe", "pipe"],
@@ -736,7 +741,7 @@ ${inst.join("\n")}`;
     writeFileSync(f.conf, this.config(n));
     const p = this.lab.tb.spawn(
       this.lab.host(n),
-      ["keepalived", "-n", "-l", "-P", "-f", f.conf, "-p", f.pid, "-r", f.vrrp, "-i", `n${n}`],
+      niced(["keepalived", "-n", "-l", "-P", "-f", f.conf, "-p", f.pid, "-r", f.vrrp, "-i", `n${n}`]),
       { ...PRIO, stdio: ["ignore", "pipe", "pipe"] },
     );
     this.procs.set(n, p);

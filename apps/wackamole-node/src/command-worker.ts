@@ -83,6 +83,11 @@ export class CommandWorker {
     this.maxPending = maxPending;
   }
 
+  /** Commands in flight. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
   /** Runs argv (no shell), like `execFile`; never rejects: a failure is a non-zero code. */
   exec(argv: readonly string[], timeoutMs = 10_000, maxBuffer = 4 << 20): Promise<CommandResult> {
     return this.#send({ kind: "exec", argv: [...argv], timeoutMs, maxBuffer }, () => ({
@@ -180,34 +185,45 @@ export function isUrgent(argv: readonly string[]): boolean {
   return cmd === "ip" && argv.includes("addr") && (argv.includes("add") || argv.includes("del"));
 }
 
-/** The daemon's two command workers: urgent address changes, and everything else. */
+/**
+ * The daemon's command workers: `urgent` ones for address changes, `background` ones for the rest.
+ * Each start blocks its worker for the fork-to-exec wait, so two of each let two starts proceed at
+ * once (one per core on a small machine); a command goes to the one with the fewest in flight.
+ */
 export class CommandPool {
-  readonly urgent: CommandWorker;
-  readonly background: CommandWorker;
+  readonly urgent: readonly CommandWorker[];
+  readonly background: readonly CommandWorker[];
 
-  constructor(maxPending = 512) {
-    this.urgent = new CommandWorker(maxPending);
-    this.background = new CommandWorker(maxPending);
+  constructor(opts: { urgent?: number; background?: number; maxPending?: number } = {}) {
+    const make = (n: number) => Array.from({ length: n }, () => new CommandWorker(opts.maxPending ?? 256));
+    this.urgent = make(opts.urgent ?? 2);
+    this.background = make(opts.background ?? 2);
   }
 
   /** A {@link CommandRunner} for the Linux address driver (routes by {@link isUrgent}). */
-  readonly runner: CommandRunner = (argv) => (isUrgent(argv) ? this.urgent : this.background).exec(argv);
+  readonly runner: CommandRunner = (argv) => least(isUrgent(argv) ? this.urgent : this.background).exec(argv);
 
   shell(command: string, timeoutMs: number, env: Record<string, string> = {}): Promise<CommandOutcome> {
-    return this.background.shell(command, timeoutMs, env);
+    return least(this.background).shell(command, timeoutMs, env);
   }
 
   get stats(): CommandWorkerStats {
-    const a = this.urgent.stats;
-    const b = this.background.stats;
-    return {
-      commands: a.commands + b.commands,
-      refused: a.refused + b.refused,
-      workerRestarts: a.workerRestarts + b.workerRestarts,
-    };
+    const out: CommandWorkerStats = { commands: 0, refused: 0, workerRestarts: 0 };
+    for (const w of [...this.urgent, ...this.background]) {
+      out.commands += w.stats.commands;
+      out.refused += w.stats.refused;
+      out.workerRestarts += w.stats.workerRestarts;
+    }
+    return out;
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.urgent.close(), this.background.close()]);
+    await Promise.all([...this.urgent, ...this.background].map((w) => w.close()));
   }
+}
+
+function least(ws: readonly CommandWorker[]): CommandWorker {
+  let best = ws[0] as CommandWorker;
+  for (const w of ws) if (w.pending < best.pending) best = w;
+  return best;
 }
