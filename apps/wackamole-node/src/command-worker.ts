@@ -83,6 +83,14 @@ export class CommandWorker {
     this.maxPending = maxPending;
   }
 
+  /**
+   * Starts the worker thread now (a thread and its first command take tens of ms, hundreds on a busy
+   * host: not something a fail-over should wait for).
+   */
+  warm(): void {
+    if (!this.#closed) this.#ensure();
+  }
+
   /** Commands in flight. */
   get pending(): number {
     return this.#pending.size;
@@ -198,6 +206,7 @@ export class CommandPool {
     const make = (n: number) => Array.from({ length: n }, () => new CommandWorker(opts.maxPending ?? 256));
     this.urgent = make(opts.urgent ?? 2);
     this.background = make(opts.background ?? 2);
+    for (const w of [...this.urgent, ...this.background]) w.warm();
   }
 
   /** A {@link CommandRunner} for the Linux address driver (routes by {@link isUrgent}). */

@@ -11,6 +11,7 @@ import { CapacityError, ConfigError, type Logger, type NodeId } from "@spines-ts
 import {
   type AddressDriver,
   DryRunAddressDriver,
+  parseVipGroups,
   type VipGroup,
   VipNode,
   type VipNodeEvent,
@@ -220,6 +221,12 @@ export class WackamoleDaemon {
       } catch (e) {
         log.error({ err: String(e) }, "could not clean up addresses of an earlier run");
       }
+      // interface options now, not in the first fail-over (acquire retries them if this fails)
+      try {
+        await inner.prepare(parseVipGroups(c.vips.groups));
+      } catch (e) {
+        log.warn({ err: String(e) }, "could not prepare the interfaces (retried on the first acquire)");
+      }
     }
     const host = await UdpHost.open({
       id: c.id,
@@ -302,7 +309,17 @@ export class WackamoleDaemon {
     if (c.driver === "dry-run") return new DryRunAddressDriver(1000);
     const dlog = log.child({ part: "driver" });
     return new LinuxAddressDriver({
-      runner: commands.runner,
+      // each command's duration at debug level (a slow fail-over is usually slow commands)
+      runner: (argv) => {
+        const t0 = performance.now();
+        return commands.runner(argv).then((r) => {
+          dlog.debug(
+            { argv: argv.join(" "), code: r.code, ms: Math.round(performance.now() - t0) },
+            "command",
+          );
+          return r;
+        });
+      },
       announce: c.announce,
       notify: c.notify.map((n) => ({
         iface: n.iface,

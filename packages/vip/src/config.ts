@@ -143,3 +143,13 @@ export function tableFingerprint(groups: readonly VipGroup[]): number {
   }
   return h >>> 0;
 }
+
+/** An address's bytes as lowercase hex (4 or 16 bytes), the key neighbour entries are kept by. */
+export function addressKey(address: string): string {
+  if (!address.includes(":"))
+    return address
+      .split(".")
+      .map((o) => Number(o).toString(16).padStart(2, "0"))
+      .join("");
+  return new Address6(address).canonicalForm().replaceAll(":", "");
+}

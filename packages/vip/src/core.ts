@@ -18,7 +18,7 @@ import {
   settle,
   type Table,
 } from "./allocate.ts";
-import { parseVipGroups, tableFingerprint, type VipGroup, type VipGroupInput } from "./config.ts";
+import { addressKey, parseVipGroups, tableFingerprint, type VipGroup, type VipGroupInput } from "./config.ts";
 
 /** How balancing runs (docs/vip.md §4.3). */
 export type BalanceMode =
@@ -147,6 +147,8 @@ export class VipCore {
   #table: Table | undefined;
   #delivered = 0;
   readonly #neighbors = new Map<string, VipNeighbor>();
+  /** The configured VIPs (as neighbour keys): a VIP is never a neighbour to notify. */
+  readonly #vipKeys: ReadonlySet<string>;
   #transmits: Uint8Array[] = [];
   #actions: VipAction[] = [];
   #events: VipEvent[] = [];
@@ -158,6 +160,7 @@ export class VipCore {
     this.id = id;
     this.#incarnation = incarnation >>> 0;
     this.groups = parseVipGroups(config.groups, source);
+    this.#vipKeys = new Set(this.groups.flatMap((g) => g.addresses.map((a) => addressKey(a.address))));
     this.fingerprint = tableFingerprint(this.groups);
     const byName = new Map(this.groups.map((g) => [g.name, g.index]));
     const prefer = config.prefer ?? [];
@@ -531,6 +534,8 @@ export class VipCore {
   #learn(from: NodeId, entries: readonly VipNeighbor[]): void {
     for (const e of entries) {
       const key = Array.from(e.ip, (b) => b.toString(16).padStart(2, "0")).join("");
+      // a member's cache holds the other VIPs too (it talked to them): notifying them is wasted work
+      if (this.#vipKeys.has(key)) continue;
       this.#neighbors.delete(key);
       this.#neighbors.set(key, e);
       if (this.#neighbors.size > MAX_NEIGHBORS) {

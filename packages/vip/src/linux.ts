@@ -182,7 +182,8 @@ export class LinuxAddressDriver implements AddressDriver {
   /** Per group: a generation number; background work of an older generation stops. */
   readonly #gen = new Map<string, number>();
   readonly #held = new Map<string, VipGroup>();
-  readonly #sysctlDone = new Set<string>();
+  /** Per "family:iface": its sysctl done or under way (a failed one is forgotten, to be retried). */
+  readonly #sysctlDone = new Map<string, Promise<void>>();
   #refresh: ReturnType<typeof setInterval> | undefined;
   /** Commands run (bounded, newest last), for diagnostics and tests. */
   readonly history: string[] = [];
@@ -334,18 +335,32 @@ export class LinuxAddressDriver implements AddressDriver {
     return this.#run(argv);
   }
 
-  async #prepare(a: VipAddress): Promise<void> {
+  /**
+   * Sets the interface options the groups' addresses need (once per family and interface), so the
+   * first fail-over does not wait for them; `acquire` does it too when it was not done.
+   */
+  async prepare(groups: readonly VipGroup[]): Promise<void> {
+    await settleAll(groups.flatMap((g) => g.addresses.map((a) => this.#prepare(a))));
+  }
+
+  #prepare(a: VipAddress): Promise<void> {
     const key = `${a.family}:${a.iface}`;
-    if (this.#sysctlDone.has(key)) return;
+    const known = this.#sysctlDone.get(key);
+    if (known !== undefined) return known;
     // IPv4: removing a primary address must not take the secondaries with it (Wackamole's alias
     // cascade). IPv6: the kernel sends an unsolicited NA when a nodad address is added.
     const argv =
       a.family === 4
         ? ["sysctl", "-qw", `net.ipv4.conf.${a.iface}.promote_secondaries=1`]
         : ["sysctl", "-qw", `net.ipv6.conf.${a.iface}.ndisc_notify=1`];
-    const r = await this.#exec(argv);
-    if (r.code !== 0) throw new LinuxDriverError(`prepare ${a.iface}`, argv, r);
-    this.#sysctlDone.add(key);
+    const p = this.#exec(argv).then((r) => {
+      if (r.code !== 0) {
+        this.#sysctlDone.delete(key);
+        throw new LinuxDriverError(`prepare ${a.iface}`, argv, r);
+      }
+    });
+    this.#sysctlDone.set(key, p);
+    return p;
   }
 
   #alive(group: VipGroup, gen: number): boolean {

@@ -172,6 +172,27 @@ describe("VipCore", () => {
     expect((cores.get(2) as VipCore).neighbors().length).toBeGreaterThan(0);
   });
 
+  it("never keeps a configured VIP as a neighbour to notify (IPv4 and IPv6)", () => {
+    const { cores, install, pump } = cluster([1, 2], { neighborShareMs: 1000 });
+    install((me) => view(1, [1, 2], me));
+    const c1 = cores.get(1) as VipCore;
+    const mac = new Uint8Array([2, 0, 0, 0, 0, 1]);
+    const fd03 = new Uint8Array(16);
+    fd03.set([0xfd, 0], 0);
+    fd03[15] = 3;
+    c1.shareNeighbors(
+      [
+        { ip: new Uint8Array([10, 0, 1, 1]), mac }, // g1's VIP
+        { ip: fd03, mac }, // g2's IPv6 VIP fd00::3
+        { ip: new Uint8Array([10, 0, 9, 9]), mac }, // a real neighbour
+      ],
+      1000,
+    );
+    pump(view(1, [1, 2], 1), 1000);
+    const learned = (cores.get(2) as VipCore).neighbors().map((n) => Array.from(n.ip).join("."));
+    expect(learned).toEqual(["10.0.9.9"]);
+  });
+
   it("documented defaults are the effective ones (Wackamole quirk 1)", () => {
     const c = new VipCore({ groups }, 1);
     expect(c.matureMs).toBe(5000);

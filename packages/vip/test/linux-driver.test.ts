@@ -142,6 +142,27 @@ describe("LinuxAddressDriver (fake kernel)", () => {
     expect(k.calls.filter((c) => c.includes("addr del"))).toHaveLength(4);
   });
 
+  it("prepare sets each interface's options once, ahead of the first acquire", async () => {
+    const k = fakeKernel();
+    const d = new LinuxAddressDriver({ runner: k.runner, announce: { count: 0 } });
+    await Promise.all([d.prepare([group]), d.prepare([group])]);
+    const sysctls = () => k.calls.filter((c) => c.startsWith("sysctl"));
+    expect(sysctls()).toEqual([
+      "sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1",
+      "sysctl -qw net.ipv6.conf.eth1.ndisc_notify=1",
+    ]);
+    await d.acquire(group, []);
+    expect(sysctls()).toHaveLength(2);
+    // a failed one is retried by the next acquire
+    const k2 = fakeKernel();
+    k2.fail.add("sysctl -qw net.ipv4");
+    const d2 = new LinuxAddressDriver({ runner: k2.runner, announce: { count: 0 } });
+    await expect(d2.prepare([group])).rejects.toThrow(/prepare eth0/);
+    k2.fail.clear();
+    await d2.acquire(group, []);
+    expect(k2.calls.filter((c) => c.startsWith("sysctl -qw net.ipv4"))).toHaveLength(2);
+  });
+
   it("cleanup removes only addresses carrying its mark", async () => {
     const k = fakeKernel([
       { dev: "eth0", family: "inet", local: "10.1.0.1", prefixlen: 24 }, // the host's own
