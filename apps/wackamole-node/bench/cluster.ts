@@ -739,6 +739,10 @@ ${inst.join("\n")}`;
   start(n: number): ChildProcess {
     const f = this.files(n);
     writeFileSync(f.conf, this.config(n));
+    // the previous process is gone (stop waited for it), but its killed VRRP child may not be
+    // reaped yet: keepalived would take that zombie's pid file for a running daemon and exit
+    rmSync(f.pid, { force: true });
+    rmSync(f.vrrp, { force: true });
     const p = this.lab.tb.spawn(
       this.lab.host(n),
       niced(["keepalived", "-n", "-l", "-P", "-f", f.conf, "-p", f.pid, "-r", f.vrrp, "-i", `n${n}`]),

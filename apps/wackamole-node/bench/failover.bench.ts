@@ -135,6 +135,8 @@ const TRIAL_LIMIT_MS = 20_000;
 /** Observation after the last moved VIP answered (violations window). */
 const OBSERVE_MS = 1000;
 const SETTLE_MS = 120_000;
+/** A trial starts only after no VIP was added or removed anywhere for this long. */
+const QUIET_MS = 2000;
 
 const load = (): [number, number, number] =>
   loadavg().map((x) => Math.round(x * 100) / 100) as [number, number, number];
@@ -226,6 +228,11 @@ async function settle(lab: FailoverLab, sys: System, live: number[]): Promise<Ma
           bad.push(`${v} answered by ${s[0]} ${Math.round(s[1])} ms ago`);
         else out.set(v, hs[0] as number);
       });
+      // and nothing moved lately: a trial must not start in the middle of a move (a rebalance after
+      // the last trial's restart), or its "fail-over" would measure that move instead
+      const lastMove = lab.addrEvents.at(-1)?.t ?? 0;
+      if (bad.length === 0 && now() - lastMove < QUIET_MS)
+        bad.push(`a VIP moved ${Math.round(now() - lastMove)} ms ago`);
       last = bad.join("; ");
       return bad.length === 0 ? out : undefined;
     },
