@@ -6,6 +6,10 @@
  */
 export const SHELLS: readonly { readonly pattern: string; readonly why: string }[] = [
   { pattern: "packages/node-host/src/**", why: "the UDP Host, discovery sockets: the process's I/O" },
+  {
+    pattern: "packages/daemon-kit/src/**",
+    why: "the daemons' local-socket shell: Unix/TCP listeners, control socket, metrics HTTP, pino logger, stall timers",
+  },
   { pattern: "packages/vip/src/linux*.ts", why: "the Linux address/ARP driver (ip, arping)" },
   { pattern: "packages/primitives/src/system-clock.ts", why: "the process clock (performance.now)" },
   {
