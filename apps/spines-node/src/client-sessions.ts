@@ -312,7 +312,15 @@ export class ClientSessions implements SessionService {
     number,
     { resolve: (s: StreamSession) => void; reject: (e: Error) => void; stream: CoreStream }
   >();
-  readonly stats = { sent: 0, delivered: 0, noPort: 0, noRoute: 0, datagramFailures: 0 };
+  readonly stats = {
+    sent: 0,
+    delivered: 0,
+    noPort: 0,
+    noRoute: 0,
+    datagramFailures: 0,
+    /** Datagrams refused with ERR_WOULD_BLOCK: the queue toward the next hop had no room. */
+    wouldBlock: 0,
+  };
   /** Sees bytes to (`fromClient` false) and from clients while a packet trace runs (daemon.ts). */
   trace: ((fromClient: boolean, data: Uint8Array) => void) | undefined;
 
@@ -458,6 +466,19 @@ export class ClientSessions implements SessionService {
         if (node !== this.node.id && !this.node.hasRoute(node)) {
           this.stats.noRoute++;
           throw new SessionError(ClientErrorCode.Unreachable, `no route to node ${node}`);
+        }
+        if (node !== this.node.id) {
+          // Accepted means sent: a datagram the local queue cannot take whole is refused now
+          // (would-block), never dropped later (issue 10).
+          const frag = this.node.sessions.core.config.datagramFragmentBytes;
+          const needed = Math.max(1, Math.ceil(data.length / frag));
+          if (needed > this.node.localRoom(node, p, dstPort)) {
+            this.stats.wouldBlock++;
+            throw new SessionError(
+              ClientErrorCode.WouldBlock,
+              `no room toward node ${node} now (the link is full); datagram not sent`,
+            );
+          }
         }
         this.stats.sent++;
         this.trace?.(true, data);

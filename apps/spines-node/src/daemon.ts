@@ -65,6 +65,8 @@ export class SpinesDaemon {
   #generatedToken: string | undefined;
   /** The packet trace while one runs (control `trace`). */
   #trace: PacketTrace | undefined;
+  /** Event-loop stalls (status `eventLoop`). */
+  readonly #loop = new LoopWatch();
 
   private constructor(opts: DaemonOptions, host: UdpHost, keys: KeySet | undefined) {
     const cfg = opts.config;
@@ -349,6 +351,13 @@ export class SpinesDaemon {
         ...this.host.stats,
         ...this.node.counters,
         noPort: this.sessions.stats.noPort,
+        localQueue: {
+          packets: this.node.plane.localQueueLength,
+          peak: this.node.plane.localQueuePeak,
+          drops: this.node.plane.localQueueDrops,
+          controlDrops: this.node.plane.controlQueueDrops,
+          forwardHeld: this.node.plane.forwardHeld,
+        },
         decodeErrorsByCode: Object.fromEntries(this.node.decodeErrorsByCode),
         auth: this.node.authStats() ?? null,
         emulation: Object.fromEntries(this.emulator.links().map((id) => [id, this.emulator.stats(id)])),
@@ -361,6 +370,7 @@ export class SpinesDaemon {
         links: this.#linkCounters(),
       },
       memory: memoryNow(),
+      eventLoop: this.#loop.stats(),
     };
   }
 
@@ -601,6 +611,7 @@ export class SpinesDaemon {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.log.info({ id: this.#config.id }, "spines-node stopping");
+      this.#loop.stop();
       const step = async (what: string, p: () => Promise<void> | undefined): Promise<void> => {
         let t: ReturnType<typeof setTimeout> | undefined;
         try {
@@ -634,6 +645,60 @@ export class SpinesDaemon {
       }
     })();
     return this.#stopping;
+  }
+}
+
+/**
+ * How late a 20 ms interval timer fires: stalls of the event loop (a long task, GC, a host starved
+ * of CPU), in which no datagram was read and no timer ran. Peers' dead timeouts count that time, so
+ * status shows it: an operator (and the soak) can tell "the network lost us" from "this host could
+ * not run us". Bounded: one counter, one maximum, the worst stall of the last 12 five-second windows.
+ */
+class LoopWatch {
+  static readonly TICK_MS = 20;
+  static readonly STALL_MS = 50;
+  static readonly WINDOW_MS = 5000;
+  #stalls = 0;
+  #maxStallMs = 0;
+  #last = performance.now();
+  #windowStart = this.#last;
+  #current = 0;
+  readonly #windows: number[] = [];
+  #timer: ReturnType<typeof setInterval> | undefined = setInterval(() => this.#tick(), LoopWatch.TICK_MS);
+
+  constructor() {
+    this.#timer?.unref();
+  }
+
+  #tick(): void {
+    const t = performance.now();
+    const stall = t - this.#last - LoopWatch.TICK_MS;
+    this.#last = t;
+    if (stall > LoopWatch.STALL_MS) this.#stalls++;
+    this.#maxStallMs = Math.max(this.#maxStallMs, stall);
+    this.#current = Math.max(this.#current, stall);
+    if (t - this.#windowStart >= LoopWatch.WINDOW_MS) {
+      this.#windows.push(this.#current);
+      if (this.#windows.length > 12) this.#windows.shift();
+      this.#current = 0;
+      this.#windowStart = t;
+    }
+  }
+
+  /** Stalls over 50 ms, the longest since start, of the last minute, and of the last 5-10 s (ms). */
+  stats(): { stalls: number; maxStallMs: number; lastMinuteMaxStallMs: number; recentMaxStallMs: number } {
+    const prev = this.#windows[this.#windows.length - 1] ?? 0;
+    return {
+      stalls: this.#stalls,
+      maxStallMs: Math.round(this.#maxStallMs),
+      lastMinuteMaxStallMs: Math.round(Math.max(0, this.#current, ...this.#windows)),
+      recentMaxStallMs: Math.round(Math.max(0, this.#current, prev)),
+    };
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 }
 

@@ -145,7 +145,11 @@ export class SpinesStream extends Duplex {
       if (c !== undefined) {
         c._forget(this.handle);
         c._resumeReading(this);
-        c._request(new FrameBuilder(Op.Close), (b) => b.u32(this.handle).u8(CloseHow.Reset)).catch(() => {});
+        // Both directions ended cleanly (the auto-destroy after end() and 'end'): a graceful close,
+        // so data still on its way to the peer is delivered; anything else aborts the session.
+        const how =
+          err === null && this.writableFinished && this.readableEnded ? CloseHow.Close : CloseHow.Reset;
+        c._request(new FrameBuilder(Op.Close), (b) => b.u32(this.handle).u8(how)).catch(() => {});
       }
     }
     for (const w of this.#waiting.splice(0)) w();

@@ -86,6 +86,11 @@ export const ClientErrorCode = {
   TimedOut: "ERR_TIMED_OUT",
   TooLarge: "ERR_TOO_LARGE",
   Limit: "ERR_LIMIT",
+  /**
+   * The daemon cannot take this datagram now without dropping it (its queue toward the next hop is
+   * full): nothing was sent; send again later (docs/sessions.md, overload).
+   */
+  WouldBlock: "ERR_WOULD_BLOCK",
   NotSupported: "ERR_NOT_SUPPORTED",
   ShuttingDown: "ERR_SHUTTING_DOWN",
   /** A TCP client's HELLO without the daemon's token (docs/security.md). */

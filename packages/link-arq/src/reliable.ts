@@ -56,6 +56,9 @@ export interface ReliableSenderStats {
 /** Slack (ms) when comparing an echoed µs timestamp with a send time. */
 const TS_SLACK_MS = 0.002;
 
+/** Milliseconds of the pacing rate a paced sender may send at once (its token bucket's depth). */
+export const PACING_BURST_MS = 4;
+
 /**
  * The sending half of the reliable channel: selective repeat with SACK, RACK/QUIC-style loss
  * detection (packet threshold and 9/8·RTT time threshold), an RFC 6298 RTO with a ms floor and
@@ -158,6 +161,10 @@ export class ReliableSender {
   get queuedPackets(): number {
     return this.#queue.packets;
   }
+  /** Packets of `flow` queued and not yet sent. */
+  queuedFor(flow: FlowKey): number {
+    return this.#queue.flowPackets(flow);
+  }
   get unackedPackets(): number {
     return this.#unacked.size;
   }
@@ -238,7 +245,13 @@ export class ReliableSender {
     const srtt = this.#rtt.srttOr(this.#cfg.initialRtoMs / 3);
     if (this.#pacer) {
       const rate = this.cc.pacingRate(srtt);
-      this.#pacer.configure(rate, Math.max(2 * this.#cfg.mtu, Math.min(this.cc.cwnd, rate * 1)), now);
+      // The bucket holds PACING_BURST_MS of the rate: a sender woken late (a loaded event loop)
+      // catches up that much at once instead of two packets per wake-up (issue 10).
+      this.#pacer.configure(
+        rate,
+        Math.max(2 * this.#cfg.mtu, Math.min(this.cc.cwnd, rate * PACING_BURST_MS)),
+        now,
+      );
     }
     this.#paceAt = undefined;
     for (;;) {

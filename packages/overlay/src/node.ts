@@ -49,6 +49,8 @@ export interface SessionTransport {
 
 export interface PlaneSessionDriverOptions {
   readonly config?: Partial<SessionConfig>;
+  /** The plane's room for a local flow (streams send no new data beyond it). */
+  readonly sendRoom?: (to: NodeId, linkType: LinkType, srcPort: number, dstPort: number) => number;
   readonly onEvent?: (e: SessionEvent, driver: SessionDriver) => void;
 }
 
@@ -71,6 +73,7 @@ export class PlaneSessionDriver extends SessionDriver {
   constructor(host: Host, transport: SessionTransport, opts: PlaneSessionDriverOptions = {}) {
     super(host, {
       ...(opts.config ? { config: opts.config } : {}),
+      ...(opts.sendRoom ? { sendRoom: opts.sendRoom } : {}),
       ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     });
     this.#transport = transport;
@@ -177,10 +180,16 @@ export class OverlayNode implements NodeProgram {
     this.plane = new OverlayPlane(wire, {
       ...planeOpts,
       ...(onRouteChange ? { onRouteChange: (e: RoutingEvent) => onRouteChange(e, this) } : {}),
-      onWritable: () => this.onWritable?.(this),
+      onWritable: () => {
+        this.sessions.transportWritable();
+        this.onWritable?.(this);
+      },
     });
+    const self = host.id;
     this.sessions = new PlaneSessionDriver(wire, this.plane, {
       ...(session ? { config: session } : {}),
+      sendRoom: (to, linkType, srcPort, dstPort) =>
+        to === self ? Number.POSITIVE_INFINITY : this.plane.sendRoom(to, linkType, srcPort, dstPort),
       onEvent: (e) => this.onEvent?.(e, this),
     });
     this.plane.deliverLocal = (payload, header) => this.sessions.deliver(header, payload);
@@ -370,5 +379,12 @@ export class OverlayNode implements NodeProgram {
   }
   sendDatagram(o: DatagramOptions): number | false {
     return this.sessions.sendDatagram(o);
+  }
+  /**
+   * How many more packets a local flow (`srcPort` to `dst:dstPort`) may queue now without a drop
+   * (`OverlayPlane.localRoom`): a datagram of more fragments must be refused (would-block).
+   */
+  localRoom(dst: NodeId, srcPort: number, dstPort: number): number {
+    return this.plane.localRoom(dst, srcPort, dstPort);
   }
 }

@@ -55,6 +55,8 @@ const MAX_MISMATCH_WARNED = 1024;
 
 /** Default bound of the queue of locally originated packets waiting for a full link. */
 export const DEFAULT_MAX_LOCAL_QUEUE = 2048;
+/** Default bound of one local flow's share of that queue. */
+export const DEFAULT_MAX_FLOW_QUEUE = 512;
 
 /** What the plane counted; bad input is counted here and dropped, never thrown. */
 export interface OverlayCounters {
@@ -97,6 +99,8 @@ export interface OverlayPlaneOptions {
   readonly incarnation?: number;
   /** Bound of the local send queue (default `DEFAULT_MAX_LOCAL_QUEUE`). */
   readonly maxLocalQueue?: number;
+  /** Bound of one local flow's packets in it (default `DEFAULT_MAX_FLOW_QUEUE`, at most `maxLocalQueue`). */
+  readonly maxFlowQueue?: number;
   /** Default `host.log`. */
   readonly log?: Logger;
   /** Where packets for this node go (for sessions: a session message in the payload form, docs/wire.md §5.10). */
@@ -122,6 +126,29 @@ interface Queued {
   readonly header: OverlayHeader;
   readonly payload: Uint8Array;
 }
+
+/** The queue of one local flow (source port to destination session) waiting for a full link. */
+interface FlowQueue {
+  readonly key: FlowKey;
+  items: Queued[];
+  head: number;
+  /** Bytes the flow may still send this round (deficit round robin). */
+  deficit: number;
+  /** In the round-robin list. */
+  active: boolean;
+}
+
+/**
+ * Packets of one local flow a reliable link may hold unsent; more wait in the plane's flow queue,
+ * and streams hold their data back (`sendRoom`), so a narrow link is not fed seconds of data that
+ * the end-to-end timers would then count as lost (issue 10).
+ */
+export const LOCAL_LINK_QUEUE_PACKETS = 32;
+
+/** Bytes a local flow may send per deficit-round-robin round (about one packet). */
+export const LOCAL_QUANTUM_BYTES = 1200;
+/** Flow queues remembered at most (idle ones are forgotten first). */
+const MAX_LOCAL_FLOWS = 4096;
 
 /** `{ ...h, ttl }` as a literal of the header's fields (one fixed shape, no spread per packet). */
 function withTtl(h: OverlayHeader, ttl: number): OverlayHeader {
@@ -166,6 +193,9 @@ export class OverlayPlane {
   readonly router: Router;
   readonly src: FrameSource;
   readonly maxLocalQueue: number;
+  readonly maxFlowQueue: number;
+  /** Data packets the local queue takes at most; the rest of `maxLocalQueue` is kept for control. */
+  readonly localDataLimit: number;
   /** Where packets for this node go (the session endpoint). */
   deliverLocal: (payload: Uint8Array, header: OverlayHeader) => void;
   /** Where multicast packets for a group this node joined go. */
@@ -178,17 +208,30 @@ export class OverlayPlane {
   readonly #metrics = new Map<NodeId, LinkMetrics>();
   /** When each neighbour's sender mismatch was last said at warn. */
   readonly #mismatchWarnedAt = new Map<NodeId, number>();
-  #queue: Queued[] = [];
+  /** Local control messages a full link refused (sent before any data). */
+  #control: Queued[] = [];
+  readonly #flows = new Map<FlowKey, FlowQueue>();
+  /** Flows with queued packets, in round-robin order. */
+  #active: FlowQueue[] = [];
+  /** Packets in the flow queues. */
+  #queued = 0;
+  #flushing = false;
+  /** A local flow was held back by `LOCAL_LINK_QUEUE_PACKETS` (or told it had no room). */
+  #softBlocked = false;
+  #retryScheduled = false;
   #routerCancel: Cancel | undefined;
   #routerAt = Number.POSITIVE_INFINITY;
   #pumping = false;
   #lastFlow: { src: number; srcPort: number; dst: number; dstPort: number; key: FlowKey } | undefined;
   #stopped = false;
-  /** Local packets dropped because the local queue was full. */
+  /** Local packets dropped because the local queue (or the flow's share of it) was full. */
   localQueueDrops = 0;
+  /** Local control messages (session acks, opens, resets) offered, and dropped for a full queue. */
+  controlSent = 0;
+  controlQueueDrops = 0;
   /** Times a reliable packet in transit was left with its upstream link (back-pressure). */
   forwardHeld = 0;
-  /** Most packets the local queue ever held. */
+  /** Most data packets the local queue ever held. */
   localQueuePeak = 0;
 
   constructor(host: Host, opts: OverlayPlaneOptions) {
@@ -197,6 +240,12 @@ export class OverlayPlane {
     this.#log = opts.log ?? host.log;
     this.#rl = new RateLimitedLog(this.#log, 1000, 5);
     this.maxLocalQueue = checkLimit("maxLocalQueue", opts.maxLocalQueue ?? DEFAULT_MAX_LOCAL_QUEUE);
+    // Data may fill the local queue up to a reserve kept for control messages (an eighth).
+    this.localDataLimit = Math.max(1, this.maxLocalQueue - Math.floor(this.maxLocalQueue / 8));
+    this.maxFlowQueue = Math.min(
+      this.localDataLimit,
+      checkLimit("maxFlowQueue", opts.maxFlowQueue ?? DEFAULT_MAX_FLOW_QUEUE),
+    );
     this.deliverLocal = opts.deliverLocal ?? (() => {});
     this.deliverGroup = opts.deliverGroup ?? (() => {});
     this.onWritable = opts.onWritable ?? (() => {});
@@ -204,10 +253,16 @@ export class OverlayPlane {
     // Link frames are fresh `encode()` results never written again: a host that can take a buffer
     // over without its defensive copy (the daemon's UdpHost) gets them as they are.
     const owning = (host as Partial<OwningHost>).sendOwned;
+    const send =
+      typeof owning === "function"
+        ? (peer: NodeId, bytes: Uint8Array) => owning.call(host, peer, bytes)
+        : (peer: NodeId, bytes: Uint8Array) => host.send(peer, bytes);
     this.driver = new LinkDriver(host, {
-      ...(typeof owning === "function"
-        ? { transmit: (peer: NodeId, bytes: Uint8Array) => owning.call(host, peer, bytes) }
-        : {}),
+      transmit: (peer: NodeId, bytes: Uint8Array) => {
+        send(peer, bytes);
+        // A link sending frees room in its queue: local flows held back may go on.
+        if (this.#softBlocked && !this.#retryScheduled) this.#scheduleRetry();
+      },
       ...(opts.link ? { config: opts.link } : {}),
       ...(opts.incarnation !== undefined ? { incarnation: opts.incarnation } : {}),
       onEvent: (peer, e) => this.#onLinkEvent(peer, e),
@@ -228,9 +283,9 @@ export class OverlayPlane {
     return this.driver.incarnation;
   }
 
-  /** Packets waiting in the local send queue. */
+  /** Packets waiting in the local send queue (data and control). */
   get localQueueLength(): number {
-    return this.#queue.length;
+    return this.#queued + this.#control.length;
   }
 
   /** Last metrics event of each link. */
@@ -425,24 +480,118 @@ export class OverlayPlane {
     return this.router.nextHop(node) !== undefined;
   }
 
-  /** Sends an overlay packet originated here (for sessions: a session message in the payload form). */
-  sendLocal(linkType: LinkType | number, header: OverlayHeader, payload: Uint8Array): void {
-    if (this.#stopped) return;
+  /**
+   * Sends an overlay packet originated here (for sessions: a session message in the payload form).
+   * `control` marks a message that must not wait behind data (session acks, opens, resets): it is
+   * sent before any queued data. Data a full link refuses waits in its flow's queue; flows are
+   * served by deficit round robin, so one busy local source cannot starve the others. Returns false
+   * when the packet was dropped because the local queue was full (counted in `localQueueDrops`);
+   * callers that must not lose a packet ask `localRoom` first.
+   */
+  sendLocal(
+    linkType: LinkType | number,
+    header: OverlayHeader,
+    payload: Uint8Array,
+    control = false,
+  ): boolean {
+    if (this.#stopped) return true;
     const q: Queued = { channel: channelFor(linkType), header, payload };
-    if (this.#queue.length > 0) {
-      this.#enqueue(q);
-      return;
+    if (control) {
+      this.controlSent++;
+      if (this.#control.length === 0 && this.#trySend(q)) return true;
+      if (this.#queued + this.#control.length >= this.maxLocalQueue) {
+        this.controlQueueDrops++;
+        return false;
+      }
+      this.#control.push(q);
+      return true;
     }
-    if (!this.#trySend(q)) this.#enqueue(q);
+    const key = this.#flowKey(header);
+    const f = this.#flows.get(key);
+    if ((f === undefined || f.head === f.items.length) && this.#control.length === 0 && this.#trySend(q))
+      return true;
+    return this.#enqueue(key, f, q);
   }
 
-  #enqueue(q: Queued): void {
-    if (this.#queue.length >= this.maxLocalQueue) {
-      this.localQueueDrops++;
-      return;
+  /**
+   * How many more packets of the local flow `src:srcPort > dst:dstPort` the local queue takes now
+   * without dropping any (0: a sender must wait, or report would-block).
+   */
+  localRoom(dst: NodeId, srcPort: number, dstPort: number): number {
+    const key = flowKeyOf({ src: this.host.id, srcPort, dst, dstPort, dstKind: DestKind.Node, ttl: 0 });
+    const f = this.#flows.get(key);
+    const flowLen = f === undefined ? 0 : f.items.length - f.head;
+    return Math.max(
+      0,
+      Math.min(
+        this.maxFlowQueue - flowLen,
+        this.localDataLimit - this.#queued,
+        this.maxLocalQueue - this.#queued - this.#control.length,
+      ),
+    );
+  }
+
+  /**
+   * How many more packets the local flow `srcPort` to `to:dstPort` on `linkType` can hand over now
+   * without queueing behind a full link: 0 while its plane queue holds any; on the reliable channel,
+   * what its share of the link's queue (`LOCAL_LINK_QUEUE_PACKETS`) has left. A flow told 0 is
+   * woken through `onWritable` once the link sends again.
+   */
+  sendRoom(to: NodeId, linkType: LinkType | number, srcPort: number, dstPort: number): number {
+    const key = flowKeyOf({ src: this.host.id, srcPort, dst: to, dstPort, dstKind: DestKind.Node, ttl: 0 });
+    const f = this.#flows.get(key);
+    let room = Number.POSITIVE_INFINITY;
+    if (f !== undefined && f.head < f.items.length) room = 0;
+    else if (channelFor(linkType) === LinkChannel.Reliable) {
+      const next = this.router.nextHop(to);
+      const link = next === undefined ? undefined : this.driver.link(next);
+      if (link !== undefined && link.state === "up")
+        room = Math.max(0, LOCAL_LINK_QUEUE_PACKETS - link.reliable.queuedFor(key));
     }
-    this.#queue.push(q);
-    if (this.#queue.length > this.localQueuePeak) this.localQueuePeak = this.#queue.length;
+    if (room < 1) this.#softBlocked = true;
+    return room;
+  }
+
+  #scheduleRetry(): void {
+    this.#retryScheduled = true;
+    this.host.schedule(this.host.clock.now(), () => {
+      this.#retryScheduled = false;
+      if (this.#stopped || !this.#softBlocked) return;
+      this.#softBlocked = false;
+      this.#flushQueue();
+      this.onWritable();
+    });
+  }
+
+  #enqueue(key: FlowKey, f: FlowQueue | undefined, q: Queued): boolean {
+    const flowLen = f === undefined ? 0 : f.items.length - f.head;
+    if (
+      this.#queued >= this.localDataLimit ||
+      this.#queued + this.#control.length >= this.maxLocalQueue ||
+      flowLen >= this.maxFlowQueue
+    ) {
+      this.localQueueDrops++;
+      return false;
+    }
+    let fq = f;
+    if (fq === undefined) {
+      if (this.#flows.size >= MAX_LOCAL_FLOWS) this.#pruneFlows();
+      fq = { key, items: [], head: 0, deficit: 0, active: false };
+      this.#flows.set(key, fq);
+    }
+    fq.items.push(q);
+    if (!fq.active) {
+      fq.active = true;
+      this.#active.push(fq);
+    }
+    this.#queued++;
+    if (this.#queued > this.localQueuePeak) this.localQueuePeak = this.#queued;
+    return true;
+  }
+
+  /** Forgets idle flow queues (the table is bounded; active flows always stay). */
+  #pruneFlows(): void {
+    for (const [k, f] of this.#flows) if (!f.active) this.#flows.delete(k);
   }
 
   /** True when done with the packet (sent or dropped), false when it should wait. */
@@ -452,18 +601,90 @@ export class OverlayPlane {
       this.counters.noRoute++;
       return true;
     }
-    const r = this.driver.send(next, q.channel, q.header, q.payload, this.#flowKey(q.header));
-    if (r === SendResult.WouldBlock) return false;
+    const flow = this.#flowKey(q.header);
+    if (q.channel === LinkChannel.Reliable && q.header.src === this.host.id) {
+      const link = this.driver.link(next);
+      if (
+        link !== undefined &&
+        link.state === "up" &&
+        link.reliable.queuedFor(flow) >= LOCAL_LINK_QUEUE_PACKETS
+      ) {
+        this.#softBlocked = true;
+        return false;
+      }
+    }
+    const r = this.driver.send(next, q.channel, q.header, q.payload, flow);
+    if (r === SendResult.WouldBlock) {
+      this.#softBlocked = true;
+      return false;
+    }
     if (r !== SendResult.Ok) this.counters.noRoute++;
     return true;
   }
 
   #flushQueue(): void {
-    if (this.#queue.length === 0) return;
-    const q = this.#queue;
-    let i = 0;
-    while (i < q.length && this.#trySend(q[i] as Queued)) i++;
-    this.#queue = i === q.length ? [] : q.slice(i);
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      this.#flushControl();
+      this.#flushFlows();
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  /** Control messages first, in order; one a full link refuses keeps its place. */
+  #flushControl(): void {
+    if (this.#control.length === 0) return;
+    const keep: Queued[] = [];
+    for (const q of this.#control) if (!this.#trySend(q)) keep.push(q);
+    this.#control = keep;
+  }
+
+  /**
+   * Deficit round robin over the flows with queued packets: each round a flow may send up to
+   * `LOCAL_QUANTUM_BYTES` more; a flow its link refuses waits for the next `writable` without
+   * holding up flows on other links (or other flows the link still takes).
+   */
+  #flushFlows(): void {
+    while (this.#active.length > 0) {
+      let progress = false;
+      const round = this.#active;
+      this.#active = [];
+      for (const f of round) {
+        f.deficit += LOCAL_QUANTUM_BYTES;
+        let blocked = false;
+        while (f.head < f.items.length) {
+          const q = f.items[f.head] as Queued;
+          const size = q.payload.length;
+          if (size > f.deficit) break;
+          if (!this.#trySend(q)) {
+            blocked = true;
+            break;
+          }
+          progress = true;
+          f.items[f.head] = undefined as unknown as Queued;
+          f.head++;
+          f.deficit -= size;
+          this.#queued--;
+        }
+        if (f.head === f.items.length) {
+          f.items = [];
+          f.head = 0;
+          f.deficit = 0;
+          f.active = false;
+          continue;
+        }
+        if (f.head > 64 && f.head * 2 > f.items.length) {
+          f.items = f.items.slice(f.head);
+          f.head = 0;
+        }
+        // A refused flow gets no credit while it waits: no burst when its link opens.
+        if (blocked) f.deficit = 0;
+        this.#active.push(f);
+      }
+      if (!progress) return;
+    }
   }
 
   /**
@@ -615,7 +836,10 @@ export class OverlayPlane {
     if (this.#stopped) return;
     this.driver.stop();
     this.#stopped = true;
-    this.#queue = [];
+    this.#control = [];
+    this.#flows.clear();
+    this.#active = [];
+    this.#queued = 0;
     this.#routerCancel?.();
     this.#routerCancel = undefined;
   }

@@ -59,7 +59,7 @@ describe("bounded memory under back-pressure (netsim)", () => {
       held += transit.plane.forwardHeld;
       for (const id of [1, 2]) {
         const p = sim.program<OverlayNode>(id)?.plane;
-        if (p !== undefined && p.localQueuePeak >= p.maxLocalQueue) fullQueues++;
+        if (p !== undefined && p.localQueuePeak >= p.localDataLimit) fullQueues++;
       }
     });
     // The bounds were reached, not just respected: the transit node held packets upstream

@@ -8,7 +8,12 @@ import {
   WireError,
 } from "@spines-ts/wire";
 import type { SessionConfig } from "./config.ts";
-import { type ConnectOptions, type DatagramOptions, SessionEndpoint } from "./endpoint.ts";
+import {
+  type ConnectOptions,
+  type DatagramOptions,
+  SessionEndpoint,
+  type SessionEndpointOptions,
+} from "./endpoint.ts";
 import type { OutPacket, SessionEvent } from "./types.ts";
 
 export interface SessionDriverOptions {
@@ -25,6 +30,8 @@ export interface SessionDriverOptions {
    * family's message) go here; by default they are counted and dropped.
    */
   readonly onOtherFrame?: (from: NodeId, bytes: Uint8Array) => void;
+  /** The transport's room for a flow (`SessionEndpointOptions.sendRoom`); default no limit. */
+  readonly sendRoom?: SessionEndpointOptions["sendRoom"];
 }
 
 /**
@@ -57,6 +64,7 @@ export class SessionDriver implements NodeProgram {
       nodeId: host.id,
       rng: host.rng.fork(0x5e55),
       ...(opts.config ? { config: opts.config } : {}),
+      ...(opts.sendRoom ? { sendRoom: opts.sendRoom } : {}),
     });
     this.route = opts.route ?? ((dst) => dst);
     this.onEvent = opts.onEvent;
@@ -158,6 +166,13 @@ export class SessionDriver implements NodeProgram {
       });
     }
     return progress;
+  }
+
+  /** The transport has room again (`sendRoom`): streams send what they held back. */
+  transportWritable(): void {
+    if (this.#stopped) return;
+    this.core.transportWritable(this.now);
+    this.pump();
   }
 
   /** After an application call: packets now, events later (unless called from an event handler). */

@@ -32,6 +32,14 @@ export interface SessionEndpointOptions {
   /** Source of session ids and datagram flow ids (seeded in the simulator). */
   readonly rng: Rng;
   readonly config?: Partial<SessionConfig>;
+  /**
+   * How many more packets of the flow `srcPort` to `to:dstPort` on `linkType` the transport takes
+   * now without queueing them behind a full link (default: no limit). Streams send no new segment
+   * beyond it: their data waits in the send buffer (so writes block), not in the transport, where
+   * the end-to-end retransmission timer would run on queueing. Call `transportWritable` when room
+   * comes back.
+   */
+  readonly sendRoom?: (to: number, linkType: LinkType, srcPort: number, dstPort: number) => number;
 }
 
 export interface ConnectOptions {
@@ -166,10 +174,15 @@ export class SessionEndpoint {
     const emit = (e: SessionEvent): void => {
       this.#events.push(e);
     };
+    const sendRoom = opts.sendRoom;
     this.#streamCtx = {
       nodeId: this.nodeId,
       config: this.config,
       send,
+      room:
+        sendRoom === undefined
+          ? () => Number.POSITIVE_INFINITY
+          : (to, linkType, srcPort, dstPort) => sendRoom(to, linkType, srcPort, dstPort),
       emit,
       release: (s) => this.#release(s),
       indexPeer: (s) =>
@@ -187,6 +200,12 @@ export class SessionEndpoint {
   }
 
   // ------------------------------------------------------------------ outputs and time
+
+  /** The transport has room again (see `sendRoom`): streams send what they held back. */
+  transportWritable(now: number): void {
+    checkNow(now);
+    for (const st of this.#sessions.values()) st.transportWritable(now);
+  }
 
   /** Packets produced since the last call, in order. */
   takePackets(): OutPacket[] {

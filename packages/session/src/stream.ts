@@ -21,6 +21,8 @@ export interface StreamContext {
   readonly nodeId: number;
   readonly config: SessionConfig;
   send(to: number, linkType: LinkType, msg: SessionMessage): void;
+  /** Packets of this flow the transport takes now without queueing them (Infinity: no limit). */
+  room(to: number, linkType: LinkType, srcPort: number, dstPort: number): number;
   emit(e: SessionEvent): void;
   /** The stream reached the end of its life (after linger, or at once on reset/death). */
   release(s: Stream): void;
@@ -92,6 +94,8 @@ export class Stream {
   #finAcked = false;
   #segmentsSent = 0;
   #segmentsRetransmitted = 0;
+  /** Times new data waited because the transport had no room (`StreamContext.room`). */
+  transportBlocked = 0;
 
   // ---- receive side
   #rcvNxt = 0;
@@ -638,14 +642,31 @@ export class Stream {
     this.#lastAdvWindow = window;
   }
 
+  /** The transport has room again: send what `room` held back. */
+  transportWritable(now: number): void {
+    if (this.state === "open" && (this.#lostCount > 0 || this.#sndNxt - this.#sndUna < this.#segs.length))
+      this.#flush(now);
+  }
+
   #flush(now: number): void {
     if (this.state !== "open") return;
+    // Segments only as fast as the transport takes them, retransmissions included: what it cannot
+    // send at once stays here (the writer blocks), not in a queue where the retransmission timer
+    // would run and queue the same segments again behind themselves (issue 10).
+    let room = Number.POSITIVE_INFINITY;
+    if (this.#lostCount > 0 || this.#sndNxt - this.#sndUna < this.#segs.length)
+      room = this.#ctx.room(this.remoteNode, this.linkType, this.#header.srcPort, this.#header.dstPort);
     let retransmitted = false;
     if (this.#lostCount > 0) {
       const n = this.#sndNxt - this.#sndUna;
       for (let i = 0; i < n && this.#lostCount > 0; i++) {
         const s = this.#segs.at(i) as SendSeg;
         if (!s.lost) continue;
+        if (room < 1) {
+          this.transportBlocked++;
+          break;
+        }
+        room--;
         s.lost = false;
         this.#lostCount--;
         this.#transmit(now, s);
@@ -658,6 +679,11 @@ export class Stream {
       if (s === undefined) break;
       const len = s.data.length;
       if (len > 0 && this.#inFlight + len > this.#peerWindow) break;
+      if (room < 1) {
+        this.transportBlocked++;
+        break;
+      }
+      room--;
       this.#inFlight += len;
       this.#sndNxt++;
       this.#transmit(now, s);
