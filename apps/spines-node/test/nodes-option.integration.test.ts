@@ -34,6 +34,7 @@ interface Status {
     links: Record<string, { unproven: number; challenges: number; forgedGoodbyes: number; ups: number }>;
   };
   memory: { rss: number; heapUsed: number };
+  eventLoop: { stalls: number; maxStallMs: number; lastMinuteMaxStallMs: number; recentMaxStallMs: number };
 }
 
 describe("config `nodes` (real daemons)", () => {
@@ -82,6 +83,8 @@ describe("config `nodes` (real daemons)", () => {
       expect(st.counters.links["2"]).toMatchObject({ unproven: expect.any(Number), forgedGoodbyes: 0 });
       expect(st.counters.links["2"]?.ups).toBeGreaterThan(0);
       expect(st.memory.rss).toBeGreaterThan(st.memory.heapUsed);
+      expect(st.eventLoop.maxStallMs).toBeGreaterThanOrEqual(st.eventLoop.lastMinuteMaxStallMs);
+      expect(st.eventLoop.lastMinuteMaxStallMs).toBeGreaterThanOrEqual(st.eventLoop.recentMaxStallMs);
       const routes = await c.call<{ dst: number }[]>("routes");
       expect(routes.map((r) => r.dst)).toEqual([2]);
       // Node 2 accepted node 3 and all is well between 1 and 2: the drop is node 1's node set.

@@ -75,6 +75,8 @@ interface MemSample {
   heapTotal: number;
   external: number;
   arrayBuffers: number;
+  /** The daemon's worst event-loop stall of the last 5-10 s (status `eventLoop.recentMaxStallMs`). */
+  loopStallMs?: number;
 }
 
 interface RssTrack {
@@ -329,8 +331,17 @@ await runBench("soak", async (ctx): Promise<BenchReport> => {
         [...daemons].map(async ([id, dm]) => {
           if (!alive(dm.proc)) return;
           try {
-            const st = await dm.call<{ memory?: Omit<MemSample, "atSec" | "id"> }>("status");
-            if (st.memory) memory.push({ atSec: Math.round(at * 10) / 10, id, ...st.memory });
+            const st = await dm.call<{
+              memory?: Omit<MemSample, "atSec" | "id">;
+              eventLoop?: { recentMaxStallMs: number };
+            }>("status");
+            if (st.memory)
+              memory.push({
+                atSec: Math.round(at * 10) / 10,
+                id,
+                ...st.memory,
+                ...(st.eventLoop ? { loopStallMs: st.eventLoop.recentMaxStallMs } : {}),
+              });
           } catch {
             // busy or restarting: no sample this time
           }
@@ -544,7 +555,24 @@ await runBench("soak", async (ctx): Promise<BenchReport> => {
         title: "RSS curve (MiB, RSS/heapUsed, from each daemon's status every 5 s; t in s)",
         columns: ["daemon", ...curveAt.map((t) => `t=${Math.round(t)}`)],
         rows: curveRows,
-        notes: ["a restarted transit's curve starts over at its restart"],
+        notes: [
+          "a restarted transit's curve starts over at its restart",
+          `worst event-loop stall (status eventLoop; a stall over the 10 s session dead-peer timeout ends sessions): ${[
+            ...rss.keys(),
+          ]
+            .map((id) => {
+              const w = memory
+                .filter((m) => m.id === id && m.loopStallMs !== undefined)
+                .reduce<MemSample | undefined>(
+                  (a, m) => (a === undefined || (m.loopStallMs ?? 0) > (a.loopStallMs ?? 0) ? m : a),
+                  undefined,
+                );
+              return w === undefined
+                ? `node ${id} -`
+                : `node ${id} ${w.loopStallMs} ms (t=${Math.round(w.atSec)})`;
+            })
+            .join(", ")}`,
+        ],
       },
       {
         title: "RSS per daemon (MiB; start = at the start of the fault schedule)",
