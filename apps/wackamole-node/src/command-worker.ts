@@ -13,7 +13,7 @@
  * dies is replaced and the commands it held fail.
  */
 import { Worker } from "node:worker_threads";
-import type { CommandResult, CommandRunner } from "@spines-ts/vip/linux";
+import { type CommandOptions, type CommandResult, type CommandRunner, SKIPPED } from "@spines-ts/vip/linux";
 import type { CommandOutcome } from "./run-command.ts";
 
 /** The worker: plain JavaScript (no loader needed), one message per command. */
@@ -30,6 +30,7 @@ parentPort.on("message", (m) => {
         const code = err === null ? 0 : typeof err.code === "number" ? err.code : 127;
         reply({ code, stdout: String(stdout), stderr: String(stderr || (err && err.code !== undefined ? err.message : "")) });
       });
+      parentPort.postMessage({ id: m.id, started: true });
     } catch (e) {
       reply({ code: 127, stdout: "", stderr: String(e) });
     }
@@ -45,6 +46,7 @@ parentPort.on("message", (m) => {
   };
   try {
     child = spawn("/bin/sh", ["-c", m.command], { detached: true, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...m.env } });
+    parentPort.postMessage({ id: m.id, started: true });
   } catch (e) {
     reply({ code: null, signal: null, timedOut: false, error: String(e), stderr: "" });
     return;
@@ -65,18 +67,44 @@ interface Pending {
   readonly fail: () => unknown;
 }
 
+interface Queued {
+  readonly id: number;
+  readonly msg: Record<string, unknown>;
+  /** Asked when its turn comes; the command runs if any says yes (or there is none). */
+  readonly wanted: (() => boolean)[] | undefined;
+  readonly skip: () => unknown;
+  /** Set for `exec`: the same argv asked again while this one waits joins it. */
+  readonly key?: string;
+  readonly joined: ((r: CommandResult) => void)[];
+}
+
 export interface CommandWorkerStats {
   commands: number;
   refused: number;
+  /** Not started: no longer wanted when their turn came (an announcement of a VIP released meanwhile). */
+  skipped: number;
+  /** Asked again while the same command waited: answered by that one run. */
+  joined: number;
   workerRestarts: number;
 }
 
 export class CommandWorker {
   readonly maxPending: number;
-  readonly stats: CommandWorkerStats = { commands: 0, refused: 0, workerRestarts: 0 };
+  readonly stats: CommandWorkerStats = { commands: 0, refused: 0, skipped: 0, joined: 0, workerRestarts: 0 };
   #worker: Worker | undefined;
   #nextId = 1;
+  /** Started (or being started) commands, by id. */
   readonly #pending = new Map<number, Pending>();
+  /**
+   * Commands not handed to the worker yet. The worker gets one start at a time (it acks the start),
+   * so a command waits here — where `stillWanted` can still cancel it — and not in the thread's
+   * message queue, where nothing can.
+   */
+  readonly #queue: Queued[] = [];
+  /** Queued (not started) `exec` commands by argv: a repeat joins the waiting one. */
+  readonly #queuedByKey = new Map<string, Queued>();
+  /** Id of the command the worker is starting now (0: none). */
+  #starting = 0;
   #closed = false;
 
   constructor(maxPending = 512) {
@@ -91,22 +119,45 @@ export class CommandWorker {
     if (!this.#closed) this.#ensure();
   }
 
-  /** Commands in flight. */
+  /** Commands queued or in flight. */
   get pending(): number {
-    return this.#pending.size;
+    return this.#pending.size + this.#queue.length;
   }
 
   /** Runs argv (no shell), like `execFile`; never rejects: a failure is a non-zero code. */
-  exec(argv: readonly string[], timeoutMs = 10_000, maxBuffer = 4 << 20): Promise<CommandResult> {
-    return this.#send({ kind: "exec", argv: [...argv], timeoutMs, maxBuffer }, () => ({
-      code: 127,
-      stdout: "",
-      stderr: "command worker unavailable",
-    }));
+  exec(
+    argv: readonly string[],
+    options: CommandOptions & { timeoutMs?: number; maxBuffer?: number } = {},
+  ): Promise<CommandResult> {
+    // The same command already waiting (an announcement round issued again before the last one
+    // started, on a busy host): one run answers both, so the queue holds each command once and
+    // cannot grow with every view change.
+    const key = argv.join("\0");
+    const waiting = this.#queuedByKey.get(key);
+    if (waiting !== undefined) {
+      this.stats.joined++;
+      if (waiting.wanted !== undefined) {
+        if (options.stillWanted === undefined) (waiting as { wanted: unknown }).wanted = undefined;
+        else waiting.wanted.push(options.stillWanted);
+      }
+      return new Promise((resolve) => waiting.joined.push(resolve));
+    }
+    return this.#send(
+      {
+        kind: "exec",
+        argv: [...argv],
+        timeoutMs: options.timeoutMs ?? 10_000,
+        maxBuffer: options.maxBuffer ?? 4 << 20,
+      },
+      () => ({ code: 127, stdout: "", stderr: "command worker unavailable" }),
+      options.stillWanted,
+      () => SKIPPED,
+      key,
+    );
   }
 
   /** A {@link CommandRunner} for the Linux address driver. */
-  readonly runner: CommandRunner = (argv) => this.exec(argv);
+  readonly runner: CommandRunner = (argv, options) => this.exec(argv, options ?? {});
 
   /** Runs a shell command in its own process group (killed whole after `timeoutMs`). */
   shell(command: string, timeoutMs: number, env: Record<string, string> = {}): Promise<CommandOutcome> {
@@ -137,25 +188,68 @@ export class CommandWorker {
     await exited;
   }
 
-  #send<T>(msg: Record<string, unknown>, failed: () => T): Promise<T> {
-    if (this.#closed || this.#pending.size >= this.maxPending) {
+  #send<T>(
+    msg: Record<string, unknown>,
+    failed: () => T,
+    stillWanted?: () => boolean,
+    skipped?: () => T,
+    key?: string,
+  ): Promise<T> {
+    if (this.#closed || this.pending >= this.maxPending) {
       this.stats.refused++;
       return Promise.resolve(failed());
     }
-    const w = this.#ensure();
+    this.#ensure();
     const id = this.#nextId++;
     this.stats.commands++;
     return new Promise<T>((resolve) => {
-      this.#pending.set(id, { resolve: resolve as (r: never) => void, fail: () => resolve(failed()) });
-      w.postMessage({ ...msg, id });
+      const joined: ((r: CommandResult) => void)[] = [];
+      const all = (r: T) => {
+        resolve(r);
+        for (const j of joined) j(r as CommandResult);
+      };
+      this.#pending.set(id, { resolve: all as (r: never) => void, fail: () => all(failed()) });
+      const q: Queued = {
+        id,
+        msg,
+        wanted: stillWanted !== undefined ? [stillWanted] : undefined,
+        skip: () => all((skipped ?? failed)()),
+        ...(key !== undefined ? { key } : {}),
+        joined,
+      };
+      this.#queue.push(q);
+      if (key !== undefined) this.#queuedByKey.set(key, q);
+      this.#pump();
     });
+  }
+
+  /** Hands the next wanted command to the worker when it is not starting one. */
+  #pump(): void {
+    while (this.#starting === 0 && this.#queue.length > 0) {
+      const q = this.#queue.shift() as Queued;
+      if (q.key !== undefined) this.#queuedByKey.delete(q.key);
+      if (q.wanted !== undefined && !q.wanted.some((f) => f())) {
+        this.#pending.delete(q.id);
+        this.stats.skipped++;
+        q.skip();
+        continue;
+      }
+      const w = this.#ensure();
+      this.#starting = q.id;
+      w.postMessage({ ...q.msg, id: q.id });
+    }
   }
 
   #ensure(): Worker {
     if (this.#worker !== undefined) return this.#worker;
     const w = new Worker(WORKER_JS, { eval: true });
     w.unref();
-    w.on("message", (m: { id: number }) => {
+    w.on("message", (m: { id: number; started?: true }) => {
+      if (m.id === this.#starting) {
+        this.#starting = 0;
+        queueMicrotask(() => this.#pump());
+      }
+      if (m.started === true) return;
       const p = this.#pending.get(m.id);
       if (p === undefined) return;
       this.#pending.delete(m.id);
@@ -177,6 +271,9 @@ export class CommandWorker {
   #failAll(): void {
     const all = [...this.#pending.values()];
     this.#pending.clear();
+    this.#queue.length = 0;
+    this.#queuedByKey.clear();
+    this.#starting = 0;
     for (const p of all) p.fail();
   }
 }
@@ -210,17 +307,20 @@ export class CommandPool {
   }
 
   /** A {@link CommandRunner} for the Linux address driver (routes by {@link isUrgent}). */
-  readonly runner: CommandRunner = (argv) => least(isUrgent(argv) ? this.urgent : this.background).exec(argv);
+  readonly runner: CommandRunner = (argv, options) =>
+    least(isUrgent(argv) ? this.urgent : this.background).exec(argv, options ?? {});
 
   shell(command: string, timeoutMs: number, env: Record<string, string> = {}): Promise<CommandOutcome> {
     return least(this.background).shell(command, timeoutMs, env);
   }
 
   get stats(): CommandWorkerStats {
-    const out: CommandWorkerStats = { commands: 0, refused: 0, workerRestarts: 0 };
+    const out: CommandWorkerStats = { commands: 0, refused: 0, skipped: 0, joined: 0, workerRestarts: 0 };
     for (const w of [...this.urgent, ...this.background]) {
       out.commands += w.stats.commands;
       out.refused += w.stats.refused;
+      out.skipped += w.stats.skipped;
+      out.joined += w.stats.joined;
       out.workerRestarts += w.stats.workerRestarts;
     }
     return out;

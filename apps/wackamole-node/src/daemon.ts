@@ -629,6 +629,7 @@ export class WackamoleDaemon {
         badPackets: this.#vip.membership.core.stats.badPackets,
         commands: this.#runner.stats.commands,
         commandsRefused: this.#runner.stats.refused,
+        commandsSkipped: this.#runner.stats.skipped,
         loopStalls: this.#loop.stats.stalls,
         maxLoopStallMs: this.#loop.stats.maxStallMs,
         membershipStalls: this.#vip.membership.core.stats.stalls,

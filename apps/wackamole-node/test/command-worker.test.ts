@@ -32,6 +32,32 @@ describe("CommandWorker: commands run from a worker thread", () => {
     expect(performance.now() - t0).toBeLessThan(20_000);
   });
 
+  it("asks stillWanted when a command's turn comes: one no longer wanted is skipped, not started", async () => {
+    w = new CommandWorker();
+    let wanted = true;
+    // queue several behind each other; withdraw before most of them start
+    const rs = Array.from({ length: 20 }, (_, i) =>
+      w?.exec(["true", String(i)], { stillWanted: () => wanted }),
+    );
+    wanted = false;
+    const out = await Promise.all(rs);
+    const skipped = out.filter((r) => r?.skipped === true).length;
+    expect(skipped).toBeGreaterThan(0);
+    expect(skipped).toBeLessThan(20); // the first was handed over at once
+    expect(w.stats.skipped).toBe(skipped);
+    for (const r of out) if (r?.skipped !== true) expect(r?.code).toBe(0);
+  });
+
+  it("a command asked again while the same one waits joins it: the queue holds each command once", async () => {
+    w = new CommandWorker();
+    const first = w.exec(["/bin/sh", "-c", "exit 0"]);
+    const same = [1, 2, 3].map(() => w?.exec(["/bin/sh", "-c", "exit 4"]));
+    const out = await Promise.all([first, ...same]);
+    expect(out.map((r) => r?.code)).toEqual([0, 4, 4, 4]);
+    expect(w.stats.joined).toBe(2);
+    expect(w.stats.commands).toBe(2);
+  });
+
   it("refuses commands beyond its bound, and fails them all on close", async () => {
     w = new CommandWorker(2);
     const a = w.shell("sleep 5", 10_000);

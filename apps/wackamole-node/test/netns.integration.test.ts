@@ -17,6 +17,8 @@
  * the restart step checks every namespace again. Under CI=true these tests fail (never skip) when
  * they cannot run; elsewhere they are skipped without root.
  */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { canRun, requireRoot } from "@spines-ts/netlab";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FailoverLab, makeGroups, WackCluster, waitFor } from "../bench/cluster.ts";
@@ -106,7 +108,10 @@ describe.runIf(mustRun)("wackamole-node in network namespaces: 4 nodes, 12 VIPs 
         return wrong.length === 0;
       },
       WAIT_MS,
-      () => `${host}'s neighbour cache to point at the holders: ${last}`,
+      () =>
+        `${host}'s neighbour cache to point at the holders: ${last}\n${[1, 2, 3, 4]
+          .map((n) => w.tail(n))
+          .join("\n")}`,
       100,
     );
   }
@@ -147,11 +152,19 @@ describe.runIf(mustRun)("wackamole-node in network namespaces: 4 nodes, 12 VIPs 
       balance: { mode: "off" },
       notify: [lab.tb.hostAddress("r", "lan")],
       announce: { count: 3, intervalMs: 100 },
+      // FO_LOG_LEVEL=debug logs every command with its duration; FO_LOG_DIR keeps the daemons' logs
+      ...(process.env.FO_LOG_LEVEL !== undefined ? { logLevel: process.env.FO_LOG_LEVEL as "debug" } : {}),
     });
     w.startAll();
   }, 180_000);
 
   afterAll(async () => {
+    const dir = process.env.FO_LOG_DIR;
+    if (dir !== undefined && w !== undefined) {
+      mkdirSync(dir, { recursive: true });
+      for (const n of [1, 2, 3, 4])
+        writeFileSync(join(dir, `n${n}.log`), (w.logs.get(n) ?? []).map((l) => JSON.stringify(l)).join("\n"));
+    }
     await w?.stopAll();
     await lab?.destroy();
   }, 60_000);

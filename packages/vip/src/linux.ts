@@ -18,14 +18,32 @@ export interface CommandResult {
   readonly code: number;
   readonly stdout: string;
   readonly stderr: string;
+  /** Not run: `stillWanted` said no when its turn came. */
+  readonly skipped?: boolean;
+}
+
+export interface CommandOptions {
+  /**
+   * Asked right before the command starts (a runner may queue it): false skips it. An announcement
+   * of a VIP released meanwhile must not go out late — it would point neighbours back at us after
+   * the new holder announced.
+   */
+  readonly stillWanted?: () => boolean;
 }
 
 /** Runs a command (argv, no shell). Never rejects: a failure is a non-zero `code`. */
-export type CommandRunner = (argv: readonly string[]) => Promise<CommandResult>;
+export type CommandRunner = (argv: readonly string[], options?: CommandOptions) => Promise<CommandResult>;
+
+/** A result for a command `stillWanted` skipped. */
+export const SKIPPED: CommandResult = { code: 0, stdout: "", stderr: "", skipped: true };
 
 /** Runs commands on this machine with `execFile` (no shell), 10 s timeout. */
-export const execRunner: CommandRunner = (argv) =>
+export const execRunner: CommandRunner = (argv, options) =>
   new Promise((resolve) => {
+    if (options?.stillWanted?.() === false) {
+      resolve(SKIPPED);
+      return;
+    }
     const [cmd, ...args] = argv;
     execFile(cmd as string, args, { timeout: 10_000, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === "number" ? err.code : 127;
@@ -45,7 +63,7 @@ async function settleAll(ps: readonly Promise<void>[]): Promise<void> {
 
 /** Runs every command inside a network namespace (`ip netns exec NAME ...`); for tests and labs. */
 export function netnsRunner(ns: string, inner: CommandRunner = execRunner): CommandRunner {
-  return (argv) => inner(["ip", "netns", "exec", ns, ...argv]);
+  return (argv, options) => inner(["ip", "netns", "exec", ns, ...argv], options);
 }
 
 /** A command the driver ran failed (or a tool it needs is missing). */
@@ -316,7 +334,9 @@ export class LinuxAddressDriver implements AddressDriver {
     const gen = this.#gen.get(group.name);
     if (gen === undefined || !this.#held.has(group.name)) return;
     // one round of each gratuitous form (cheap: a merge may come with a busy machine)
-    if (neighbors.length === 0) for (const a of group.addresses) for (const p of this.#gratuitous(a)) void p;
+    const wanted = () => this.#alive(group, gen);
+    if (neighbors.length === 0)
+      for (const a of group.addresses) for (const p of this.#gratuitous(a, wanted)) void p;
     else void this.#announce(group, gen, neighbors);
   }
 
@@ -329,10 +349,10 @@ export class LinuxAddressDriver implements AddressDriver {
 
   // ------------------------------------------------------------------ internals
 
-  async #exec(argv: readonly string[]): Promise<CommandResult> {
+  async #exec(argv: readonly string[], options?: CommandOptions): Promise<CommandResult> {
     this.history.push(argv.join(" "));
     if (this.history.length > 2000) this.history.splice(0, 1000);
-    return this.#run(argv);
+    return this.#run(argv, options);
   }
 
   /**
@@ -368,18 +388,24 @@ export class LinuxAddressDriver implements AddressDriver {
   }
 
   /** Fires a command without waiting for it (arping lingers ~1 s after its packet); reports failures. */
-  #fire(what: string, argv: readonly string[], okCodes: readonly number[] = [0]): Promise<void> {
-    return this.#exec(argv).then((r) => {
-      if (!okCodes.includes(r.code)) this.#onError(new LinuxDriverError(what, argv, r));
+  #fire(
+    what: string,
+    argv: readonly string[],
+    wanted: () => boolean,
+    okCodes: readonly number[] = [0],
+  ): Promise<void> {
+    return this.#exec(argv, { stillWanted: wanted }).then((r) => {
+      if (r.skipped !== true && !okCodes.includes(r.code)) this.#onError(new LinuxDriverError(what, argv, r));
     });
   }
 
   async #announce(group: VipGroup, gen: number, neighbors: readonly VipNeighbor[]): Promise<void> {
     const pending: Promise<void>[] = [];
+    const wanted = () => this.#alive(group, gen);
     for (let i = 0; i < this.count && this.#alive(group, gen); i++) {
       if (i > 0) await sleep(this.intervalMs);
       if (!this.#alive(group, gen)) break;
-      for (const a of group.addresses) pending.push(...this.#gratuitous(a));
+      for (const a of group.addresses) pending.push(...this.#gratuitous(a, wanted));
     }
     // Direct notification: configured targets, then neighbours any member has seen.
     for (const a of group.addresses) {
@@ -391,56 +417,65 @@ export class LinuxAddressDriver implements AddressDriver {
         const perSecond = Math.max(1, n.throttle ?? 64);
         for (let k = 0; k < targets.length && this.#alive(group, gen); k++) {
           if (k > 0 && k % perSecond === 0) await sleep(1000);
-          pending.push(this.#direct(a, targets[k] as string));
+          pending.push(this.#direct(a, targets[k] as string, wanted));
         }
       }
       if (this.notifyNeighbors)
         for (const nb of neighbors) {
           if (!this.#alive(group, gen)) break;
           const ip = ipText(nb.ip);
-          if (ip !== a.address && inPrefix(a, ip)) pending.push(this.#direct(a, ip));
+          if (ip !== a.address && inPrefix(a, ip)) pending.push(this.#direct(a, ip, wanted));
         }
     }
     await Promise.all(pending);
   }
 
-  #gratuitous(a: VipAddress): Promise<void>[] {
+  #gratuitous(a: VipAddress, wanted: () => boolean): Promise<void>[] {
     const what = `announce ${a.address}`;
     if (a.family === 4) {
       const out: Promise<void>[] = [];
       if (this.arpMode !== "reply")
-        out.push(this.#fire(what, ["arping", "-q", "-U", "-c", "1", "-I", a.iface, a.address]));
+        out.push(this.#fire(what, ["arping", "-q", "-U", "-c", "1", "-I", a.iface, a.address], wanted));
       if (this.arpMode !== "request")
-        out.push(this.#fire(what, ["arping", "-q", "-A", "-c", "1", "-I", a.iface, a.address]));
+        out.push(this.#fire(what, ["arping", "-q", "-A", "-c", "1", "-I", a.iface, a.address], wanted));
       return out;
     }
     // The kernel sends no unsolicited NA for an address added with nodad (ndisc_notify covers link
     // changes only), so na6 sends every round, the first included.
     if (!this.na6) return [];
     return [
-      this.#fire(what, ["na6", "-i", a.iface, "-s", a.address, "-d", "ff02::1", "-t", a.address, "-o", "-e"]),
+      this.#fire(
+        what,
+        ["na6", "-i", a.iface, "-s", a.address, "-d", "ff02::1", "-t", a.address, "-o", "-e"],
+        wanted,
+      ),
     ];
   }
 
   /** Tells one neighbour directly: an ARP request / neighbour solicitation from the VIP to it. */
-  #direct(a: VipAddress, target: string): Promise<void> {
+  #direct(a: VipAddress, target: string, wanted: () => boolean): Promise<void> {
     const what = `notify ${target} of ${a.address}`;
     // exit 1 = the neighbour did not answer: it still processed our packet if it is there
     if (a.family === 4)
       return this.#fire(
         what,
         ["arping", "-q", "-c", "1", "-w", "1", "-s", a.address, "-I", a.iface, target],
+        wanted,
         [0, 1],
       );
     return this.#fire(
       what,
       ["ndisc6", "-q", "-1", "-r", "1", "-w", "300", "-s", a.address, target, a.iface],
+      wanted,
       [0, 1, 2],
     );
   }
 
   #refreshAll(): void {
-    for (const g of this.#held.values())
-      for (const a of g.addresses) for (const p of this.#gratuitous(a)) void p;
+    for (const g of this.#held.values()) {
+      const gen = this.#gen.get(g.name);
+      const wanted = () => this.#gen.get(g.name) === gen && this.#held.has(g.name);
+      for (const a of g.addresses) for (const p of this.#gratuitous(a, wanted)) void p;
+    }
   }
 }

@@ -163,6 +163,56 @@ describe("LinuxAddressDriver (fake kernel)", () => {
     expect(k2.calls.filter((c) => c.startsWith("sysctl -qw net.ipv4"))).toHaveLength(2);
   });
 
+  it("an announcement still queued when its VIP is released is skipped, not sent late", async () => {
+    const k = fakeKernel();
+    // a runner that holds announcements in a queue (a busy host) and asks stillWanted when it starts them
+    const queued: { argv: readonly string[]; wanted?: () => boolean; done: (r: CommandResult) => void }[] =
+      [];
+    const sent: string[] = [];
+    const runner = (argv: readonly string[], o?: { stillWanted?: () => boolean }): Promise<CommandResult> => {
+      if (argv[0] !== "arping" && argv[0] !== "na6" && argv[0] !== "ndisc6") return k.runner(argv);
+      return new Promise((done) =>
+        queued.push({ argv, done, ...(o?.stillWanted ? { wanted: o.stillWanted } : {}) }),
+      );
+    };
+    const drain = () => {
+      for (const q of queued.splice(0)) {
+        if (q.wanted?.() === false) q.done({ code: 0, stdout: "", stderr: "", skipped: true });
+        else {
+          sent.push(q.argv.join(" "));
+          q.done({ code: 0, stdout: "", stderr: "" });
+        }
+      }
+    };
+    const errors: Error[] = [];
+    const d = new LinuxAddressDriver({
+      runner,
+      announce: { count: 1, intervalMs: 1 },
+      notify: [{ iface: "eth0", targets: "10.1.0.1" }],
+      onError: (e) => errors.push(e),
+    });
+    await d.acquire(group, []);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(queued.length).toBeGreaterThan(0);
+    await d.release(group);
+    drain();
+    await new Promise((r) => setTimeout(r, 10));
+    drain();
+    expect(sent).toEqual([]);
+    expect(errors).toEqual([]);
+    // held again: its announcements go out
+    await d.acquire(group, []);
+    await new Promise((r) => setTimeout(r, 10));
+    drain();
+    await new Promise((r) => setTimeout(r, 10));
+    drain();
+    expect(sent.filter((c) => c.startsWith("arping -q -U"))).toEqual([
+      "arping -q -U -c 1 -I eth0 10.1.0.100",
+    ]);
+    expect(sent).toContain("arping -q -c 1 -w 1 -s 10.1.0.100 -I eth0 10.1.0.1");
+    d.close();
+  });
+
   it("cleanup removes only addresses carrying its mark", async () => {
     const k = fakeKernel([
       { dev: "eth0", family: "inet", local: "10.1.0.1", prefixlen: 24 }, // the host's own
