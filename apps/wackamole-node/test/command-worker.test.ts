@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CommandWorker } from "../src/command-worker.ts";
 import { LoopMonitor } from "../src/loop-monitor.ts";
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet } as never;
+const quiet: Record<string, unknown> = { debug() {}, info() {}, warn() {}, error() {} };
+quiet.child = () => quiet;
 
 describe("CommandWorker: commands run from a worker thread", () => {
   let w: CommandWorker | undefined;
@@ -87,6 +88,7 @@ describe("LoopMonitor", () => {
     let t = 0;
     const warned: number[] = [];
     const log = { ...quiet, warn: (o: { stallMs: number }) => warned.push(o.stallMs) } as never;
+    expect(typeof (quiet.child as () => unknown)()).toBe("object");
     const m = new LoopMonitor(log, {
       tickMs: 20,
       stallMs: 50,
