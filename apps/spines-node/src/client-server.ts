@@ -122,6 +122,11 @@ class ClientConnection {
   #nextHandle = 1;
   #hello = false;
   #pauses = 0;
+  /** Frames read but not handled yet, from `#next` on (at most one read's worth: the socket is paused meanwhile). */
+  #backlog: Uint8Array[] = [];
+  #next = 0;
+  /** Handling a backlog over several turns (the socket is paused for it). */
+  #slicing = false;
   #closed = false;
   readonly #needsToken: boolean;
   readonly #guard: SlowPeerGuard;
@@ -225,10 +230,44 @@ class ClientConnection {
       this.#teardown();
       return;
     }
-    for (const f of frames) {
-      if (this.#closed) return;
+    if (frames.length === 0) return;
+    this.#backlog =
+      this.#next < this.#backlog.length ? this.#backlog.slice(this.#next).concat(frames) : frames;
+    this.#next = 0;
+    this.#drain();
+  }
+
+  /**
+   * Handles the frames read so far, at most {@link FRAMES_PER_TURN} per event-loop turn: a chunk
+   * of pipelined requests (a 64 KiB read holds thousands of PINGs) is answered in slices, with the
+   * socket paused in between, so the daemon's UDP sockets and timers keep running — handled in one
+   * go they stalled it for seconds, long enough for its peers to declare it dead.
+   */
+  #drain(): void {
+    let n = 0;
+    while (this.#next < this.#backlog.length) {
+      if (this.#closed) {
+        this.#backlog = [];
+        this.#next = 0;
+        return;
+      }
+      if (n++ >= FRAMES_PER_TURN) {
+        if (!this.#slicing) {
+          this.#slicing = true;
+          this.#pause();
+        }
+        setImmediate(() => this.#drain());
+        return;
+      }
+      const f = this.#backlog[this.#next++] as Uint8Array;
       this.#srv.stats.framesIn++;
       this.#onFrame(f);
+    }
+    this.#backlog = [];
+    this.#next = 0;
+    if (this.#slicing) {
+      this.#slicing = false;
+      this.#resume();
     }
   }
 
@@ -639,6 +678,9 @@ class ClientConnection {
     this.#handles.clear();
   }
 }
+
+/** Client frames handled per event-loop turn before the rest of a read waits for the next turn. */
+export const FRAMES_PER_TURN = 64;
 
 export class ClientServer {
   readonly opts: ClientServerOptions;

@@ -41,6 +41,9 @@ export const MAX_CONTROL_LINE_BYTES = 64 * 1024;
 export const CONTROL_QUEUE_BYTES = 4 << 20;
 /** Default time a paused control client has to drain its replies before it is disconnected. */
 export const CONTROL_STALL_MS = 10_000;
+/** Requests answered per event-loop turn before the rest of a pipelined burst waits for the next. */
+export const REQUESTS_PER_TURN = 32;
+
 /** Default request lines read but not yet answered, per connection, before its input is paused. */
 export const MAX_PENDING_REQUESTS = 256;
 
@@ -176,9 +179,17 @@ export class ControlServer {
       if (running) return;
       running = true;
       try {
+        let turn = 0;
         while (lines.length > 0 && !sock.destroyed && !guard.paused) {
           await this.#handle(sock, lines.shift() as string);
           guard.check();
+          // a pipelined burst is answered in slices: timers and the daemon's sockets run in
+          // between (a synchronous handler never yields on its own, and 4,096 of them stalled a
+          // daemon for seconds — long enough for its peers to declare it dead)
+          if (++turn >= REQUESTS_PER_TURN) {
+            turn = 0;
+            await new Promise<void>((r) => setImmediate(r));
+          }
         }
       } finally {
         running = false;

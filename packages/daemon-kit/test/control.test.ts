@@ -164,3 +164,32 @@ describe("ControlServer and ControlClient", () => {
     await closed;
   });
 });
+
+describe("ControlServer: a pipelined burst does not starve the event loop", () => {
+  it("answers thousands of pipelined requests in slices, with the event loop running in between", async () => {
+    let handled = 0;
+    const ticks: number[] = [];
+    const path = join(dir, "burst.sock");
+    srv = new ControlServer({
+      commands: {
+        n: () => {
+          handled++;
+          return handled;
+        },
+      },
+      log: silentLogger,
+      maxConnections: 2,
+    });
+    await srv.listen(path);
+    const timer = setInterval(() => ticks.push(handled), 0);
+    const { sock, lines } = await raw(path);
+    const N = 2000;
+    sock.write(`${Array.from({ length: N }, (_, i) => JSON.stringify({ id: i, cmd: "n" })).join("\n")}\n`);
+    await vi.waitFor(() => expect(lines.length).toBe(N), { timeout: 60_000, interval: 20 });
+    clearInterval(timer);
+    sock.destroy();
+    // the timer ran while the burst was being answered, not only before or after it
+    expect(ticks.some((h) => h > 0 && h < N)).toBe(true);
+    expect(JSON.parse(lines.at(-1) as string).result).toBe(N);
+  });
+});
