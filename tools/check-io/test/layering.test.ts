@@ -14,6 +14,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   wire: ["primitives"],
   netsim: ["primitives"],
   "node-host": ["primitives"],
+  "daemon-kit": ["primitives"],
   congestion: ["primitives"],
   "link-arq": ["primitives", "wire", "congestion"],
   routing: ["primitives", "wire"],
