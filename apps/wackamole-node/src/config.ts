@@ -61,6 +61,7 @@ export interface AnnounceConfig {
   readonly intervalMs: number;
   readonly arpMode: "request" | "reply" | "both";
   readonly refreshMs: number;
+  readonly repeatAfterMs: number;
 }
 
 export interface TrackConfig {
@@ -551,7 +552,7 @@ export function parseConfigText(text: string, path: string): FileConfig {
     if (out.notify.length > 256) fail(["notify"], "at most 256 entries", out.notify.length);
   }
   if (r.announce !== undefined) {
-    const a = obj(["announce"], r.announce, ["count", "intervalMs", "arpMode", "refreshMs"]);
+    const a = obj(["announce"], r.announce, ["count", "intervalMs", "arpMode", "refreshMs", "repeatAfterMs"]);
     out.announce = {
       count: a.count === undefined ? 3 : int(["announce", "count"], a.count, 0, 100),
       intervalMs: a.intervalMs === undefined ? 200 : ms(["announce", "intervalMs"], a.intervalMs, 0, 60_000),
@@ -565,6 +566,8 @@ export function parseConfigText(text: string, path: string): FileConfig {
               a.arpMode,
             ),
       refreshMs: a.refreshMs === undefined ? 0 : ms(["announce", "refreshMs"], a.refreshMs),
+      repeatAfterMs:
+        a.repeatAfterMs === undefined ? 1000 : ms(["announce", "repeatAfterMs"], a.repeatAfterMs, 0, 60_000),
     };
   }
   if (r.driver !== undefined) out.driver = oneOf(where(["driver"]), "driver", DRIVERS, r.driver);
@@ -655,7 +658,7 @@ export function resolveConfig(cli: CliOptions): WackConfig {
     auth: f.auth,
     vips: f.vips,
     notify: f.notify ?? [],
-    announce: f.announce ?? { count: 3, intervalMs: 200, arpMode: "both", refreshMs: 0 },
+    announce: f.announce ?? { count: 3, intervalMs: 200, arpMode: "both", refreshMs: 0, repeatAfterMs: 1000 },
     driver,
     track: f.track,
     hooks: f.hooks ?? { up: undefined, down: undefined, timeoutMs: 10_000, concurrency: 4 },

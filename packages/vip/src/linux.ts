@@ -107,6 +107,14 @@ export interface LinuxDriverOptions {
     readonly arpMode?: "request" | "reply" | "both";
     /** Re-announce every held VIP this often (0: never, the default). */
     readonly refreshMs?: number;
+    /**
+     * One more round (gratuitous forms and the configured notify targets) this long after the
+     * acquire, while the VIP is still held (0: none). It corrects neighbours that a late packet of
+     * the previous holder pointed back at it (an announcement started just before its release and
+     * sent late on a busy host); keepalived's `garp_master_delay` does the same. Default 1,000 ms;
+     * none when `count` is 0.
+     */
+    readonly repeatAfterMs?: number;
   };
   readonly notify?: readonly NotifyEntry[];
   /** Notify neighbours learned from the other members (shared ARP cache) within the VIP's /24 or /64. Default true. */
@@ -192,6 +200,7 @@ export class LinuxAddressDriver implements AddressDriver {
   readonly intervalMs: number;
   readonly arpMode: "request" | "reply" | "both";
   readonly refreshMs: number;
+  readonly repeatAfterMs: number;
   readonly notify: readonly NotifyEntry[];
   readonly notifyNeighbors: boolean;
   readonly na6: boolean;
@@ -218,6 +227,8 @@ export class LinuxAddressDriver implements AddressDriver {
     this.intervalMs = a.intervalMs ?? 200;
     this.arpMode = a.arpMode ?? "both";
     this.refreshMs = a.refreshMs ?? 0;
+    this.repeatAfterMs = a.repeatAfterMs ?? 1000;
+    if (!(this.repeatAfterMs >= 0)) throw new RangeError(`announce.repeatAfterMs must be >= 0`);
     if (!Number.isInteger(this.count) || this.count < 0 || this.count > 100)
       throw new RangeError(`announce.count must be in 0..100`);
     if (!(this.intervalMs >= 0)) throw new RangeError(`announce.intervalMs must be >= 0`);
@@ -426,6 +437,20 @@ export class LinuxAddressDriver implements AddressDriver {
           const ip = ipText(nb.ip);
           if (ip !== a.address && inPrefix(a, ip)) pending.push(this.#direct(a, ip, wanted));
         }
+    }
+    if (this.repeatAfterMs > 0 && this.count > 0) {
+      await sleep(this.repeatAfterMs);
+      for (const a of group.addresses) {
+        if (!this.#alive(group, gen)) break;
+        pending.push(...this.#gratuitous(a, wanted));
+        for (const n of this.notify) {
+          if (n.iface !== a.iface) continue;
+          for (const t of expandTargets(n.targets).filter(
+            (t) => t.includes(":") === (a.family === 6) && t !== a.address,
+          ))
+            pending.push(this.#direct(a, t, wanted));
+        }
+      }
     }
     await Promise.all(pending);
   }

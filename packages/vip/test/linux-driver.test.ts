@@ -213,6 +213,29 @@ describe("LinuxAddressDriver (fake kernel)", () => {
     d.close();
   });
 
+  it("sends one more round repeatAfterMs after the acquire, only while the group is still held", async () => {
+    const k = fakeKernel();
+    const d = new LinuxAddressDriver({
+      runner: k.runner,
+      announce: { count: 1, intervalMs: 1, repeatAfterMs: 30 },
+      notify: [{ iface: "eth0", targets: "10.1.0.1" }],
+    });
+    const garp = () => k.calls.filter((c) => c.startsWith("arping -q -U")).length;
+    const notified = () => k.calls.filter((c) => c.endsWith("-I eth0 10.1.0.1")).length;
+    await d.acquire(group, []);
+    await new Promise((r) => setTimeout(r, 10));
+    expect([garp(), notified()]).toEqual([1, 1]);
+    await new Promise((r) => setTimeout(r, 80));
+    expect([garp(), notified()]).toEqual([2, 2]);
+    // released before the second round: none
+    await d.release(group);
+    await d.acquire(group, []);
+    await d.release(group);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(garp()).toBe(3);
+    d.close();
+  });
+
   it("cleanup removes only addresses carrying its mark", async () => {
     const k = fakeKernel([
       { dev: "eth0", family: "inet", local: "10.1.0.1", prefixlen: 24 }, // the host's own
