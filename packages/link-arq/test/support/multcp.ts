@@ -5,28 +5,14 @@
  * `support/reno.ts`.
  */
 import { type LinkParams, Simulator } from "@spines-ts/netsim";
-import type { Host, NodeId, NodeProgram } from "@spines-ts/primitives";
+import type { NodeId } from "@spines-ts/primitives";
 import { LinkChannel } from "@spines-ts/wire";
 import { type LinkConfig, SendResult } from "../../src/index.ts";
 import { RenoReceiver, RenoSender, unwrap, wrap } from "./reno.ts";
-import { checkBounds, header, LinkNode } from "./scenarios.ts";
+import { checkBounds, header, LinkNode, Router } from "./scenarios.ts";
 
 const PAYLOAD = 1156; // 1,200-byte frames, as the NewReno segments
 const FRAME = 1200;
-
-/** A raw router: forwards enveloped packets along static next hops. */
-class Router implements NodeProgram {
-  readonly #host: Host;
-  readonly #next: (dst: NodeId) => NodeId;
-  constructor(host: Host, next: (dst: NodeId) => NodeId) {
-    this.#host = host;
-    this.#next = next;
-  }
-  receive(_from: NodeId, data: Uint8Array): void {
-    const u = unwrap(data);
-    if (u) this.#host.send(this.#next(u.dst), data);
-  }
-}
 
 /**
  * Keeps every flow of a link backlogged: offers packets until the link says would-block. Flow f

@@ -475,7 +475,7 @@ export function runFlowShare(
 }
 
 /** A raw router: forwards enveloped packets along static next hops. */
-class Router implements NodeProgram {
+export class Router implements NodeProgram {
   readonly #host: Host;
   readonly #next: (dst: NodeId) => NodeId;
   constructor(host: Host, next: (dst: NodeId) => NodeId) {
