@@ -7,6 +7,14 @@
 
 import { randomBytes } from "node:crypto";
 import { readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  argNumber,
+  ControlError,
+  ControlErrorCode,
+  ControlServer,
+  type Metric,
+  MetricsServer,
+} from "@spines-ts/daemon-kit";
 import { UdpHost } from "@spines-ts/node-host";
 import { DAEMON_DEFAULTS, type LinkStatus, OverlayNode } from "@spines-ts/overlay";
 import { type Logger, type NodeId, SpinesError } from "@spines-ts/primitives";
@@ -15,10 +23,8 @@ import { formatEndpoint } from "./address.ts";
 import { type ClientOverlay, ClientServer } from "./client-server.ts";
 import { ClientSessions } from "./client-sessions.ts";
 import { type DaemonConfig, readKeyFile, VERSION } from "./config.ts";
-import { argNumber, ControlError, ControlErrorCode, ControlServer } from "./control.ts";
 import { LinkEmulator } from "./emulation.ts";
 import { checkEmulation, type EmulationParams } from "./emulation-params.ts";
-import { type Metric, MetricsServer } from "./metrics.ts";
 import { MAX_TRACE_CAPACITY, PacketTrace, TraceStage } from "./trace.ts";
 
 /** Longest one step of `stop()` may take before the next runs anyway. */

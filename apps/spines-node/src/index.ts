@@ -8,6 +8,18 @@
  */
 
 export {
+  ControlClient,
+  ControlError,
+  ControlErrorCode,
+  type ControlReply,
+  ControlServer,
+  createDaemonLogger,
+  type DaemonLogger,
+  type Metric,
+  MetricsServer,
+  renderMetrics,
+} from "@spines-ts/daemon-kit";
+export {
   UdpHost,
   type UdpHostOptions,
   type UdpHostStats,
@@ -18,12 +30,8 @@ export * from "./client.ts";
 export * from "./client-protocol.ts";
 export { ClientSessions } from "./client-sessions.ts";
 export * from "./config.ts";
-export { ControlError, ControlErrorCode, ControlServer } from "./control.ts";
-export { ControlClient, type ControlReply } from "./control-client.ts";
 export { type DaemonOptions, type NeighborView, SpinesDaemon } from "./daemon.ts";
 export * from "./emulation.ts";
 export * from "./emulation-params.ts";
-export { createDaemonLogger, type DaemonLogger } from "./logger.ts";
-export { type Metric, MetricsServer, renderMetrics } from "./metrics.ts";
 export * from "./services.ts";
 export * from "./spines-conf.ts";

@@ -3,11 +3,11 @@
  * failure (bad socket, address in use), 2 bad usage or configuration.
  */
 import { writeFileSync } from "node:fs";
+import { createDaemonLogger } from "@spines-ts/daemon-kit";
 import { ConfigError } from "@spines-ts/primitives";
 import { generateKeyFile } from "@spines-ts/wire/auth";
 import { HELP, parseArgs, resolveConfig, VERSION } from "./config.ts";
 import { SpinesDaemon } from "./daemon.ts";
-import { createDaemonLogger } from "./logger.ts";
 
 export async function main(argv: readonly string[]): Promise<number | undefined> {
   let cli: ReturnType<typeof parseArgs>;

@@ -1,11 +1,11 @@
 import { createSocket, type Socket } from "node:dgram";
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { ControlClient } from "@spines-ts/daemon-kit";
 import { Rng } from "@spines-ts/primitives";
 import { allMessageSpecs, DestKind, encode, HEADER_BYTES, MAGIC, VERSION } from "@spines-ts/wire";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpinesClient } from "../src/client.ts";
-import type { ControlClient } from "../src/control-client.ts";
 import { freeTcpPort, freeUdpPorts, type Spawned, spawnDaemon, tmp, waitForAsync } from "./helpers.ts";
 
 const dir = tmp();

@@ -1,6 +1,6 @@
+import { ControlClient } from "@spines-ts/daemon-kit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpinesClient } from "../src/client.ts";
-import { ControlClient } from "../src/control-client.ts";
 import type { SpinesDaemon } from "../src/daemon.ts";
 import { freeUdpPorts, inProcessConfig, startInProcess, tmp, waitFor } from "./helpers.ts";
 

@@ -3,9 +3,9 @@ import { createSocket } from "node:dgram";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ControlClient } from "@spines-ts/daemon-kit";
 import { silentLogger } from "@spines-ts/primitives";
 import { type DaemonConfig, DEFAULT_LIMITS } from "../src/config.ts";
-import { ControlClient } from "../src/control-client.ts";
 import { SpinesDaemon } from "../src/daemon.ts";
 
 export const tmp = (): string => mkdtempSync(join(tmpdir(), "sn-"));

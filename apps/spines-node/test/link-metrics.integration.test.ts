@@ -3,9 +3,10 @@
  * round trip, also when the delay is set after traffic crossed the link (acks that acknowledge
  * nothing new used to echo an old frame and read 75-86 ms for 2 x 50 ms).
  */
+
+import { ControlClient } from "@spines-ts/daemon-kit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpinesClient } from "../src/client.ts";
-import { ControlClient } from "../src/control-client.ts";
 import type { SpinesDaemon } from "../src/daemon.ts";
 import { freeUdpPorts, inProcessConfig, startInProcess, tmp, waitFor } from "./helpers.ts";
 

@@ -7,9 +7,9 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { ControlClient } from "@spines-ts/daemon-kit";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseArgs, resolveConfig } from "../src/config.ts";
-import { ControlClient } from "../src/control-client.ts";
 import type { SpinesDaemon } from "../src/daemon.ts";
 import { freeUdpPorts, startInProcess, tmp, waitForAsync } from "./helpers.ts";
 

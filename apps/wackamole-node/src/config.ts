@@ -7,11 +7,11 @@
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { formatHostPort, type HostPort, isLoopback, parseHostPort } from "@spines-ts/daemon-kit";
 import { ConfigError, type NodeId } from "@spines-ts/primitives";
 import { type BalanceMode, VipCore } from "@spines-ts/vip";
 import { expandTargets } from "@spines-ts/vip/linux";
 import { LineCounter, parseDocument } from "yaml";
-import { formatHostPort, type HostPort, isLoopback, parseHostPort } from "./endpoint.ts";
 import { readKeyFile } from "./keyfile.ts";
 
 export const VERSION = "0.0.0";

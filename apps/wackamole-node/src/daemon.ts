@@ -5,6 +5,7 @@
  * or the dry-run one. Around it: the control socket, metrics, the track health check, hooks,
  * SIGHUP reloads and a bounded graceful stop.
  */
+import { formatHostPort, type Metric, MetricsServer } from "@spines-ts/daemon-kit";
 import { type MembershipEvent, profiles } from "@spines-ts/membership";
 import { DiscoverySocket, UdpHost } from "@spines-ts/node-host";
 import { CapacityError, ConfigError, type Logger, type NodeId } from "@spines-ts/primitives";
@@ -23,11 +24,9 @@ import type { KeySet } from "@spines-ts/wire/auth";
 import { CommandPool } from "./command-worker.ts";
 import type { LogLevel, WackConfig } from "./config.ts";
 import { ControlError, ControlErrorCode, ControlServer } from "./control.ts";
-import { formatHostPort } from "./endpoint.ts";
 import { HookRunner } from "./hooks.ts";
 import { readKeyFile, sameKeys } from "./keyfile.ts";
 import { LoopMonitor } from "./loop-monitor.ts";
-import { type Metric, MetricsServer } from "./metrics.ts";
 import { HealthTracker } from "./track.ts";
 
 /**

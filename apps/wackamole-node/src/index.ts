@@ -4,11 +4,10 @@
  * its control tool. The daemon runs a `VipNode` of `@spines-ts/vip` (with its `MembershipNode`) on a
  * `@spines-ts/node-host` `UdpHost`; see README.md and docs/wackamole-node.md.
  */
+export { ControlClient, type ControlReply, renderMetrics } from "@spines-ts/daemon-kit";
 export * from "./config.ts";
 export { ControlError, ControlErrorCode, ControlServer, MAX_CONTROL_LINE } from "./control.ts";
-export { ControlClient, type ControlReply } from "./control-client.ts";
 export { type ListEntry, type StatusResult, WackamoleDaemon } from "./daemon.ts";
 export { generateKeyFile, parseKeyText, readKeyFile } from "./keyfile.ts";
-export { renderMetrics } from "./metrics.ts";
 export { wackactl } from "./wackactl.ts";
 export { importWackamoleConf, parseWackamoleConf } from "./wackamole-conf.ts";

@@ -2,9 +2,9 @@
  * `wackactl`: the control tool (after Wackamole's `wackatrl`). Exit codes: 0 ok, 1 the daemon
  * answered with an error or is not running, 2 bad usage.
  */
+import { ControlClient } from "@spines-ts/daemon-kit";
 import { ConfigError } from "@spines-ts/primitives";
 import { defaultControlPath, loadConfigFile, VERSION } from "./config.ts";
-import { ControlClient } from "./control-client.ts";
 import type { ListEntry, StatusResult } from "./daemon.ts";
 
 export const WACKACTL_HELP = `Usage: wackactl [--socket PATH | --config FILE] [--json] COMMAND

@@ -8,11 +8,11 @@ import { createSocket } from "node:dgram";
 import { existsSync, rmSync, statSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
+import { ControlClient } from "@spines-ts/daemon-kit";
 import { silentLogger } from "@spines-ts/primitives";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseArgs, resolveConfig } from "../src/config.ts";
 import { MAX_CONTROL_LINE } from "../src/control.ts";
-import { ControlClient } from "../src/control-client.ts";
 import { WackamoleDaemon } from "../src/daemon.ts";
 import { tmp, waitUntil, writeCluster } from "./helpers.ts";
 

@@ -4,8 +4,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { ControlClient } from "@spines-ts/daemon-kit";
 import { stringify } from "yaml";
-import { ControlClient } from "../src/control-client.ts";
 import type { ListEntry, StatusResult } from "../src/daemon.ts";
 
 export const APP = join(import.meta.dirname, "..");

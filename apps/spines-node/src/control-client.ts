@@ -1,2 +1,0 @@
-/** The control-socket client lives in @spines-ts/daemon-kit (shared with wackamole-node). */
-export { ControlClient, type ControlReply } from "@spines-ts/daemon-kit";
