@@ -1,8 +1,12 @@
 /**
- * A client for spines-node's control socket (newline-delimited JSON; docs/client-protocol.md §7):
- * one connection, requests answered in order.
+ * spinesctl's client for spines-node's control socket (newline-delimited JSON; docs/client-protocol.md
+ * §7): `@spines-ts/daemon-kit`'s `ControlClient`, with this package's errors. Every failure is a
+ * `ControlError`: `ERR_DAEMON_UNAVAILABLE` when the socket cannot be reached, `ERR_CONTROL_BAD_REPLY`
+ * for a reply that is not JSON, otherwise the code of the daemon's reply or of the client
+ * (`ERR_CONTROL_CLOSED`, `ERR_CONTROL_REPLY_TOO_LONG`); socket errors after connecting pass as they are.
  */
-import { connect, type Socket } from "node:net";
+import { ControlClient as KitControlClient } from "@spines-ts/daemon-kit";
+import { SpinesError } from "@spines-ts/primitives";
 
 export class ControlError extends Error {
   readonly code: string;
@@ -13,79 +17,42 @@ export class ControlError extends Error {
   }
 }
 
-type Reply = { ok?: boolean; result?: unknown; error?: { code?: string; message?: string } };
+function controlError(e: unknown): unknown {
+  if (e instanceof SyntaxError) return new ControlError("ERR_CONTROL_BAD_REPLY", `bad reply: ${e.message}`);
+  if (e instanceof SpinesError) return new ControlError(e.code, e.message);
+  return e;
+}
 
-/** Replies longer than this are refused (the daemon's tables are bounded). */
-const MAX_REPLY_BYTES = 64 << 20;
-
+/** One connection to a control socket; requests are answered in order. */
 export class ControlClient {
-  readonly #sock: Socket;
-  readonly #waiting: { resolve: (r: Reply) => void; reject: (e: Error) => void }[] = [];
-  #buf = "";
-  #nextId = 1;
+  readonly #client: KitControlClient;
 
-  private constructor(sock: Socket) {
-    this.#sock = sock;
-    sock.setEncoding("utf8");
-    sock.on("data", (chunk: string) => {
-      this.#buf += chunk;
-      if (this.#buf.length > MAX_REPLY_BYTES) {
-        sock.destroy(new ControlError("ERR_CONTROL_REPLY_TOO_LONG", "control reply too long"));
-        return;
-      }
-      for (let nl = this.#buf.indexOf("\n"); nl >= 0; nl = this.#buf.indexOf("\n")) {
-        const line = this.#buf.slice(0, nl);
-        this.#buf = this.#buf.slice(nl + 1);
-        const w = this.#waiting.shift();
-        try {
-          w?.resolve(JSON.parse(line) as Reply);
-        } catch (e) {
-          w?.reject(new ControlError("ERR_CONTROL_BAD_REPLY", `bad reply: ${(e as Error).message}`));
-        }
-      }
-    });
-    const fail = (e: Error) => {
-      for (const w of this.#waiting.splice(0)) w.reject(e);
-    };
-    sock.on("error", fail);
-    sock.on("close", () => fail(new ControlError("ERR_CONTROL_CLOSED", "control connection closed")));
+  private constructor(client: KitControlClient) {
+    this.#client = client;
   }
 
-  static connect(path: string): Promise<ControlClient> {
-    return new Promise((resolve, reject) => {
-      const s = connect(path);
-      s.once("error", (e) =>
-        reject(
-          new ControlError(
-            "ERR_DAEMON_UNAVAILABLE",
-            `cannot reach the spines-node control socket at ${path}: ${e.message}`,
-            { cause: e },
-          ),
-        ),
+  static async connect(path: string): Promise<ControlClient> {
+    try {
+      return new ControlClient(await KitControlClient.connect(path));
+    } catch (e) {
+      throw new ControlError(
+        "ERR_DAEMON_UNAVAILABLE",
+        `cannot reach the spines-node control socket at ${path}: ${(e as Error).message}`,
+        { cause: e },
       );
-      s.once("connect", () => {
-        s.removeAllListeners("error");
-        resolve(new ControlClient(s));
-      });
-    });
+    }
   }
 
   /** Sends a command; resolves with its result or rejects with the reply's error code. */
   async call<T = unknown>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
-    const reply = await new Promise<Reply>((resolve, reject) => {
-      this.#waiting.push({ resolve, reject });
-      this.#sock.write(`${JSON.stringify({ ...args, id: this.#nextId++, cmd })}\n`);
-    });
-    if (reply.ok !== true) {
-      throw new ControlError(
-        reply.error?.code ?? "ERR_CONTROL",
-        reply.error?.message ?? "control request failed",
-      );
+    try {
+      return await this.#client.call<T>(cmd, args);
+    } catch (e) {
+      throw controlError(e);
     }
-    return reply.result as T;
   }
 
   close(): void {
-    this.#sock.end();
+    this.#client.close();
   }
 }
