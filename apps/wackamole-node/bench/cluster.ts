@@ -16,7 +16,7 @@
  * All processes run inside namespaces the lab created; the Testbed removes them on destroy.
  */
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Testbed } from "@spines-ts/netlab";
 
@@ -34,6 +34,10 @@ export const WACKACTL_BIN = join(REPO, "apps", "wackamole-node", "bin", "wackact
  * Both systems get the same value. FO_NICE overrides it (0: no change).
  */
 export const NICE = Number(process.env.FO_NICE ?? -10);
+/** FO_LOG_DIR: keep every daemon's log lines there (`n<N>.log`, appended; with the trials' timeline). */
+export const LOG_DIR = process.env.FO_LOG_DIR;
+/** FO_LOG_LEVEL: the daemons' log level (default info; debug logs every command with its duration). */
+export const LOG_LEVEL = process.env.FO_LOG_LEVEL;
 /**
  * Spawn options that run a lab process at {@link NICE} in a session of its own: plain niceness does
  * not hold across sessions when the kernel groups them (autogroups; netlab's priority.ts), and the
@@ -564,7 +568,7 @@ export class WackCluster {
         ...(this.opts.announce !== undefined ? { announce: this.opts.announce } : {}),
         driver: "linux",
         control: { socket: this.socket(n) },
-        log: { level: this.opts.logLevel ?? "info" },
+        log: { level: LOG_LEVEL ?? this.opts.logLevel ?? "info" },
       };
       writeFileSync(this.configFile(n), `${JSON.stringify(cfg, null, 2)}\n`, { mode: 0o600 });
     }
@@ -586,7 +590,10 @@ export class WackCluster {
     this.logs.set(n, log);
     // views of an earlier process of this node do not count for this one (see viewOf)
     log.push({ t: now(), msg: "(process started)" });
+    const keep = LOG_DIR === undefined ? undefined : join(LOG_DIR, `n${n}.log`);
+    if (keep !== undefined) mkdirSync(LOG_DIR as string, { recursive: true });
     lines(p, (l) => {
+      if (keep !== undefined) appendFileSync(keep, `${l}\n`);
       if (!l.startsWith("{")) return;
       try {
         const j = JSON.parse(l) as Record<string, unknown>;

@@ -28,7 +28,7 @@
  * Writes bench/results/failover.json and prints a table, keepalived beside wackamole-node, with
  * the load average (the machine is shared; figures under load are not quiet-machine figures).
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { canRun } from "@spines-ts/netlab";
@@ -36,6 +36,7 @@ import {
   countViolations,
   FailoverLab,
   KeepalivedCluster,
+  LOG_DIR,
   makeGroups,
   now,
   REPO,
@@ -330,6 +331,21 @@ async function runCase(lab: FailoverLab, sys: System, failure: Failure): Promise
         members,
         settledAt: new Map([...settledAt].map(([v, t]) => [v, doneAt.get(v) ?? t])),
       });
+      if (LOG_DIR !== undefined) {
+        // the trial's timeline next to the daemons' logs: fault, address events, first replies
+        const ev = [
+          ...lab.addrEvents
+            .filter((e) => e.t >= fault - 50 && e.t <= end)
+            .map((e) => ({ ...e, kind: "addr" })),
+          ...lab.changes
+            .filter((e) => e.recvMs >= fault - 50 && e.recvMs <= end)
+            .map((e) => ({ ...e, kind: "reply" })),
+        ];
+        appendFileSync(
+          join(LOG_DIR, "trials.log"),
+          `${JSON.stringify({ system: sys.system, profile: sys.profile, nodes: N, failure, trial: t + 1, victim, fault, moved, settledAt: Object.fromEntries(settledAt), events: ev })}\n`,
+        );
+      }
       twice += v.twice;
       nobody += v.nobody;
       stale += v.stale;

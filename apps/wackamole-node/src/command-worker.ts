@@ -26,10 +26,14 @@ parentPort.on("message", (m) => {
   if (m.kind === "exec") {
     const [cmd, ...args] = m.argv;
     try {
-      execFile(cmd, args, { timeout: m.timeoutMs, maxBuffer: m.maxBuffer }, (err, stdout, stderr) => {
+      const child = execFile(cmd, args, { timeout: m.timeoutMs, maxBuffer: m.maxBuffer }, (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === "number" ? err.code : 127;
         reply({ code, stdout: String(stdout), stderr: String(stderr || (err && err.code !== undefined ? err.message : "")) });
       });
+      if (child.stdin) {
+        child.stdin.on("error", () => {});
+        child.stdin.end(typeof m.input === "string" ? m.input : undefined);
+      }
       parentPort.postMessage({ id: m.id, started: true });
     } catch (e) {
       reply({ code: 127, stdout: "", stderr: String(e) });
@@ -127,12 +131,12 @@ export class CommandWorker {
   /** Runs argv (no shell), like `execFile`; never rejects: a failure is a non-zero code. */
   exec(
     argv: readonly string[],
-    options: CommandOptions & { timeoutMs?: number; maxBuffer?: number } = {},
+    options: CommandOptions & { timeoutMs?: number; maxBuffer?: number; input?: string } = {},
   ): Promise<CommandResult> {
     // The same command already waiting (an announcement round issued again before the last one
     // started, on a busy host): one run answers both, so the queue holds each command once and
     // cannot grow with every view change.
-    const key = argv.join("\0");
+    const key = options.input === undefined ? argv.join("\0") : `${argv.join("\0")}\0${options.input}`;
     const waiting = this.#queuedByKey.get(key);
     if (waiting !== undefined) {
       this.stats.joined++;
@@ -148,6 +152,7 @@ export class CommandWorker {
         argv: [...argv],
         timeoutMs: options.timeoutMs ?? 10_000,
         maxBuffer: options.maxBuffer ?? 4 << 20,
+        ...(options.input !== undefined ? { input: options.input } : {}),
       },
       () => ({ code: 127, stdout: "", stderr: "command worker unavailable" }),
       options.stillWanted,
@@ -290,14 +295,77 @@ export function isUrgent(argv: readonly string[]): boolean {
   return cmd === "ip" && argv.includes("addr") && (argv.includes("add") || argv.includes("del"));
 }
 
+/** `ip [-4|-6] addr add|del ...`: the commands {@link CommandPool} runs together in one `ip -batch`. */
+export function isAddressChange(argv: readonly string[]): boolean {
+  const rest = argv[1] === "-4" || argv[1] === "-6" ? argv.slice(2) : argv.slice(1);
+  return argv[0] === "ip" && rest[0] === "addr" && (rest[1] === "add" || rest[1] === "del");
+}
+
+/** Announcements and notifications: fire-and-forget packets whose output nobody reads. */
+export function isAnnouncement(argv: readonly string[]): boolean {
+  const [cmd] = argv;
+  return cmd === "arping" || cmd === "na6" || cmd === "ndisc6";
+}
+
+/** A POSIX shell word for `a` (single-quoted). */
+export function shellQuote(a: string): string {
+  return `'${a.replace(/'/g, "'\\''")}'`;
+}
+
+/**
+ * Splits the stderr of `ip -force -batch -` among its `n` lines: each failed line is followed by
+ * `Command failed -:<line>`, the error text before it belongs to that line. `code` is the exit
+ * status of the whole run (non-zero with no line named: every line failed, e.g. `ip` is missing).
+ */
+export function splitIpBatch(n: number, r: CommandResult): CommandResult[] {
+  const out: CommandResult[] = Array.from({ length: n }, () => ({ code: 0, stdout: "", stderr: "" }));
+  let buf: string[] = [];
+  let named = 0;
+  for (const line of r.stderr.split("\n")) {
+    const m = /^Command failed -:(\d+)\s*$/.exec(line);
+    if (m === null) {
+      if (line.length > 0) buf.push(line);
+      continue;
+    }
+    const i = Number(m[1]) - 1;
+    if (i >= 0 && i < n) {
+      out[i] = { code: 2, stdout: "", stderr: buf.join("\n") };
+      named++;
+    }
+    buf = [];
+  }
+  if (r.code !== 0 && named === 0)
+    return out.map(() => ({ code: r.code === 1 ? 2 : r.code, stdout: "", stderr: r.stderr }));
+  return out;
+}
+
+interface Batched {
+  readonly argv: readonly string[];
+  readonly options: CommandOptions | undefined;
+  readonly resolve: (r: CommandResult) => void;
+}
+
 /**
  * The daemon's command workers: `urgent` ones for address changes, `background` ones for the rest.
  * Each start blocks its worker for the fork-to-exec wait, so two of each let two starts proceed at
  * once (one per core on a small machine); a command goes to the one with the fewest in flight.
+ *
+ * A fail-over asks for many commands at once (an `ip addr add` per address of every group taken
+ * over, then two `arping`s per IPv4 address). Starting a process from the daemon costs 5 ms on an
+ * idle machine and 50–150 ms on a busy one (the fork of a large process, then the wait for its exec),
+ * and those starts queued behind each other were most of a fail-over's time. So the commands asked
+ * for in one turn of the event loop go out together: address changes as one `ip -force -batch -`
+ * (results per line), announcements as one `/bin/sh` that starts them side by side (a small shell
+ * forks cheaply) and reports each exit status.
  */
 export class CommandPool {
   readonly urgent: readonly CommandWorker[];
   readonly background: readonly CommandWorker[];
+  /** Batches run (address changes, announcements) and the commands they carried. */
+  readonly batchStats = { ipBatches: 0, ipCommands: 0, announceBatches: 0, announceCommands: 0 };
+  #ip: Batched[] = [];
+  #announce: Batched[] = [];
+  #flushAt: ReturnType<typeof setImmediate> | undefined;
 
   constructor(opts: { urgent?: number; background?: number; maxPending?: number } = {}) {
     const make = (n: number) => Array.from({ length: n }, () => new CommandWorker(opts.maxPending ?? 256));
@@ -306,9 +374,78 @@ export class CommandPool {
     for (const w of [...this.urgent, ...this.background]) w.warm();
   }
 
-  /** A {@link CommandRunner} for the Linux address driver (routes by {@link isUrgent}). */
-  readonly runner: CommandRunner = (argv, options) =>
-    least(isUrgent(argv) ? this.urgent : this.background).exec(argv, options ?? {});
+  /** A {@link CommandRunner} for the Linux address driver (routes by {@link isUrgent}; batches). */
+  readonly runner: CommandRunner = (argv, options) => {
+    const batch = isAddressChange(argv) ? this.#ip : isAnnouncement(argv) ? this.#announce : undefined;
+    if (batch === undefined)
+      return least(isUrgent(argv) ? this.urgent : this.background).exec(argv, options ?? {});
+    return new Promise((resolve) => {
+      batch.push({ argv, options, resolve });
+      this.#flushAt ??= setImmediate(() => this.#flush());
+    });
+  };
+
+  #flush(): void {
+    this.#flushAt = undefined;
+    const ip = this.#ip;
+    const ann = this.#announce;
+    this.#ip = [];
+    this.#announce = [];
+    if (ip.length > 0) this.#runIp(ip);
+    if (ann.length > 0) this.#runAnnouncements(ann);
+  }
+
+  #runIp(items: Batched[]): void {
+    const w = least(this.urgent);
+    if (items.length === 1) {
+      const [b] = items as [Batched];
+      void w.exec(b.argv, b.options ?? {}).then(b.resolve);
+      return;
+    }
+    this.batchStats.ipBatches++;
+    this.batchStats.ipCommands += items.length;
+    // `ip -batch` lines take no global options; the family follows from the address
+    const lines = items.map((b) => {
+      const rest = b.argv[1] === "-4" || b.argv[1] === "-6" ? b.argv.slice(2) : b.argv.slice(1);
+      return rest.join(" ");
+    });
+    void w.exec(["ip", "-force", "-batch", "-"], { input: `${lines.join("\n")}\n` }).then((r) => {
+      const rs = splitIpBatch(items.length, r);
+      for (const [i, b] of items.entries()) b.resolve(rs[i] as CommandResult);
+    });
+  }
+
+  #runAnnouncements(all: Batched[]): void {
+    // one still wanted when the batch forms goes out; the rest are skipped as the worker would
+    const items: Batched[] = [];
+    for (const b of all) {
+      if (b.options?.stillWanted?.() === false) b.resolve(SKIPPED);
+      else items.push(b);
+    }
+    if (items.length === 0) return;
+    const w = least(this.background);
+    if (items.length === 1) {
+      const [b] = items as [Batched];
+      void w.exec(b.argv, b.options ?? {}).then(b.resolve);
+      return;
+    }
+    this.batchStats.announceBatches++;
+    this.batchStats.announceCommands += items.length;
+    const script = `${items
+      .map((b, i) => `(${b.argv.map(shellQuote).join(" ")} </dev/null >/dev/null 2>&1; echo "${i} $?") &`)
+      .join("\n")}\nwait\n`;
+    void w.exec(["/bin/sh", "-c", script]).then((r) => {
+      const codes = new Map<number, number>();
+      for (const line of r.stdout.split("\n")) {
+        const m = /^(\d+) (\d+)$/.exec(line);
+        if (m !== null) codes.set(Number(m[1]), Number(m[2]));
+      }
+      items.forEach((b, i) => {
+        const code = codes.get(i) ?? (r.code === 0 ? 127 : r.code);
+        b.resolve({ code, stdout: "", stderr: code === 0 ? "" : r.stderr });
+      });
+    });
+  }
 
   shell(command: string, timeoutMs: number, env: Record<string, string> = {}): Promise<CommandOutcome> {
     return least(this.background).shell(command, timeoutMs, env);
@@ -327,6 +464,10 @@ export class CommandPool {
   }
 
   async close(): Promise<void> {
+    if (this.#flushAt !== undefined) {
+      clearImmediate(this.#flushAt);
+      this.#flush();
+    }
     await Promise.all([...this.urgent, ...this.background].map((w) => w.close()));
   }
 }

@@ -136,3 +136,81 @@ describe("CommandPool", () => {
     }
   });
 });
+
+describe("CommandPool batches the commands of one event-loop turn", () => {
+  it("splits the stderr of `ip -force -batch` among its lines", async () => {
+    const { splitIpBatch } = await import("../src/command-worker.ts");
+    const r = splitIpBatch(3, {
+      code: 1,
+      stdout: "",
+      stderr: "Error: ipv4: Address already assigned.\nCommand failed -:2\n",
+    });
+    expect(r.map((x) => x.code)).toEqual([0, 2, 0]);
+    expect(r[1]?.stderr).toMatch(/already assigned/);
+    // ip itself did not run: every line failed
+    expect(splitIpBatch(2, { code: 127, stdout: "", stderr: "spawn ip ENOENT" }).map((x) => x.code)).toEqual([
+      127, 127,
+    ]);
+  });
+
+  it("runs address changes as one `ip -batch` and announcements as one shell, with per-command results", async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "wack-pool-"));
+    // a fake `ip`: records its argv and stdin; a line containing "bad" fails as ip -force does
+    writeFileSync(
+      join(dir, "ip"),
+      `#!/bin/sh\necho "$@" >> "${dir}/ip.log"\nn=0\nwhile read -r l; do n=$((n+1)); echo "$l" >> "${dir}/ip.log"; case "$l" in *bad*) echo "Error: bad address" >&2; echo "Command failed -:$n" >&2;; esac; done\n`,
+      { mode: 0o755 },
+    );
+    writeFileSync(join(dir, "arping"), `#!/bin/sh\necho "$@" >> "${dir}/arping.log"\nexit $4\n`, {
+      mode: 0o755,
+    });
+    const path = process.env.PATH;
+    process.env.PATH = `${dir}:${path}`;
+    const { CommandPool } = await import("../src/command-worker.ts");
+    const p = new CommandPool();
+    process.env.PATH = path;
+    try {
+      const [a, b, c] = await Promise.all([
+        p.runner(["ip", "-4", "addr", "add", "10.0.0.1/32", "dev", "eth0", "label", "eth0:vip"]),
+        p.runner(["ip", "-4", "addr", "add", "bad", "dev", "eth0"]),
+        p.runner(["ip", "-6", "addr", "del", "fd00::1/128", "dev", "eth0"]),
+      ]);
+      expect([a?.code, b?.code, c?.code]).toEqual([0, 2, 0]);
+      expect(b?.stderr).toMatch(/bad address/);
+      const { readFileSync } = await import("node:fs");
+      expect(readFileSync(join(dir, "ip.log"), "utf8").split("\n")).toEqual([
+        "-force -batch -",
+        "addr add 10.0.0.1/32 dev eth0 label eth0:vip",
+        "addr add bad dev eth0",
+        "addr del fd00::1/128 dev eth0",
+        "",
+      ]);
+      expect(p.batchStats.ipBatches).toBe(1);
+      // announcements: one shell, each command's own exit status (the fake exits with its 4th arg)
+      let wanted = true;
+      const rs = await Promise.all([
+        p.runner(["arping", "-q", "-U", "-c", "0", "x y'z"]),
+        p.runner(["arping", "-q", "-A", "-c", "3", "b"]),
+        p.runner(["arping", "-q", "-A", "-c", "0", "c"], { stillWanted: () => wanted }),
+        (() => {
+          wanted = false;
+          return p.runner(["arping", "-q", "-A", "-c", "0", "d"]);
+        })(),
+      ]);
+      expect(rs.map((r) => [r.code, r.skipped === true])).toEqual([
+        [0, false],
+        [3, false],
+        [0, true],
+        [0, false],
+      ]);
+      expect(p.batchStats.announceBatches).toBe(1);
+      expect(readFileSync(join(dir, "arping.log"), "utf8")).toContain("-q -U -c 0 x y'z");
+    } finally {
+      await p.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
