@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { mkdtempSync } from "node:fs";
+import { createServer, isIPv6 } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ControlClient } from "@spines-ts/daemon-kit";
@@ -10,12 +11,12 @@ import { SpinesDaemon } from "../src/daemon.ts";
 
 export const tmp = (): string => mkdtempSync(join(tmpdir(), "sn-"));
 
-/** Free UDP ports on 127.0.0.1 (held until all are picked, then released). */
-export async function freeUdpPorts(n: number): Promise<number[]> {
+/** Free UDP ports on `host`, 127.0.0.1 by default (held until all are picked, then released). */
+export async function freeUdpPorts(n: number, host = "127.0.0.1"): Promise<number[]> {
   const socks = await Promise.all(
     Array.from({ length: n }, async () => {
-      const s = createSocket("udp4");
-      await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+      const s = createSocket(isIPv6(host) ? "udp6" : "udp4");
+      await new Promise<void>((r) => s.bind(0, host, () => r()));
       return s;
     }),
   );
@@ -26,7 +27,6 @@ export async function freeUdpPorts(n: number): Promise<number[]> {
 
 /** A free TCP port on 127.0.0.1. */
 export async function freeTcpPort(): Promise<number> {
-  const { createServer } = await import("node:net");
   const srv = createServer();
   await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
   const port = (srv.address() as { port: number }).port;

@@ -1,23 +1,9 @@
-import { createSocket } from "node:dgram";
 import { join } from "node:path";
 import { silentLogger } from "@spines-ts/primitives";
 import { afterAll, describe, expect, it } from "vitest";
 import { SpinesClient } from "../src/client.ts";
 import { SpinesDaemon } from "../src/daemon.ts";
-import { inProcessConfig, tmp, waitFor } from "./helpers.ts";
-
-async function freeUdp6Ports(n: number): Promise<number[]> {
-  const socks = await Promise.all(
-    Array.from({ length: n }, async () => {
-      const s = createSocket("udp6");
-      await new Promise<void>((r) => s.bind(0, "::1", () => r()));
-      return s;
-    }),
-  );
-  const ports = socks.map((s) => s.address().port);
-  await Promise.all(socks.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  return ports;
-}
+import { freeUdpPorts, inProcessConfig, tmp, waitFor } from "./helpers.ts";
 
 const daemons: SpinesDaemon[] = [];
 afterAll(async () => {
@@ -27,7 +13,7 @@ afterAll(async () => {
 describe("an IPv6 overlay", () => {
   it("carries a session across a transit node on ::1", async () => {
     const dir = tmp();
-    const [p1, p2, p3] = (await freeUdp6Ports(3)) as [number, number, number];
+    const [p1, p2, p3] = (await freeUdpPorts(3, "::1")) as [number, number, number];
     const v6 = (id: number, port: number, nbs: [number, number][]) => {
       const c = inProcessConfig(dir, id, port, []);
       return {

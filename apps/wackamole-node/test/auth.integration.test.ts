@@ -4,28 +4,22 @@
  * (a new incarnation with a new frame counter start) is accepted again.
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { generateKeyFile } from "../src/keyfile.ts";
 import {
   coveredOnce,
   freeTcpPort,
-  killAll,
   type Spawned,
+  scratchCluster,
   spawnDaemon,
-  tmp,
   waitUntil,
   writeCluster,
 } from "./helpers.ts";
 
 const NAMES = ["g1", "g2", "g3", "g4"];
-const dir = tmp();
-const daemons: Spawned[] = [];
-afterAll(async () => {
-  await killAll(daemons);
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, daemons } = scratchCluster();
 
 describe("auth.keyFile", () => {
   it("members with the shared key form a view; a member with another key stays out", async () => {

@@ -4,29 +4,22 @@
  * survivors; `wackactl fail` / `succeed` / `balance` work; SIGTERM releases every VIP and exits 0;
  * metrics are served on loopback. Observed through the control socket and the real `wackactl --json`.
  */
-import { rmSync } from "node:fs";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   type ClusterNode,
   CTL_BIN,
   coveredOnce,
   execFileP,
   freeTcpPort,
-  killAll,
   type Spawned,
+  scratchCluster,
   spawnDaemon,
-  tmp,
   waitUntil,
   writeCluster,
 } from "./helpers.ts";
 
 const NAMES = ["g1", "g2", "g3", "g4", "g5", "g6"];
-const dir = tmp();
-const daemons: Spawned[] = [];
-afterAll(async () => {
-  await killAll(daemons);
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, daemons } = scratchCluster();
 
 async function wackactlJson<T>(node: ClusterNode, cmd: string): Promise<T> {
   const r = await execFileP(process.execPath, [CTL_BIN, "--socket", node.control, "--json", cmd], {

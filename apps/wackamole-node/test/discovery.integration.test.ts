@@ -2,25 +2,17 @@
  * Discovery: two daemons with no peer list find each other through a multicast group on loopback
  * (heartbeats also go to the group; a member heard there is learned as a peer) and share the groups.
  */
-import { rmSync } from "node:fs";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   coveredOnce,
   freeUdpPorts,
-  killAll,
-  type Spawned,
+  scratchCluster,
   spawnDaemon,
-  tmp,
   waitUntil,
   writeCluster,
 } from "./helpers.ts";
 
-const dir = tmp();
-const daemons: Spawned[] = [];
-afterAll(async () => {
-  await killAll(daemons);
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, daemons } = scratchCluster();
 
 describe("discovery", () => {
   it("members without peers find each other through a multicast group and share the groups", async () => {

@@ -1,10 +1,11 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { ControlClient } from "@spines-ts/daemon-kit";
+import { afterAll } from "vitest";
 import { stringify } from "yaml";
 import type { ListEntry, StatusResult } from "../src/daemon.ts";
 
@@ -195,6 +196,20 @@ export async function spawnDaemon(
 export async function killAll(ds: readonly Spawned[]): Promise<void> {
   for (const d of ds) if (d.proc.exitCode === null && d.proc.signalCode === null) d.proc.kill("SIGKILL");
   await Promise.all(ds.map((d) => d.exited));
+}
+
+/**
+ * A test file's scratch folder and the daemons it spawns (push them here): after the file's tests,
+ * every daemon still running is SIGKILLed and the folder is removed. Call at the file's top level.
+ */
+export function scratchCluster(): { readonly dir: string; readonly daemons: Spawned[] } {
+  const dir = tmp();
+  const daemons: Spawned[] = [];
+  afterAll(async () => {
+    await killAll(daemons);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { dir, daemons };
 }
 
 /** True when every group has exactly one owner among `live`, they agree on it, and it holds it. */

@@ -3,26 +3,20 @@
  * file, or a changed id or bind address, is refused with a logged error and the running
  * configuration stays.
  */
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import { afterAll, describe, expect, it } from "vitest";
+import { readFileSync, writeFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import {
   type ClusterNode,
   groups,
-  killAll,
   type Spawned,
+  scratchCluster,
   spawnDaemon,
-  tmp,
   waitUntil,
   writeCluster,
 } from "./helpers.ts";
 
-const dir = tmp();
-const daemons: Spawned[] = [];
-afterAll(async () => {
-  await killAll(daemons);
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, daemons } = scratchCluster();
 
 function edit(node: ClusterNode, fn: (doc: Record<string, unknown>) => void): void {
   const doc = parse(readFileSync(node.config, "utf8")) as Record<string, unknown>;

@@ -4,27 +4,21 @@
  * Hooks run on every up and down with the event in the environment; a failing hook is counted and
  * logged, never fatal.
  */
-import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   coveredOnce,
   freeTcpPort,
-  killAll,
   type Spawned,
+  scratchCluster,
   spawnDaemon,
-  tmp,
   waitUntil,
   writeCluster,
 } from "./helpers.ts";
 
 const NAMES = ["g1", "g2", "g3", "g4"];
-const dir = tmp();
-const daemons: Spawned[] = [];
-afterAll(async () => {
-  await killAll(daemons);
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, daemons } = scratchCluster();
 
 const healthy = join(dir, "healthy");
 const hookLog = join(dir, "hooks.log");
