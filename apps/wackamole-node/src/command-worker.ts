@@ -14,6 +14,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { type CommandOptions, type CommandResult, type CommandRunner, SKIPPED } from "@spines-ts/vip/linux";
+import { CommandShell } from "./command-shell.ts";
 import type { CommandOutcome } from "./run-command.ts";
 
 /** The worker: plain JavaScript (no loader needed), one message per command. */
@@ -355,35 +356,51 @@ interface Batched {
  * idle machine and 50–150 ms on a busy one (the fork of a large process, then the wait for its exec),
  * and those starts queued behind each other were most of a fail-over's time. So the commands asked
  * for in one turn of the event loop go out together: address changes as one `ip -force -batch -`
- * (results per line), announcements as one `/bin/sh` that starts them side by side (a small shell
- * forks cheaply) and reports each exit status.
+ * (results per line), announcements side by side with each exit status reported; both are started
+ * by a {@link CommandShell} that runs all along (a small shell forks and execs in a fraction of the
+ * time the daemon takes to).
  */
 export class CommandPool {
   readonly urgent: readonly CommandWorker[];
   readonly background: readonly CommandWorker[];
   /** Batches run (address changes, announcements) and the commands they carried. */
-  readonly batchStats = { ipBatches: 0, ipCommands: 0, announceBatches: 0, announceCommands: 0 };
+  readonly batchStats = {
+    ipBatches: 0,
+    ipCommands: 0,
+    followUps: 0,
+    announceBatches: 0,
+    announceCommands: 0,
+  };
   #ip: Batched[] = [];
   #announce: Batched[] = [];
   #flushAt: ReturnType<typeof setImmediate> | undefined;
+  readonly #shell: CommandShell;
 
   constructor(opts: { urgent?: number; background?: number; maxPending?: number } = {}) {
+    this.#shell = new CommandShell();
     const make = (n: number) => Array.from({ length: n }, () => new CommandWorker(opts.maxPending ?? 256));
     this.urgent = make(opts.urgent ?? 2);
     this.background = make(opts.background ?? 2);
     for (const w of [...this.urgent, ...this.background]) w.warm();
   }
 
-  /** A {@link CommandRunner} for the Linux address driver (routes by {@link isUrgent}; batches). */
-  readonly runner: CommandRunner = (argv, options) => {
-    const batch = isAddressChange(argv) ? this.#ip : isAnnouncement(argv) ? this.#announce : undefined;
-    if (batch === undefined)
-      return least(isUrgent(argv) ? this.urgent : this.background).exec(argv, options ?? {});
-    return new Promise((resolve) => {
-      batch.push({ argv, options, resolve });
-      this.#flushAt ??= setImmediate(() => this.#flush());
-    });
-  };
+  /**
+   * A {@link CommandRunner} for the Linux address driver (routes by {@link isUrgent}; batches). It
+   * starts `followUps` (an address's first announcement) from the same shell job as the address
+   * change, right after the `ip -batch`.
+   */
+  readonly runner: CommandRunner = Object.assign(
+    (argv: readonly string[], options?: CommandOptions): Promise<CommandResult> => {
+      const batch = isAddressChange(argv) ? this.#ip : isAnnouncement(argv) ? this.#announce : undefined;
+      if (batch === undefined)
+        return least(isUrgent(argv) ? this.urgent : this.background).exec(argv, options ?? {});
+      return new Promise<CommandResult>((resolve) => {
+        batch.push({ argv, options, resolve });
+        this.#flushAt ??= setImmediate(() => this.#flush());
+      });
+    },
+    { followUps: true },
+  );
 
   #flush(): void {
     this.#flushAt = undefined;
@@ -396,12 +413,6 @@ export class CommandPool {
   }
 
   #runIp(items: Batched[]): void {
-    const w = least(this.urgent);
-    if (items.length === 1) {
-      const [b] = items as [Batched];
-      void w.exec(b.argv, b.options ?? {}).then(b.resolve);
-      return;
-    }
     this.batchStats.ipBatches++;
     this.batchStats.ipCommands += items.length;
     // `ip -batch` lines take no global options; the family follows from the address
@@ -409,7 +420,15 @@ export class CommandPool {
       const rest = b.argv[1] === "-4" || b.argv[1] === "-6" ? b.argv.slice(2) : b.argv.slice(1);
       return rest.join(" ");
     });
-    void w.exec(["ip", "-force", "-batch", "-"], { input: `${lines.join("\n")}\n` }).then((r) => {
+    // follow-ups start as soon as the batch has run, in the background (arping lingers ~1 s)
+    const follow = items.flatMap((b) => b.options?.followUps ?? []);
+    this.batchStats.followUps += follow.length;
+    const after = follow.map((f) => `${f.map(shellQuote).join(" ")} </dev/null >/dev/null 2>&1 &`);
+    const script = [
+      `ip -force -batch - <<'WACK_EOF'\n${lines.join("\n")}\nWACK_EOF`,
+      ...(after.length > 0 ? ["s=$?", ...after, "exit $s"] : []),
+    ].join("\n");
+    void this.#shell.run(script).then((r) => {
       const rs = splitIpBatch(items.length, r);
       for (const [i, b] of items.entries()) b.resolve(rs[i] as CommandResult);
     });
@@ -423,18 +442,12 @@ export class CommandPool {
       else items.push(b);
     }
     if (items.length === 0) return;
-    const w = least(this.background);
-    if (items.length === 1) {
-      const [b] = items as [Batched];
-      void w.exec(b.argv, b.options ?? {}).then(b.resolve);
-      return;
-    }
     this.batchStats.announceBatches++;
     this.batchStats.announceCommands += items.length;
     const script = `${items
       .map((b, i) => `(${b.argv.map(shellQuote).join(" ")} </dev/null >/dev/null 2>&1; echo "${i} $?") &`)
-      .join("\n")}\nwait\n`;
-    void w.exec(["/bin/sh", "-c", script]).then((r) => {
+      .join("\n")}\nwait`;
+    void this.#shell.run(script).then((r) => {
       const codes = new Map<number, number>();
       for (const line of r.stdout.split("\n")) {
         const m = /^(\d+) (\d+)$/.exec(line);
@@ -468,6 +481,7 @@ export class CommandPool {
       clearImmediate(this.#flushAt);
       this.#flush();
     }
+    this.#shell.close();
     await Promise.all([...this.urgent, ...this.background].map((w) => w.close()));
   }
 }

@@ -18,7 +18,7 @@ import {
   type VipNodeEvent,
   type VipNodeOptions,
 } from "@spines-ts/vip";
-import { LinuxAddressDriver } from "@spines-ts/vip/linux";
+import { type CommandOptions, LinuxAddressDriver } from "@spines-ts/vip/linux";
 import { decodeHeader, type VipNeighbor } from "@spines-ts/wire";
 import type { KeySet } from "@spines-ts/wire/auth";
 import { CommandPool } from "./command-worker.ts";
@@ -308,17 +308,27 @@ export class WackamoleDaemon {
     if (c.driver === "dry-run") return new DryRunAddressDriver(1000);
     const dlog = log.child({ part: "driver" });
     return new LinuxAddressDriver({
-      // each command's duration at debug level (a slow fail-over is usually slow commands)
-      runner: (argv) => {
-        const t0 = performance.now();
-        return commands.runner(argv).then((r) => {
-          dlog.debug(
-            { argv: argv.join(" "), code: r.code, ms: Math.round(performance.now() - t0) },
-            "command",
-          );
-          return r;
-        });
-      },
+      // each command's duration at debug level (a slow fail-over is usually slow commands); the
+      // options (stillWanted, followUps) go through
+      runner: Object.assign(
+        (argv: readonly string[], options?: CommandOptions) => {
+          const t0 = performance.now();
+          return commands.runner(argv, options).then((r) => {
+            dlog.debug(
+              {
+                argv: argv.join(" "),
+                code: r.code,
+                ms: Math.round(performance.now() - t0),
+                ...(r.skipped === true ? { skipped: true } : {}),
+                ...(options?.followUps !== undefined ? { followUps: options.followUps.length } : {}),
+              },
+              "command",
+            );
+            return r;
+          });
+        },
+        { followUps: commands.runner.followUps === true },
+      ),
       announce: c.announce,
       notify: c.notify.map((n) => ({
         iface: n.iface,

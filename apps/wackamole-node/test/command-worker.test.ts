@@ -154,7 +154,7 @@ describe("CommandPool batches the commands of one event-loop turn", () => {
   });
 
   it("runs address changes as one `ip -batch` and announcements as one shell, with per-command results", async () => {
-    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { existsSync, mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");
     const dir = mkdtempSync(join(tmpdir(), "wack-pool-"));
@@ -174,7 +174,9 @@ describe("CommandPool batches the commands of one event-loop turn", () => {
     process.env.PATH = path;
     try {
       const [a, b, c] = await Promise.all([
-        p.runner(["ip", "-4", "addr", "add", "10.0.0.1/32", "dev", "eth0", "label", "eth0:vip"]),
+        p.runner(["ip", "-4", "addr", "add", "10.0.0.1/32", "dev", "eth0", "label", "eth0:vip"], {
+          followUps: [["arping", "-q", "-U", "-c", "0", "10.0.0.1"]],
+        }),
         p.runner(["ip", "-4", "addr", "add", "bad", "dev", "eth0"]),
         p.runner(["ip", "-6", "addr", "del", "fd00::1/128", "dev", "eth0"]),
       ]);
@@ -189,6 +191,11 @@ describe("CommandPool batches the commands of one event-loop turn", () => {
         "",
       ]);
       expect(p.batchStats.ipBatches).toBe(1);
+      expect(p.runner.followUps).toBe(true);
+      // the follow-up started from the same job, after the batch
+      for (let i = 0; i < 100 && !existsSync(join(dir, "arping.log")); i++)
+        await new Promise((r) => setTimeout(r, 10));
+      expect(readFileSync(join(dir, "arping.log"), "utf8")).toBe("-q -U -c 0 10.0.0.1\n");
       // announcements: one shell, each command's own exit status (the fake exits with its 4th arg)
       let wanted = true;
       const rs = await Promise.all([

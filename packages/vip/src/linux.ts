@@ -29,10 +29,24 @@ export interface CommandOptions {
    * the new holder announced.
    */
   readonly stillWanted?: () => boolean;
+  /**
+   * Commands to start as soon as this one has run (whatever its status), without a round trip
+   * through the caller; their outcome is not reported. The driver passes them only to a runner whose
+   * `followUps` property is true (the first announcement of an address right after its `ip addr
+   * add`: on a busy host each trip back through the daemon and each process start it makes cost
+   * tens of ms, and clients reach the new holder only once they heard the announcement).
+   */
+  readonly followUps?: readonly (readonly string[])[];
 }
 
 /** Runs a command (argv, no shell). Never rejects: a failure is a non-zero `code`. */
-export type CommandRunner = (argv: readonly string[], options?: CommandOptions) => Promise<CommandResult>;
+export type CommandRunner = ((
+  argv: readonly string[],
+  options?: CommandOptions,
+) => Promise<CommandResult>) & {
+  /** True when the runner starts `CommandOptions.followUps`. */
+  readonly followUps?: boolean;
+};
 
 /** A result for a command `stillWanted` skipped. */
 export const SKIPPED: CommandResult = { code: 0, stdout: "", stderr: "", skipped: true };
@@ -258,6 +272,9 @@ export class LinuxAddressDriver implements AddressDriver {
     this.#held.set(group.name, group);
     // The addresses of a group go up together, one command each: an address already there is
     // "File exists" (idempotent), so no query first; a fail-over waits for the slowest one only.
+    // A runner that can start the first round of announcements itself, right after the address is
+    // up, gets it as follow-ups of the `ip addr add`; the later rounds are ours as before.
+    const early = this.#run.followUps === true && this.count > 0;
     await settleAll(
       group.addresses.map(async (a) => {
         await this.#prepare(a);
@@ -265,13 +282,14 @@ export class LinuxAddressDriver implements AddressDriver {
           a.family === 4
             ? ["ip", "-4", "addr", "add", a.cidr, "dev", a.iface, "label", this.label(a.iface)]
             : ["ip", "-6", "addr", "add", a.cidr, "dev", a.iface, "nodad", "metric", String(this.metric)];
-        const r = await this.#exec(argv);
+        const follow = early ? this.#gratuitousArgv(a) : [];
+        const r = await this.#exec(argv, follow.length > 0 ? { followUps: follow } : undefined);
         if (r.code !== 0 && !/File exists|already assigned/i.test(r.stderr))
           throw new LinuxDriverError(`acquire ${group.name}`, argv, r);
       }),
     );
     // Announce in the background; a release or a new acquire of the group stops it.
-    void this.#announce(group, gen, neighbors);
+    void this.#announce(group, gen, neighbors, early ? 1 : 0);
   }
 
   async release(group: VipGroup): Promise<void> {
@@ -362,6 +380,7 @@ export class LinuxAddressDriver implements AddressDriver {
 
   async #exec(argv: readonly string[], options?: CommandOptions): Promise<CommandResult> {
     this.history.push(argv.join(" "));
+    for (const f of options?.followUps ?? []) this.history.push(f.join(" "));
     if (this.history.length > 2000) this.history.splice(0, 1000);
     return this.#run(argv, options);
   }
@@ -410,10 +429,11 @@ export class LinuxAddressDriver implements AddressDriver {
     });
   }
 
-  async #announce(group: VipGroup, gen: number, neighbors: readonly VipNeighbor[]): Promise<void> {
+  /** `first`: rounds already sent (as follow-ups of the `ip addr add`). */
+  async #announce(group: VipGroup, gen: number, neighbors: readonly VipNeighbor[], first = 0): Promise<void> {
     const pending: Promise<void>[] = [];
     const wanted = () => this.#alive(group, gen);
-    for (let i = 0; i < this.count && this.#alive(group, gen); i++) {
+    for (let i = first; i < this.count && this.#alive(group, gen); i++) {
       if (i > 0) await sleep(this.intervalMs);
       if (!this.#alive(group, gen)) break;
       for (const a of group.addresses) pending.push(...this.#gratuitous(a, wanted));
@@ -457,24 +477,21 @@ export class LinuxAddressDriver implements AddressDriver {
 
   #gratuitous(a: VipAddress, wanted: () => boolean): Promise<void>[] {
     const what = `announce ${a.address}`;
+    return this.#gratuitousArgv(a).map((argv) => this.#fire(what, argv, wanted));
+  }
+
+  /** One round of gratuitous announcements of `a` (commands). */
+  #gratuitousArgv(a: VipAddress): string[][] {
     if (a.family === 4) {
-      const out: Promise<void>[] = [];
-      if (this.arpMode !== "reply")
-        out.push(this.#fire(what, ["arping", "-q", "-U", "-c", "1", "-I", a.iface, a.address], wanted));
-      if (this.arpMode !== "request")
-        out.push(this.#fire(what, ["arping", "-q", "-A", "-c", "1", "-I", a.iface, a.address], wanted));
+      const out: string[][] = [];
+      if (this.arpMode !== "reply") out.push(["arping", "-q", "-U", "-c", "1", "-I", a.iface, a.address]);
+      if (this.arpMode !== "request") out.push(["arping", "-q", "-A", "-c", "1", "-I", a.iface, a.address]);
       return out;
     }
     // The kernel sends no unsolicited NA for an address added with nodad (ndisc_notify covers link
     // changes only), so na6 sends every round, the first included.
     if (!this.na6) return [];
-    return [
-      this.#fire(
-        what,
-        ["na6", "-i", a.iface, "-s", a.address, "-d", "ff02::1", "-t", a.address, "-o", "-e"],
-        wanted,
-      ),
-    ];
+    return [["na6", "-i", a.iface, "-s", a.address, "-d", "ff02::1", "-t", a.address, "-o", "-e"]];
   }
 
   /** Tells one neighbour directly: an ARP request / neighbour solicitation from the VIP to it. */

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { parseVipGroups } from "../src/index.ts";
 import {
+  type CommandOptions,
   type CommandResult,
   expandTargets,
   LinuxAddressDriver,
@@ -107,6 +108,34 @@ describe("LinuxAddressDriver (fake kernel)", () => {
     // IPv6: the kernel sends no NA for a nodad address: count NAs with na6 (override flag, target LLA option)
     expect(k.calls.filter((c) => c.startsWith("na6")).length).toBe(2);
     expect(k.calls).toContain("na6 -i eth1 -s fd00::100 -d ff02::1 -t fd00::100 -o -e");
+    d.close();
+  });
+
+  it("gives a runner that starts follow-ups the first announcement round with the ip addr add", async () => {
+    const k = fakeKernel();
+    const follows: string[][] = [];
+    const runner = Object.assign(
+      (argv: readonly string[], o?: CommandOptions) => {
+        for (const f of o?.followUps ?? []) follows.push([argv.join(" "), f.join(" ")]);
+        return k.runner(argv);
+      },
+      { followUps: true },
+    );
+    const d = new LinuxAddressDriver({ runner, announce: { count: 2, intervalMs: 1, repeatAfterMs: 0 } });
+    await d.acquire(group, []);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(follows).toEqual([
+      ["ip -4 addr add 10.1.0.100/32 dev eth0 label eth0:vip", "arping -q -U -c 1 -I eth0 10.1.0.100"],
+      ["ip -4 addr add 10.1.0.100/32 dev eth0 label eth0:vip", "arping -q -A -c 1 -I eth0 10.1.0.100"],
+      [
+        "ip -6 addr add fd00::100/128 dev eth1 nodad metric 4137",
+        "na6 -i eth1 -s fd00::100 -d ff02::1 -t fd00::100 -o -e",
+      ],
+    ]);
+    // the second round is the driver's own, as before (count 2 = one follow-up round + one more)
+    const arp = k.calls.filter((c) => c.startsWith("arping"));
+    expect(arp).toEqual(["arping -q -U -c 1 -I eth0 10.1.0.100", "arping -q -A -c 1 -I eth0 10.1.0.100"]);
+    expect(k.calls.filter((c) => c.startsWith("na6")).length).toBe(1);
     d.close();
   });
 
