@@ -421,7 +421,12 @@ export class CommandPool {
       return rest.join(" ");
     });
     // follow-ups start as soon as the batch has run, in the background (arping lingers ~1 s)
-    const follow = items.flatMap((b) => b.options?.followUps ?? []);
+    // the first follow-up of every command, then the second, ...: every address's first
+    // announcement starts before any address's second form
+    const follow: (readonly string[])[] = [];
+    const lists = items.map((b) => b.options?.followUps ?? []);
+    for (let k = 0; lists.some((l) => k < l.length); k++)
+      for (const l of lists) if (k < l.length) follow.push(l[k] as readonly string[]);
     this.batchStats.followUps += follow.length;
     const after = follow.map((f) => `${f.map(shellQuote).join(" ")} </dev/null >/dev/null 2>&1 &`);
     const script = [
