@@ -374,7 +374,12 @@ async function probe(
       for (const [i, d] of line.daemons.entries()) {
         const c = await d.ctl();
         try {
-          links[String(i + 1)] = await c.call("links");
+          const st = await c.call<{ counters: { links: Record<string, Record<string, number>> } }>("status");
+          const rel: Record<string, unknown> = {};
+          for (const [n, k] of Object.entries(st.counters.links)) {
+            rel[n] = Object.fromEntries(Object.entries(k).filter(([key]) => key.startsWith("reliable")));
+          }
+          links[String(i + 1)] = { links: await c.call("links"), reliable: rel };
         } finally {
           c.close();
         }

@@ -386,7 +386,20 @@ export class SpinesDaemon {
     const driver = this.node.plane.driver;
     for (const id of driver.neighbours) {
       const l = driver.link(id);
-      if (l !== undefined) out[id] = { ...l.stats };
+      if (l !== undefined) {
+        // The reliable channel's sender counters beside the link's own (issue 10: timeouts and
+        // spurious retransmissions are what a latency trace needs to see).
+        const r = l.reliable.stats;
+        out[id] = {
+          ...l.stats,
+          reliableSent: r.sent,
+          reliableRetransmitted: r.retransmitted,
+          reliableLostDetected: r.lostDetected,
+          reliableRtoFired: r.rtoFired,
+          reliableRtoUndone: r.rtoUndone,
+          reliableSpurious: r.spurious,
+        };
+      }
     }
     return out;
   }

@@ -11,7 +11,14 @@ export interface EmulationStats {
   queueDrops: number;
   queuedPackets: number;
   queuedBytes: number;
+  /** Mean of (release time − due time) over the packets held, ms: the emulation's own delay error. */
+  releaseErrorMs: number;
 }
+
+/** Largest timer lead the emulation learns (ms). */
+const MAX_LEAD_MS = 2;
+/** Weight of one timer's observed lateness in the learned lead. */
+const LEAD_GAIN = 1 / 32;
 
 interface Held {
   at: number;
@@ -27,6 +34,10 @@ interface LinkState {
   head: number;
   queuedBytes: number;
   cancel: Cancel | undefined;
+  /** When the pending timer was asked to fire (ms). */
+  wakeAt: number;
+  errorSum: number;
+  errorCount: number;
   stats: EmulationStats;
 }
 
@@ -42,11 +53,20 @@ export interface EmulatorHost {
  * `setlink` does: loss (independent or bursty, a two-state Gilbert model whose average stays
  * `lossPct`), a bandwidth bottleneck with a bounded queue, delay and jitter. Packets leave in
  * arrival order; each link uses at most one pending timer on the host's timer queue.
+ *
+ * Timers fire late: a host timer with millisecond granularity (setTimeout) wakes 0.6-0.7 ms after
+ * its deadline on average, which on a 4-hop path added 2.6 ms to every message the emulation was
+ * meant to delay by exactly 40 ms (issue 10). The emulator learns its timers' mean lateness and
+ * asks to be woken that much before a packet is due, releasing what is due within that lead: the
+ * release times then scatter around the due time (the spread of timer wake-ups) instead of
+ * landing after it. `releaseErrorMs` reports the mean error that is left.
  */
 export class LinkEmulator {
   readonly #host: EmulatorHost;
   readonly #deliver: (from: NodeId, data: Uint8Array) => void;
   readonly #links = new Map<NodeId, LinkState>();
+  /** Learned mean lateness of the host's timers (ms), used as the wake-up lead. */
+  #lead = 0;
 
   constructor(host: EmulatorHost, deliver: (from: NodeId, data: Uint8Array) => void) {
     this.#host = host;
@@ -79,7 +99,10 @@ export class LinkEmulator {
       head: 0,
       queuedBytes: 0,
       cancel: undefined,
-      stats: { passed: 0, lost: 0, queueDrops: 0, queuedPackets: 0, queuedBytes: 0 },
+      wakeAt: 0,
+      errorSum: 0,
+      errorCount: 0,
+      stats: { passed: 0, lost: 0, queueDrops: 0, queuedPackets: 0, queuedBytes: 0, releaseErrorMs: 0 },
     });
   }
 
@@ -90,7 +113,12 @@ export class LinkEmulator {
   stats(from: NodeId): EmulationStats | undefined {
     const l = this.#links.get(from);
     if (l === undefined) return undefined;
-    return { ...l.stats, queuedPackets: l.queue.length - l.head, queuedBytes: l.queuedBytes };
+    return {
+      ...l.stats,
+      queuedPackets: l.queue.length - l.head,
+      queuedBytes: l.queuedBytes,
+      releaseErrorMs: l.errorCount === 0 ? 0 : l.errorSum / l.errorCount,
+    };
   }
 
   /** Every link with emulation set. */
@@ -141,15 +169,31 @@ export class LinkEmulator {
     }
     l.queue.push({ at, data });
     l.queuedBytes += data.length;
-    if (l.cancel === undefined) l.cancel = this.#host.schedule(at, () => this.#drain(from, l));
+    if (l.cancel === undefined) this.#arm(from, l, at);
+  }
+
+  /** The learned timer lead (ms): how early the emulator asks to be woken. */
+  get lead(): number {
+    return this.#lead;
+  }
+
+  #arm(from: NodeId, l: LinkState, at: number): void {
+    l.wakeAt = at - this.#lead;
+    l.cancel = this.#host.schedule(l.wakeAt, () => this.#drain(from, l));
   }
 
   #drain(from: NodeId, l: LinkState): void {
     l.cancel = undefined;
     const now = this.#host.clock.now();
+    // Learn how late this timer woke (bounded, so one stall cannot make the emulation early).
+    const late = Math.min(MAX_LEAD_MS, Math.max(0, now - l.wakeAt));
+    this.#lead = Math.min(MAX_LEAD_MS, this.#lead + LEAD_GAIN * (late - this.#lead));
+    const until = now + this.#lead;
     while (l.head < l.queue.length) {
       const h = l.queue[l.head] as Held;
-      if (h.at > now) break;
+      if (h.at > until) break;
+      l.errorSum += now - h.at;
+      l.errorCount++;
       l.queue[l.head] = undefined as unknown as Held;
       l.head++;
       l.queuedBytes -= h.data.length;
@@ -165,7 +209,7 @@ export class LinkEmulator {
         l.queue = l.queue.slice(l.head);
         l.head = 0;
       }
-      l.cancel = this.#host.schedule((l.queue[l.head] as Held).at, () => this.#drain(from, l));
+      this.#arm(from, l, (l.queue[l.head] as Held).at);
     }
   }
 

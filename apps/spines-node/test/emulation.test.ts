@@ -111,6 +111,47 @@ describe("link emulation", () => {
     expect(h.got.map((g) => g.n)).toEqual([1, 2, 3]);
   });
 
+  it("learns its timers' lateness and wakes that much early: releases centre on the due time", () => {
+    // A host whose timers fire 0.7 ms late (setTimeout's millisecond granularity).
+    const clock = new ManualClock();
+    const timers = new TimerQueue();
+    const LATE = 0.7;
+    const got: number[] = [];
+    const sentAt: number[] = [];
+    const emu = new LinkEmulator(
+      { clock, rng: new Rng(3), schedule: (at, fn) => timers.schedule(at + LATE, fn) },
+      (_from, data) =>
+        got.push(clock.now() - (sentAt[(data[0] as number) | ((data[1] as number) << 8)] as number)),
+    );
+    emu.set(2, { delayMs: 10 });
+    const runUntil = (t: number) => {
+      for (;;) {
+        const d = timers.nextDeadline();
+        if (d === undefined || d > t) break;
+        clock.set(Math.max(clock.now(), d));
+        timers.runDue(clock.now());
+      }
+      clock.set(Math.max(clock.now(), t));
+    };
+    for (let i = 0; i < 2000; i++) {
+      sentAt[i] = clock.now();
+      emu.receive(2, Uint8Array.of(i & 0xff, i >> 8));
+      runUntil(clock.now() + 3.3);
+    }
+    runUntil(clock.now() + 100);
+    expect(got.length).toBe(2000);
+    const early = got.slice(0, 20);
+    const late = got.slice(1000);
+    const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+    // Before it has learned anything, each packet is late by the timer's lateness...
+    expect(mean(early)).toBeGreaterThan(10.5);
+    // ...once learned, the delay is the configured 10 ms, and never early by more than the lead.
+    expect(Math.abs(mean(late) - 10)).toBeLessThan(0.05);
+    expect(Math.min(...got)).toBeGreaterThanOrEqual(10 - LATE - 1e-9);
+    expect(emu.lead).toBeCloseTo(LATE, 1);
+    expect(Math.abs(emu.stats(2)?.releaseErrorMs ?? 1)).toBeLessThan(0.1);
+  });
+
   it("validates parameters", () => {
     expect(checkEmulation({ delayMs: 5 })).toEqual({ ok: true, params: { delayMs: 5 } });
     expect(checkEmulation({ lossPct: 101 })).toMatchObject({ ok: false, key: "lossPct" });

@@ -500,7 +500,10 @@ export class Link {
           this.rtt.sample(sample);
           this.#rotatePath(now);
           if (sample < this.#pathMinCur) this.#pathMinCur = sample;
-          if (now - this.#lastDataAt > sample) this.#pathCleanCur = true;
+          // Clean: nothing of ours was sent for two of its round trips, so no data of ours sent
+          // before the hello can still have been queued ahead of it (one round trip is not
+          // enough: data sent just before the hello waits in the same bottleneck queue).
+          if (now - this.#lastDataAt > 2 * sample) this.#pathCleanCur = true;
         }
       }
       this.#confirm++;

@@ -34,6 +34,8 @@ interface SentPacket {
   txNum: number;
   txCount: number;
   state: number;
+  /** Declared lost by the ack-driven detector (not by a timeout) since its last transmission. */
+  fastLost?: boolean;
 }
 
 interface Queued {
@@ -55,6 +57,12 @@ export interface ReliableSenderStats {
 
 /** Slack (ms) when comparing an echoed µs timestamp with a send time. */
 const TS_SLACK_MS = 0.002;
+
+/**
+ * A window counts as validated (RFC 7661), and may grow, while at least 1/VALIDATED_SHARE of it is
+ * in flight when the sender runs out of data.
+ */
+const VALIDATED_SHARE = 4;
 
 /** Milliseconds of the pacing rate a paced sender may send at once (its token bucket's depth). */
 export const PACING_BURST_MS = 4;
@@ -93,6 +101,15 @@ export class ReliableSender {
   #lossAt: number | undefined;
   #paceAt: number | undefined;
   #appLimited = true;
+  /**
+   * Whether this link has shown reordering: an ack for a packet the detector had declared lost.
+   * Until then a packet is lost as soon as one sent after it is acked (RACK with a zero
+   * reordering window, RFC 8985 §6.2): a link is one path, first in, first out, and waiting the
+   * usual 1/8 RTT or three packets on top of the round trip cost every recovery 2-3 ms (issue 10).
+   */
+  #reorderSeen = false;
+  /** The last pump ran out of data (the window was not what stopped it). */
+  #outOfData = true;
   #wantWritable = false;
   readonly #blockedFlows = new Set<FlowKey>();
   readonly stats: ReliableSenderStats = {
@@ -263,9 +280,16 @@ export class ReliableSender {
       const isNew = p === undefined;
       const size = p ? p.size : this.#queue.peekBytes();
       if (size === undefined) {
-        this.#appLimited = true;
+        // Out of data. RFC 7661 (new CWV): the window counts as validated, and may keep growing,
+        // while at least half of it is in use; only a sender using less is application-limited.
+        // A steady low-rate flow (100 messages/s needs ~2 packets per 20 ms round trip) would
+        // otherwise hold its window right at what it uses, and every loss halving would queue
+        // its next messages behind the window (issue 10: 15-20 ms per hop at 5 % loss).
+        this.#appLimited = VALIDATED_SHARE * this.#bytesInFlight < this.cc.cwnd;
+        this.#outOfData = true;
         break;
       }
+      this.#outOfData = false;
       if (this.#bytesInFlight > 0 && this.#bytesInFlight + size > this.cc.cwnd) {
         this.#appLimited = false;
         break;
@@ -314,7 +338,14 @@ export class ReliableSender {
       this.#order.push({ p, tx: p.txNum });
       this.#pacer?.spend(now, p.size);
       this.#cap?.spend(now, p.size);
-      if (this.#rtoAt === undefined) this.#rtoAt = now + this.#rto();
+      // The timeout runs from the latest transmission (as QUIC's PTO, RFC 9002 §6.2.1, and the
+      // TLP timer of RFC 8985), not only from the latest ack: a sender that transmits every few
+      // ms gets its next ack one sending interval after a lost packet or ack, and an RTO of
+      // SRTT + 4·RTTVAR armed at the last ack (a few ms over the RTT on a steady path) fired
+      // before that ack could come (issue 10: 10-23 timeouts per link in 10 s at 100 messages/s
+      // and 5 % loss, each collapsing the window). A dead link still times out: sending stops
+      // when the window is full, or the link's hello timeout takes it down.
+      this.#rtoAt = Math.max(this.#rtoAt ?? 0, now + this.#rto());
       this.stats.sent++;
       n++;
       emit({
@@ -343,7 +374,20 @@ export class ReliableSender {
       (triggerSentAt >= p.sentAt - TS_SLACK_MS &&
         now - p.sentAt >= 0.8 * (Number.isFinite(this.#rtt.min) ? this.#rtt.min : 0));
     if (plausible && p.txNum > this.#largestAckedTx) this.#largestAckedTx = p.txNum;
-    this.cc.onAck(now, p.size, p.sentAt, this.#rtt.srttOr(this.#cfg.initialRtoMs), !this.#appLimited);
+    // The detector called it lost, yet the copy it had judged lost arrived: packets overtake
+    // each other on this link, so from now on wait the full reordering allowance.
+    if (p.fastLost === true && (p.state !== INFLIGHT || !plausible)) this.#reorderSeen = true;
+    // A validated sender that runs out of data acks less than a window per round trip; credit
+    // its acks as a window-limited sender's would be, so its window grows by the same one MSS per
+    // round trip as Reno's (at most VALIDATED_SHARE times what it has in flight, the validation
+    // bound), rather than by its own smaller ack count. Otherwise a steady flow at a third of its
+    // share settles at a window just above its use, and each loss halving queues it (issue 10).
+    const credit =
+      this.#outOfData && !this.#appLimited
+        ? p.size *
+          Math.min(VALIDATED_SHARE, this.cc.cwnd / Math.max(this.#bytesInFlight + p.size, this.#cfg.mtu))
+        : p.size;
+    this.cc.onAck(now, credit, p.sentAt, this.#rtt.srttOr(this.#cfg.initialRtoMs), !this.#appLimited);
     p.state = ACKED;
     this.#unacked.delete(p.seq);
     this.#unackedBytes -= p.size;
@@ -433,6 +477,7 @@ export class ReliableSender {
 
   #markLost(now: number, p: SentPacket, congestion: boolean): void {
     p.state = LOST;
+    p.fastLost = congestion;
     this.#bytesInFlight -= p.size;
     this.stats.lostDetected++;
     if (congestion) this.cc.onLoss(now, p.size, p.sentAt);
@@ -442,6 +487,9 @@ export class ReliableSender {
   #detectLosses(now: number): void {
     const rttBase = Math.max(this.#rtt.srttOr(0), this.#rtt.latest);
     const lossDelay = Math.max(this.#cfg.timeThreshold * rttBase, 1);
+    // No reordering seen: lost once a later packet was acked and a round trip has passed.
+    const minRtt = Number.isFinite(this.#rtt.min) ? this.#rtt.min : 0;
+    const fast = !this.#reorderSeen;
     this.#lossAt = undefined;
     for (;;) {
       const e = this.#order.peek();
@@ -452,7 +500,11 @@ export class ReliableSender {
         continue;
       }
       if (e.tx >= this.#largestAckedTx) break;
-      if (this.#largestAckedTx - e.tx >= this.#cfg.packetThreshold || now >= p.sentAt + lossDelay) {
+      if (
+        this.#largestAckedTx - e.tx >= this.#cfg.packetThreshold ||
+        now >= p.sentAt + lossDelay ||
+        (fast && now >= p.sentAt + minRtt)
+      ) {
         this.#order.shift();
         this.#markLost(now, p, true);
         continue;
@@ -511,6 +563,8 @@ export class ReliableSender {
     this.#txCounter = 0;
     this.#bytesInFlight = 0;
     this.#largestAckedTx = -1;
+    this.#reorderSeen = false;
+    this.#outOfData = true;
     this.#backoff = 1;
     this.#rtoAt = undefined;
     this.#rtoUndoAt = undefined;
@@ -551,6 +605,9 @@ export class ReliableReceiver {
   #ackAt: number | undefined;
   #echoTs = 0;
   #arrivedAt = 0;
+  /** Timestamp and arrival time of the latest frame that brought new data. */
+  #newTs = 0;
+  #newAt = 0;
   #everReceived = false;
   /** Counters for the loss meter: highest-sequence advance and original (first) transmissions received. */
   expected = 0;
@@ -613,15 +670,26 @@ export class ReliableReceiver {
    */
   onData(now: number, d: LinkData, free: number): number | undefined {
     const seq = unwrap32(d.seq, this.#cum);
+    const W = this.#cfg.recvWindowPackets;
+    const duplicate = seq < this.#cum || (seq < this.#cum + W && this.#bits[seq % W] === 1);
     if (this.#ackAt === undefined || !this.#everReceived) {
       // Echo the earliest frame the next ack answers (RFC 7323 §4.3): with delayed or coalesced
-      // acks, a timeout is then recognisably spurious when the data sent before it arrives.
-      this.#echoTs = d.ts;
-      this.#arrivedAt = now;
+      // acks, a timeout is then recognisably spurious when the data sent before it arrives. A
+      // duplicate brings nothing new, so its ack echoes the latest frame that did (RFC 7323 §4.3,
+      // "the segment that advanced the window"), with that frame's hold time: when a lost ack made
+      // the sender time out and resend data that had arrived, the answer to the resend shows the
+      // original got through before the timeout and the sender undoes it (RFC 4015) instead of
+      // keeping a collapsed window (issue 10).
+      if (duplicate && this.#everReceived) {
+        this.#echoTs = this.#newTs;
+        this.#arrivedAt = this.#newAt;
+      } else {
+        this.#echoTs = d.ts;
+        this.#arrivedAt = now;
+      }
     }
     this.#everReceived = true;
-    const W = this.#cfg.recvWindowPackets;
-    if (seq < this.#cum || (seq < this.#cum + W && this.#bits[seq % W] === 1)) {
+    if (duplicate) {
       this.stats.duplicates++;
       this.#ackNow(now);
       return undefined;
@@ -631,6 +699,8 @@ export class ReliableReceiver {
       this.#ackNow(now);
       return undefined;
     }
+    this.#newTs = d.ts;
+    this.#newAt = now;
     const inOrder = seq === this.#cum && this.#ranges.length === 0;
     this.#bits[seq % W] = 1;
     if (seq === this.#cum) {

@@ -153,7 +153,7 @@ describe("authentication trailer", () => {
   });
 });
 
-const HEX_A = "00".repeat(31) + "01";
+const HEX_A = `${"00".repeat(31)}01`;
 const HEX_B = "ab".repeat(32);
 
 describe("key files", () => {

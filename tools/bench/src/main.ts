@@ -1,9 +1,10 @@
 /**
  * `pnpm bench <name> [--quick] [args]`: finds `<packages|apps>/*\/bench/<name>.bench.ts` and runs it.
- * `pnpm bench` alone lists the benchmarks.
+ * `pnpm bench` alone lists the benchmarks; `pnpm bench <name> --help` prints the benchmark's own
+ * description (the doc comment at the top of its file) without running it.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -40,5 +41,16 @@ if (file === undefined) {
   );
   process.exit(2);
 }
-const r = spawnSync(process.execPath, ["--import", "tsx", file, ...rest], { stdio: "inherit", cwd: root });
+const text = readFileSync(file, "utf8");
+if ((rest.includes("--help") || rest.includes("-h")) && !text.includes('"--help"')) {
+  // A benchmark's usage is the doc comment that opens its file; print it instead of running it
+  // (a benchmark that handles --help itself gets the flag).
+  const doc = /\/\*\*([\s\S]*?)\*\//.exec(text)?.[1];
+  const lines = (doc ?? " * (no description)").split("\n").map((l) => l.replace(/^\s*\* ?/, ""));
+  console.log(`pnpm bench ${name}  (${file.slice(root.length + 1)})\n\n${lines.join("\n").trim()}`);
+  process.exit(0);
+}
+// -h means --help for every benchmark, also for those that only look for --help.
+const args = rest.map((a) => (a === "-h" ? "--help" : a));
+const r = spawnSync(process.execPath, ["--import", "tsx", file, ...args], { stdio: "inherit", cwd: root });
 process.exit(r.status ?? 1);
