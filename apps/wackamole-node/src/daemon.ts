@@ -116,12 +116,13 @@ class DaemonDriver implements AddressDriver {
   }
 
   release(group: VipGroup): void | Promise<void> {
-    // released already by the daemon's stop (or rebuild), before it left the group: the driver's
-    // release is idempotent; log and hooks only once
-    const quiet = this.#d._preReleased.delete(group.name);
+    // released already by the daemon's stop (or rebuild), before it left the group (and not
+    // acquired since): nothing left to do. Running the `ip addr del`s again would only compete for
+    // the CPU with the member taking over, at the moment it raises the addresses.
+    if (this.#d._preReleased.delete(group.name)) return;
     const r = this.inner.release(group);
-    if (r instanceof Promise) return r.then(() => (quiet ? undefined : this.#d._done("down", group, [])));
-    if (!quiet) this.#d._done("down", group, []);
+    if (r instanceof Promise) return r.then(() => this.#d._done("down", group, []));
+    this.#d._done("down", group, []);
   }
 
   sampleNeighbors(): readonly VipNeighbor[] | Promise<readonly VipNeighbor[]> {

@@ -250,7 +250,9 @@ export class VipNode implements NodeProgram {
   #sample(): void {
     const s = this.driver.sampleNeighbors;
     if (s === undefined) return;
-    Promise.resolve()
+    // after the address actions under way (an exchange asks for a sample as it raises the groups
+    // it took over): a query must not compete with `ip addr add` for a busy host's CPU
+    this.idle()
       .then(() => s.call(this.driver))
       .then((entries) => {
         if (entries.length > 0 && !this.#stopped)
