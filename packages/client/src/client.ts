@@ -343,6 +343,11 @@ export class SpinesClient extends EventEmitter {
   #hello: Pending | undefined;
   #closed = false;
   #closing = false;
+  #corked = false;
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#sock.uncork();
+  };
 
   private constructor(sock: Socket) {
     super();
@@ -568,6 +573,12 @@ export class SpinesClient extends EventEmitter {
   _sendData(handle: number, data: Uint8Array, cb: (e?: Error | null) => void): void {
     const max = Math.max(1024, this.maxFrameBytes - 5);
     let ok = true;
+    // Stream writes of one tick leave in one writev: the socket is corked until the next tick.
+    if (!this.#corked && !this.#closed) {
+      this.#corked = true;
+      this.#sock.cork();
+      process.nextTick(this.#uncork);
+    }
     for (let off = 0; off < data.length; off += max) {
       const part = data.subarray(off, Math.min(data.length, off + max));
       ok = this._write(new FrameBuilder(Op.Send, 4 + part.length).u32(handle).bytes(part).finish());
