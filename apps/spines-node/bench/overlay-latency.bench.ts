@@ -61,6 +61,8 @@ interface Case {
   jitterMs: number;
   /** Session segments sent again end to end by the sending daemon (streams); null when not measured. */
   e2eRetransmissions: number | null;
+  /** Mean release error of the daemons' built-in emulation (ms per hop; null: not reported). */
+  emulationErrorMs?: number | null;
   /** 1-minute load average when the case ended (the machine is shared). */
   loadAvg1: number;
   trace?: Trace;
@@ -253,6 +255,8 @@ interface ProbeResult {
   duplicates: number;
   blocked: number;
   e2eRetransmissions: number | null;
+  /** Mean release error of the daemons' emulation over the emulated links (ms), when reported. */
+  emulationErrorMs: number | null;
 }
 
 /**
@@ -369,6 +373,22 @@ async function probe(
         c.close();
       }
     }
+    // The emulation's own delay error (release time − due time, mean per link): reported beside
+    // every row, as netlab reports its emulator's overhead.
+    const errs: number[] = [];
+    for (const d of line.daemons) {
+      const c = await d.ctl();
+      try {
+        const ls = await c.call<{ emulationStats?: { releaseErrorMs?: number; passed?: number } }[]>("links");
+        for (const l of ls) {
+          const e = l.emulationStats?.releaseErrorMs;
+          if (typeof e === "number" && (l.emulationStats?.passed ?? 0) > 0) errs.push(e);
+        }
+      } finally {
+        c.close();
+      }
+    }
+    const emulationErrorMs = errs.length === 0 ? null : errs.reduce((a, b) => a + b, 0) / errs.length;
     if (process.argv.includes("--diag")) {
       const links: Record<string, unknown> = {};
       for (const [i, d] of line.daemons.entries()) {
@@ -397,6 +417,7 @@ async function probe(
       duplicates,
       blocked,
       e2eRetransmissions,
+      emulationErrorMs,
     };
   } finally {
     for (const c of closers) {
@@ -570,6 +591,7 @@ function fromProbe(
     maxMs: s.maxMs,
     jitterMs: s.sdMs,
     e2eRetransmissions: r.e2eRetransmissions,
+    emulationErrorMs: r.emulationErrorMs,
     loadAvg1: loadavg()[0] ?? Number.NaN,
   };
   // An own recovery longer than three link retransmissions on one hop is taken as end to end.
@@ -759,6 +781,7 @@ await runBench("overlay-latency", async (ctx) => {
       "model p99",
       "mean/model",
       "p99/model",
+      "emu err",
       "load1",
     ],
     rows: cases
@@ -782,12 +805,14 @@ await runBench("overlay-latency", async (ctx) => {
           m ? m.p99Ms : Number.NaN,
           m ? r2(c.meanMs / m.meanMs) : Number.NaN,
           m ? r2(c.p99Ms / m.p99Ms) : Number.NaN,
+          c.emulationErrorMs === null || c.emulationErrorMs === undefined ? "-" : r2(c.emulationErrorMs),
           r2(c.loadAvg1),
         ];
       }),
     notes: [
       "model: hop-by-hop scheme of tools/netlab/src/latency-model.ts (1 ms detection gap), ordered for streams, unordered for datagrams; same path, loss and rate.",
       "e2e rtx: stream segments the sending daemon sent again end to end (control socket `sessions`); '-' = not measured (datagrams).",
+      "emu err: the daemons' built-in emulation's own error, mean (release time - due time) per emulated hop, ms (emulationStats.releaseErrorMs).",
       "load1: 1-minute load average of the (shared) machine when the case ended; ratios to the same-run model are the figures that count.",
     ],
   }));
