@@ -348,3 +348,36 @@ export function reachable(
 export function edgeKey(a: NodeId, b: NodeId): string {
   return a < b ? `${a}-${b}` : `${b}-${a}`;
 }
+
+/**
+ * Event-loop lag of a real daemon (issue 10, packages/overlay/test/latency-path.netsim.test.ts):
+ * on a loaded machine a daemon's process now and then waits for a core, its event loop frozen,
+ * while packets and timers queue; afterwards it handles them in order at once. Modelled with
+ * netsim's node stall (`Simulator.stall`, drawn by `randomFaults` kind "stall"): every node is
+ * frozen at exponential intervals (mean `meanIntervalMs` per node) for an exponential time (mean
+ * `meanStallMs`). `timerLateMs` is for the caller's links: the emulation's timers fire up to
+ * 2 × `timerLateMs` late (uniform), i.e. delay + timerLateMs ± timerLateMs.
+ */
+export interface EventLoopLag {
+  readonly meanIntervalMs: number;
+  readonly meanStallMs: number;
+  readonly timerLateMs: number;
+}
+
+/** Schedules the stalls of `lag` on `ids` from now until `until` (virtual ms). */
+export function addEventLoopLag(
+  sim: Simulator,
+  ids: readonly NodeId[],
+  lag: EventLoopLag,
+  until: number,
+): void {
+  // One schedule picking a node uniformly at n times the per-node rate is the same as an
+  // independent Poisson schedule per node (superposition).
+  sim.randomFaults({
+    kinds: ["stall"],
+    nodes: ids,
+    until,
+    meanIntervalMs: lag.meanIntervalMs / ids.length,
+    meanDurationMs: lag.meanStallMs,
+  });
+}
