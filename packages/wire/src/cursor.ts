@@ -4,11 +4,6 @@ const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 /** The largest buffer a Writer grows to (a frame is at most 16 + 65,535 + 18 bytes; this leaves room). */
 const MAX_WRITER_CAPACITY = 1 << 24;
-/** `finish` copies up to this many bytes into the shared slab; larger ones get their own buffer. */
-const POOLED_COPY_MAX = 2048;
-const POOL_BYTES = 8192;
-let pool = new Uint8Array(POOL_BYTES);
-let poolOff = 0;
 
 /**
  * Appends big-endian fields to a growable buffer. One Writer is reused for many messages
@@ -163,22 +158,9 @@ export class Writer {
     return this.#buf.subarray(0, this.#pos);
   }
 
-  /**
-   * A copy of the bytes written so far. Small copies are carved from a shared 8 KiB slab (as Node's
-   * `Buffer.allocUnsafe` pool does): a fresh ArrayBuffer per frame cost more than the encoding
-   * itself. The copy's `byteOffset` may therefore be non-zero, and its `buffer` is shared.
-   */
+  /** A copy of the bytes written so far. */
   finish(): Uint8Array {
-    const n = this.#pos;
-    if (n > POOLED_COPY_MAX) return this.#buf.slice(0, n);
-    if (poolOff + n > POOL_BYTES) {
-      pool = new Uint8Array(POOL_BYTES);
-      poolOff = 0;
-    }
-    const out = pool.subarray(poolOff, poolOff + n);
-    poolOff = (poolOff + n + 7) & ~7;
-    out.set(this.#buf.subarray(0, n));
-    return out;
+    return this.#buf.slice(0, this.#pos);
   }
 }
 
