@@ -28,7 +28,12 @@ interface Case {
   sent: number;
   received: number;
   /** After the run (spines-node only): the sender's sessions and every node's links, for diagnosis. */
-  diag?: { sessions: unknown; links: Record<string, unknown> };
+  diag?: {
+    sessions: unknown;
+    links: Record<string, unknown>;
+    /** Per node: UDP datagrams sent and received and host timer wake-ups per message delivered. */
+    perMessage: Record<string, { udpTx: number; udpRx: number; timerWakeups: number }>;
+  };
 }
 
 const TICKS = 100; // Linux USER_HZ
@@ -257,11 +262,20 @@ async function spinesChain(
     );
     stop = true;
     await running;
-    const diag: { sessions: unknown; links: Record<string, unknown> } = { sessions: null, links: {} };
+    const diag: Case["diag"] & {} = { sessions: null, links: {}, perMessage: {} };
+    const delivered = link === "reliable" ? receivedBytes / MSG : receivedMsgs;
     for (const [i, d] of daemons.entries()) {
       const c = await d.ctl();
       if (i === 0) diag.sessions = await c.call("sessions");
       diag.links[String(i + 1)] = await c.call("links");
+      // per message delivered since start (warm-up included): datagrams and timer wake-ups per node
+      const st = await c.call<{ counters: Record<string, number> }>("status");
+      const per = (k: string) => Math.round(((st.counters[k] ?? 0) / Math.max(1, delivered)) * 100) / 100;
+      diag.perMessage[String(i + 1)] = {
+        udpTx: per("txPackets"),
+        udpRx: per("rxPackets"),
+        timerWakeups: per("timerWakeups"),
+      };
       c.close();
     }
     tx.close();

@@ -174,10 +174,19 @@ class ClientConnection {
   write(frame: Uint8Array): void {
     if (this.#closed) return;
     this.#srv.stats.framesOut++;
+    this.#queue(frame, undefined);
+  }
+
+  /** Queues `a` (and `b` right after it, one frame in two pieces) for the next flush. */
+  #queue(a: Uint8Array, b: Uint8Array | undefined): void {
     // Small frames (replies to pipelined requests) are gathered into one write: a socket write
     // costs far more memory than its bytes while the client does not read.
-    this.#out.push(frame);
-    this.#outBytes += frame.length;
+    this.#out.push(a);
+    this.#outBytes += a.length;
+    if (b !== undefined) {
+      this.#out.push(b);
+      this.#outBytes += b.length;
+    }
     const q = this.#sock.writableLength + this.#outBytes;
     if (q > this.#srv.stats.peakClientQueueBytes) this.#srv.stats.peakClientQueueBytes = q;
     if (this.#outBytes >= 64 * 1024) this.#flush();
@@ -191,6 +200,29 @@ class ClientConnection {
   }
 
   readonly #onFlush = (): void => this.#flush();
+
+  /**
+   * A DATA frame for handle `h` (what `new FrameBuilder(Op.Data).u32(h).bytes(part)` builds): its
+   * 9-byte head and `part` itself are queued, and the flush copies both into the one socket write,
+   * so the payload is copied once. `part` must not change before the flush (the session's reads
+   * hand over their own copies).
+   */
+  #writeData(h: number, part: Uint8Array): void {
+    if (this.#closed) return;
+    const head = new Uint8Array(9);
+    const n = 5 + part.length;
+    head[0] = n >>> 24;
+    head[1] = (n >>> 16) & 0xff;
+    head[2] = (n >>> 8) & 0xff;
+    head[3] = n & 0xff;
+    head[4] = Op.Data;
+    head[5] = h >>> 24;
+    head[6] = (h >>> 16) & 0xff;
+    head[7] = (h >>> 8) & 0xff;
+    head[8] = h & 0xff;
+    this.#srv.stats.framesOut++;
+    this.#queue(head, part);
+  }
 
   #flush(): void {
     this.#flushQueued = false;
@@ -612,8 +644,7 @@ class ClientConnection {
         // Every frame stays within maxFrameBytes, in both directions.
         const max = this.#srv.opts.maxFrameBytes - 5;
         for (let off = 0; off < bytes.length; off += max) {
-          const part = bytes.subarray(off, Math.min(bytes.length, off + max));
-          this.write(new FrameBuilder(Op.Data, 4 + part.length).u32(h).bytes(part).finish());
+          this.#writeData(h, bytes.subarray(off, Math.min(bytes.length, off + max)));
         }
         return this.writable;
       },

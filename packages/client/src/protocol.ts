@@ -159,6 +159,29 @@ export function isLinkType(v: number): v is LinkType {
  * length prefix); a length of 0 or above `maxFrameBytes` throws ClientProtocolError, after which the
  * connection must be closed. Buffered bytes never exceed one frame.
  */
+/** Frames up to this size are copied into a shared slab (`copyOut`); larger ones get their own buffer. */
+const SLAB_COPY_MAX = 2048;
+const SLAB_BYTES = 16 * 1024;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabOff = 0;
+
+/**
+ * A copy of `len` bytes of `src` from `at`. Small copies are carved from a shared slab (as Node's
+ * `Buffer.allocUnsafe` pool does): a fresh ArrayBuffer per frame cost more than decoding it. The
+ * copy may thus have a non-zero `byteOffset`, and share its `buffer` with other frames.
+ */
+function copyOut(src: Uint8Array, at: number, len: number): Uint8Array {
+  if (len > SLAB_COPY_MAX) return src.slice(at, at + len);
+  if (slabOff + len > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabOff = 0;
+  }
+  const out = slab.subarray(slabOff, slabOff + len);
+  slabOff = (slabOff + len + 7) & ~7;
+  out.set(src.subarray(at, at + len));
+  return out;
+}
+
 export class FrameDecoder {
   readonly maxFrameBytes: number;
   #buf: Uint8Array = new Uint8Array(0);
@@ -201,7 +224,7 @@ export class FrameDecoder {
       }
       if (data.length - off - 4 < len) break;
       // Copy out: the buffer is reused and callers may hold frames.
-      out.push(data.slice(off + 4, off + 4 + len));
+      out.push(copyOut(data, off + 4, len));
       off += 4 + len;
     }
     const rest = data.length - off;

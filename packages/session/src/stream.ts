@@ -49,6 +49,11 @@ interface RecvSeg {
 export type StreamState = "connecting" | "open" | "finished";
 
 const EMPTY = new Uint8Array(0);
+/**
+ * Received segments the stream copied out of their packets: nothing else refers to them, so a read
+ * of exactly one of them hands it over instead of copying it again.
+ */
+const ownCopies = new WeakSet<Uint8Array>();
 
 /**
  * One reliable byte stream between two endpoints: segment numbers end to end, cumulative plus
@@ -252,7 +257,11 @@ export class Stream {
     const want = Math.min(max, this.#unread);
     let out: Uint8Array;
     const first = this.#readQ[0] as Uint8Array;
-    if (first.length - this.#readOff >= want) {
+    if (this.#readOff === 0 && first.length === want && ownCopies.has(first)) {
+      // A whole queued segment that is our own copy already (`#deliverInOrder`): hand it over.
+      out = first;
+      this.#readQ.shift();
+    } else if (first.length - this.#readOff >= want) {
       out = first.slice(this.#readOff, this.#readOff + want);
       this.#readOff += want;
       if (this.#readOff === first.length) {
@@ -756,7 +765,12 @@ export class Stream {
     this.#rcvNxt = seq + 1;
     if (fin) this.#peerFinSeq = seq;
     if (data.length > 0 && !this.#appClosed) {
-      this.#readQ.push(data.byteOffset === 0 && data.buffer.byteLength === data.length ? data : data.slice());
+      if (data.byteOffset === 0 && data.buffer.byteLength === data.length) this.#readQ.push(data);
+      else {
+        const copy = data.slice();
+        ownCopies.add(copy);
+        this.#readQ.push(copy);
+      }
       this.#unread += data.length;
     }
   }
