@@ -341,6 +341,7 @@ async function runCase(lab: FailoverLab, sys: System, failure: Failure): Promise
             .filter((e) => e.recvMs >= fault - 50 && e.recvMs <= end)
             .map((e) => ({ ...e, kind: "reply" })),
         ];
+        mkdirSync(LOG_DIR, { recursive: true });
         appendFileSync(
           join(LOG_DIR, "trials.log"),
           `${JSON.stringify({ system: sys.system, profile: sys.profile, nodes: N, failure, trial: t + 1, victim, fault, moved, settledAt: Object.fromEntries(settledAt), events: ev })}\n`,
