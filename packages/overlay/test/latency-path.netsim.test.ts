@@ -17,7 +17,7 @@
  * `lag`: the same path with the event-loop lag a loaded machine gives real daemons (each node
  * frozen now and then, `Simulator.randomFaults` kind "stall", plus the emulation's timer lateness
  * per hop), calibrated on the real 0 % rows; the lossy rows then predict the real ones.
- * `LATENCY_PATH_SEEDS` sets the seeds per case (default 2).
+ * `LATENCY_PATH_SEEDS` sets the seeds per case (default 3).
  */
 import { forEachSeed, Simulator } from "@spines-ts/netsim";
 import { describe, expect, it } from "vitest";
@@ -252,7 +252,7 @@ const CASES: PathCase[] = [
   ),
 ];
 
-const SEEDS = Number(process.env.LATENCY_PATH_SEEDS ?? 2);
+const SEEDS = Number(process.env.LATENCY_PATH_SEEDS ?? 3);
 /** Virtual seconds per seed: 3,000 messages at 1,000/s, 1,500 at 100/s. */
 const seconds = (c: PathCase) => (c.rate === 1000 ? 3 : 15);
 
@@ -275,15 +275,18 @@ interface Bounds {
  * 100 messages/s: a loss is found when the next packet's ack comes, 10 ms later, not 1 ms (the
  * model with a 10 ms gap gives 42.4/70 and 41.2/70 at 1 %, what netsim measures), and at 5 % the
  * NewReno window blocks the link's queue part of the time (1.2-1.3 / 1.65-1.8). With lag: the real
- * rows' ratios (1.06-1.07 mean, 1.45 p99 at 0 %; 1.53-1.72 in netsim over seeds, stalls being
- * rare events), and at 1 and 5 % 1.07-1.11 / 1.09-1.17 as measured; a lag that did not act would
- * fail the 0 % rows' lower bounds.
+ * rows' ratios (1.06-1.07 mean, 1.45 p99 at 0 %; 1.44-1.72 in netsim over seeds, stalls being
+ * rare events), and at 1 and 5 % 1.06-1.11 / 1.08-1.17 as measured (TCP-fair: 1.08-1.10 /
+ * 1.25 at 1 %, 1.28-1.34 / 1.9-2.2 at 5 %, where single 10 s runs spread ±10 % in the mean); a lag
+ * that did not act would fail the lower bounds of the 0 % and TCP-fair 1 % rows.
  */
 function bounds(c: PathCase, lagged: boolean): Bounds {
+  if (lagged && c.linkMode === "tcp-fair")
+    return c.lossPct === 1 ? { mean: [1.03, 1.15], p99: [1.1, 1.45] } : { mean: [1.1, 1.6], p99: [1.4, 3.0] };
   if (lagged)
     return c.lossPct === 0
       ? { mean: [1.02, 1.15], p99: [1.15, 1.9] }
-      : { mean: [1.0, 1.25], p99: [1.0, 1.4] };
+      : { mean: [1.03, 1.2], p99: [1.02, 1.35] };
   if (c.linkMode === "rate-capped")
     return c.system === "stream"
       ? { mean: [0.97, 1.03], p99: [0.8, 1.15] }
@@ -371,9 +374,9 @@ describe("the overlay-latency bench path in netsim (DAEMON_DEFAULTS, 5 nodes, 4 
     console.log(`CPU ${((u.user + u.system) / 1e6).toFixed(1)} s`);
   }, 300_000);
 
-  it(`with the real daemons' event-loop lag (calibrated at 0 %): ${SEEDS} seeds, rate-capped 1,000/s`, () => {
+  it(`with the real daemons' event-loop lag (calibrated at 0 %): ${SEEDS} seeds per case`, () => {
     const cpu = process.cpuUsage();
-    check(CASES.filter((c) => c.linkMode === "rate-capped").map((c) => measure(c, REAL_LAG)));
+    check(CASES.map((c) => measure(c, REAL_LAG)));
     const u = process.cpuUsage(cpu);
     console.log(`CPU ${((u.user + u.system) / 1e6).toFixed(1)} s`);
   }, 300_000);
