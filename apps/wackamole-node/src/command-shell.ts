@@ -11,10 +11,33 @@
  * job; the jobs it had fail (status 127).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, unlinkSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CommandResult } from "@spines-ts/vip/linux";
+
+const PREFIX = "wackamole-sh-";
+
+/** Removes the job directories of daemons that are gone (a `kill -9` leaves its directory behind). */
+function removeStaleDirs(): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = new RegExp(`^${PREFIX}(\\d+)-`).exec(n);
+    if (m === null || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // that process runs (or the pid was reused): leave it
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ESRCH") continue;
+    }
+    rmSync(join(tmpdir(), n), { recursive: true, force: true });
+  }
+}
 
 interface Job {
   readonly resolve: (r: CommandResult) => void;
@@ -31,7 +54,8 @@ export class CommandShell {
   #closed = false;
 
   constructor() {
-    this.#dir = mkdtempSync(join(tmpdir(), "wackamole-sh-"));
+    removeStaleDirs();
+    this.#dir = mkdtempSync(join(tmpdir(), `${PREFIX}${process.pid}-`));
     this.#ensure();
   }
 

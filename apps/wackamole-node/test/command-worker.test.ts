@@ -221,3 +221,25 @@ describe("CommandPool batches the commands of one event-loop turn", () => {
     }
   });
 });
+
+describe("CommandShell", () => {
+  it("runs jobs with their output and status, and removes the directories of daemons that are gone", async () => {
+    const { mkdirSync, existsSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { execFileSync, spawnSync } = await import("node:child_process");
+    const dead = spawnSync("true").pid as number; // exited: its pid names no process (unless reused)
+    execFileSync("true");
+    const stale = join(tmpdir(), `wackamole-sh-${dead}-test`);
+    mkdirSync(stale, { recursive: true });
+    const { CommandShell } = await import("../src/command-shell.ts");
+    const sh = new CommandShell();
+    try {
+      expect(existsSync(stale)).toBe(false);
+      const r = await sh.run("echo out; echo err >&2; exit 3");
+      expect(r).toEqual({ code: 3, stdout: "out\n", stderr: "err\n" });
+    } finally {
+      sh.close();
+    }
+  });
+});
