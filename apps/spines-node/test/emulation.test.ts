@@ -3,13 +3,16 @@ import { describe, expect, it } from "vitest";
 import { LinkEmulator } from "../src/emulation.ts";
 import { checkEmulation } from "../src/emulation-params.ts";
 
-/** A virtual-time harness: the emulator runs on a ManualClock and a TimerQueue. */
-function harness(seed = 1) {
+/**
+ * A virtual-time harness: the emulator runs on a ManualClock and a TimerQueue whose timers fire
+ * `lateMs` after their deadline (a real host's timer lateness; 0 by default).
+ */
+function harness(seed = 1, lateMs = 0) {
   const clock = new ManualClock();
   const timers = new TimerQueue();
   const got: { from: number; at: number; n: number }[] = [];
   const emu = new LinkEmulator(
-    { clock, rng: new Rng(seed), schedule: (at, fn) => timers.schedule(at, fn) },
+    { clock, rng: new Rng(seed), schedule: (at, fn) => timers.schedule(at + lateMs, fn) },
     (from, data) => got.push({ from, at: clock.now(), n: data[0] ?? 0 }),
   );
   const runUntil = (t: number) => {
@@ -113,33 +116,20 @@ describe("link emulation", () => {
 
   it("learns its timers' lateness and wakes that much early: releases centre on the due time", () => {
     // A host whose timers fire 0.7 ms late (setTimeout's millisecond granularity).
-    const clock = new ManualClock();
-    const timers = new TimerQueue();
     const LATE = 0.7;
-    const got: number[] = [];
+    const h = harness(3, LATE);
+    const emu = h.emu;
     const sentAt: number[] = [];
-    const emu = new LinkEmulator(
-      { clock, rng: new Rng(3), schedule: (at, fn) => timers.schedule(at + LATE, fn) },
-      (_from, data) =>
-        got.push(clock.now() - (sentAt[(data[0] as number) | ((data[1] as number) << 8)] as number)),
-    );
     emu.set(2, { delayMs: 10 });
-    const runUntil = (t: number) => {
-      for (;;) {
-        const d = timers.nextDeadline();
-        if (d === undefined || d > t) break;
-        clock.set(Math.max(clock.now(), d));
-        timers.runDue(clock.now());
-      }
-      clock.set(Math.max(clock.now(), t));
-    };
     for (let i = 0; i < 2000; i++) {
-      sentAt[i] = clock.now();
-      emu.receive(2, Uint8Array.of(i & 0xff, i >> 8));
-      runUntil(clock.now() + 3.3);
+      sentAt[i] = h.clock.now();
+      emu.receive(2, Uint8Array.of(i & 0xff));
+      h.runUntil(h.clock.now() + 3.3);
     }
-    runUntil(clock.now() + 100);
-    expect(got.length).toBe(2000);
+    h.runUntil(h.clock.now() + 100);
+    expect(h.got.length).toBe(2000);
+    // First in, first out: the i-th delivery is the i-th packet.
+    const got = h.got.map((g, i) => g.at - (sentAt[i] as number));
     const early = got.slice(0, 20);
     const late = got.slice(1000);
     const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
