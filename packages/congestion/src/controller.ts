@@ -19,8 +19,26 @@ export interface CongestionController {
   /** Number of multiplicative decreases so far (loss episodes + timeouts), less those undone. */
   readonly reductions: number;
   onAck(now: number, ackedBytes: number, sentAt: number, srttMs: number, cwndLimited: boolean): void;
-  onLoss(now: number, lostBytes: number, sentAt: number): void;
+  /**
+   * `appFlight`: given when the sender is application-limited (it ran out of data, the window was
+   * not what stopped it), the bytes it had in flight when the loss was found, the lost packet
+   * included. The window is then not reduced below `appFlight` + 2 MSS as long as that stays
+   * within the window of a TCP flow at the link's loss event rate (`tcpFairWindow`), so a flow
+   * well below its fair share recovers a loss without waiting for the window, and a flow at or
+   * above it backs off as NewReno (docs/links.md §6).
+   */
+  onLoss(now: number, lostBytes: number, sentAt: number, appFlight?: number): void;
   onRto(now: number): void;
+  /**
+   * The loss event rate seen so far (RFC 5348 §5.4 average loss interval over the last 8 loss
+   * episodes, in packets; 0 before the first episode).
+   */
+  readonly lossEventRate: number;
+  /**
+   * The mean window (bytes) of `flowCount` Reno flows at `lossEventRate` (Mathis et al.:
+   * MSS·√(3/(2p)) each); Infinity before the first loss episode.
+   */
+  readonly tcpFairWindow: number;
   /**
    * Reverts the most recent reduction (`onLoss` episode or `onRto`) when the sender has proven it
    * spurious (RFC 4015 Eifel response: the acknowledged data was never lost). A no-op when there
@@ -52,6 +70,74 @@ function flowCountArg(n: number): number {
   if (typeof n !== "number" || !Number.isFinite(n) || n < 1 || n > MAX_FLOW_COUNT)
     throw new RangeError(`flow count must be a number in [1, ${MAX_FLOW_COUNT}], got ${String(n)}`);
   return n;
+}
+
+/**
+ * Segments of room an application-limited sender keeps after a loss beside what it had in flight
+ * (the lost packet included): its retransmission is outstanding for a round trip while the new
+ * packets of that round trip and the detection wait go out. With 1, a 100 packets/s flow on a
+ * 20 ms link at 5 % loss still waited for the window after losses in consecutive round trips
+ * (netsim: 11.74 ms mean against the model's 11.58); with 2 it meets the model.
+ */
+const APP_LIMITED_ALLOWANCE = 2;
+
+/** RFC 5348 §5.4 weights of the 8 most recent loss intervals. */
+const LOSS_INTERVAL_WEIGHTS = [1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2] as const;
+
+/**
+ * Loss event rate estimator (TFRC, RFC 5348 §5.4): packets are counted between loss events (the
+ * first loss of each loss episode); the rate is 1 / the weighted mean of the last 8 intervals,
+ * with the open interval (packets since the last event) counted when it raises the mean. Before
+ * the first event the rate is 0. Pure: the caller says when a packet or an event happens.
+ */
+export class LossEventRate {
+  /** Closed intervals in packets, most recent first (at most 8). */
+  readonly #closed: number[] = [];
+  #open = 0;
+
+  /** One packet sent and resolved (acked or lost). */
+  packet(): void {
+    this.#open++;
+  }
+
+  /** A loss event: closes the open interval (the lost packet ends it). */
+  event(): void {
+    this.#closed.unshift(Math.max(1, this.#open));
+    if (this.#closed.length > LOSS_INTERVAL_WEIGHTS.length) this.#closed.pop();
+    this.#open = 0;
+  }
+
+  get events(): number {
+    return this.#closed.length;
+  }
+
+  /** Loss events per packet, 0 before the first event. */
+  get rate(): number {
+    const c = this.#closed;
+    if (c.length === 0) return 0;
+    // I_tot1: the closed intervals; I_tot0: the open one first, shifting the others by one.
+    let tot1 = 0;
+    let w1 = 0;
+    let tot0 = this.#open * LOSS_INTERVAL_WEIGHTS[0];
+    let w0 = LOSS_INTERVAL_WEIGHTS[0] as number;
+    for (let i = 0; i < c.length; i++) {
+      const wi = LOSS_INTERVAL_WEIGHTS[i] as number;
+      tot1 += (c[i] as number) * wi;
+      w1 += wi;
+      if (i + 1 < LOSS_INTERVAL_WEIGHTS.length) {
+        const wn = LOSS_INTERVAL_WEIGHTS[i + 1] as number;
+        tot0 += (c[i] as number) * wn;
+        w0 += wn;
+      }
+    }
+    const mean = Math.max(tot1 / w1, tot0 / w0);
+    return 1 / mean;
+  }
+
+  reset(): void {
+    this.#closed.length = 0;
+    this.#open = 0;
+  }
 }
 
 export interface WindowOptions {
@@ -96,6 +182,8 @@ abstract class WindowBase {
   protected rtoChain = false;
   /** Emulated TCP flows (MulTCP); 1 = a single flow. Only NewReno uses it. */
   protected flows = 1;
+  /** Loss events per packet, for the application-limited floor (`appFloor`). */
+  protected readonly lossEvents = new LossEventRate();
   /** State before the last reduction, for `undo`. */
   #saved:
     | { window: number; thresh: number; recoveryStart: number; caAcc: number; reductions: number }
@@ -127,6 +215,24 @@ abstract class WindowBase {
   get flowCount(): number {
     return this.flows;
   }
+  get lossEventRate(): number {
+    return this.lossEvents.rate;
+  }
+  get tcpFairWindow(): number {
+    const p = this.lossEvents.rate;
+    return p > 0 ? this.flows * this.mss * Math.sqrt(1.5 / p) : Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * The least window after a loss of an application-limited sender that had `appFlight` bytes
+   * in flight: that plus `APP_LIMITED_ALLOWANCE` MSS, but never more than the TCP-fair window at
+   * the loss event rate, so the flow's rate stays within a TCP flow's (RFC 5348's definition of
+   * TCP-friendly). 0 for a window-limited sender (undefined).
+   */
+  protected appFloor(appFlight: number | undefined): number {
+    if (appFlight === undefined || !(appFlight >= 0)) return 0;
+    return Math.min(this.maxWindowBytes, appFlight + APP_LIMITED_ALLOWANCE * this.mss, this.tcpFairWindow);
+  }
 
   /** CUBIC has no N-flow mode: it checks the argument and stays at one flow. NewReno overrides. */
   setFlowCount(n: number): void {
@@ -147,6 +253,7 @@ abstract class WindowBase {
     this.#saved = undefined;
     this.rtoChain = false;
     this.flows = 1;
+    this.lossEvents.reset();
   }
 
   /** Saves the state a reduction is about to change (see `undo`). */
@@ -234,6 +341,7 @@ export class NewReno extends WindowBase implements CongestionController {
 
   onAck(_now: number, ackedBytes: number, sentAt: number, _srtt: number, cwndLimited: boolean): void {
     this.rtoChain = false;
+    this.lossEvents.packet();
     if (this.inRecovery(sentAt) || !cwndLimited) return;
     if (this.window < this.thresh) {
       // Slow start doubles the window per RTT whatever n (n flows each doubling double their sum).
@@ -248,7 +356,8 @@ export class NewReno extends WindowBase implements CongestionController {
     }
   }
 
-  onLoss(now: number, _lostBytes: number, sentAt: number): void {
+  onLoss(now: number, _lostBytes: number, sentAt: number, appFlight?: number): void {
+    this.lossEvents.packet();
     if (this.inRecovery(sentAt)) {
       // N-flow mode: one more emulated flow hit by this episode, if the packet was sent after the
       // previous episode began (n = 1: the first loss already hit the only flow).
@@ -257,19 +366,30 @@ export class NewReno extends WindowBase implements CongestionController {
         const before = this.#episodeHits;
         this.#episodeHits = Math.min(n, before + 1);
         const cut = ((this.#episodeHits - before) / (2 * n)) * this.#episodeWindow;
-        this.window = Math.max(this.window - cut, this.minWindowBytes);
+        this.window = Math.max(
+          this.window - cut,
+          this.minWindowBytes,
+          Math.min(this.window, this.appFloor(appFlight)),
+        );
         this.thresh = this.window;
         this.caAcc = 0;
       }
       return;
     }
     this.save();
+    this.lossEvents.event();
     this.#episodeFloor = this.recoveryStart;
     this.#episodeWindow = this.window;
     this.#episodeHits = Math.min(1, this.flows);
     this.recoveryStart = now;
-    // One of n equal flows halves: the sum loses 1/(2n) of itself (n = 1: a halving).
-    this.thresh = Math.max(this.window * (1 - 1 / (2 * this.flows)), this.minWindowBytes);
+    // One of n equal flows halves: the sum loses 1/(2n) of itself (n = 1: a halving). An
+    // application-limited sender keeps room for what it was sending, within the TCP-fair window
+    // (never more than it had).
+    this.thresh = Math.max(
+      this.window * (1 - 1 / (2 * this.flows)),
+      this.minWindowBytes,
+      Math.min(this.window, this.appFloor(appFlight)),
+    );
     this.window = this.thresh;
     this.caAcc = 0;
     this.nReductions++;
@@ -318,6 +438,7 @@ export class Cubic extends WindowBase implements CongestionController {
 
   onAck(now: number, ackedBytes: number, sentAt: number, srttMs: number, cwndLimited: boolean): void {
     this.rtoChain = false;
+    this.lossEvents.packet();
     if (this.inRecovery(sentAt) || !cwndLimited) return;
     if (this.window < this.thresh) {
       this.window = Math.min(this.maxWindowBytes, this.window + ackedBytes);
@@ -365,14 +486,20 @@ export class Cubic extends WindowBase implements CongestionController {
     this.#wEst = s.wEst;
   }
 
-  onLoss(now: number, _lostBytes: number, sentAt: number): void {
+  onLoss(now: number, _lostBytes: number, sentAt: number, appFlight?: number): void {
+    this.lossEvents.packet();
     if (this.inRecovery(sentAt)) return;
     this.save();
     this.#saveCubic();
+    this.lossEvents.event();
     this.recoveryStart = now;
     const cwndSeg = this.window / this.mss;
     this.#wMax = this.#fast && cwndSeg < this.#wMax ? (cwndSeg * (1 + this.#beta)) / 2 : cwndSeg;
-    this.window = Math.max(this.window * this.#beta, this.minWindowBytes);
+    this.window = Math.max(
+      this.window * this.#beta,
+      this.minWindowBytes,
+      Math.min(this.window, this.appFloor(appFlight)),
+    );
     this.thresh = this.window;
     this.#epoch = undefined;
     this.nReductions++;
@@ -408,6 +535,8 @@ export class RateCapped implements CongestionController {
   get reductions(): number {
     return 0;
   }
+  readonly lossEventRate = 0;
+  readonly tcpFairWindow = Number.POSITIVE_INFINITY;
   /** Losses and timeouts seen (for metrics only). */
   get losses(): number {
     return this.#losses;

@@ -12,6 +12,7 @@ export {
   Cubic,
   type CubicOptions,
   createController,
+  LossEventRate,
   MAX_FLOW_COUNT,
   NewReno,
   RateCapped,

@@ -5,6 +5,7 @@ import {
   createController,
   DrrScheduler,
   jainIndex,
+  LossEventRate,
   mathisRate,
   NewReno,
   RateCapped,
@@ -107,6 +108,83 @@ describe("NewReno", () => {
     const model = mathisRate(MSS, rtt, p);
     expect(rate / model).toBeGreaterThan(0.85);
     expect(rate / model).toBeLessThan(1.15);
+  });
+});
+
+describe("loss event rate and the application-limited floor (issue 10)", () => {
+  it("LossEventRate: RFC 5348 weighted mean of the last 8 intervals, the open one when it raises it", () => {
+    const r = new LossEventRate();
+    expect(r.rate).toBe(0);
+    for (let i = 0; i < 19; i++) r.packet();
+    r.packet(); // the lost packet ends the interval
+    r.event();
+    expect(r.rate).toBeCloseTo(1 / 20, 12);
+    // A short open interval does not lower the mean; a long one raises it.
+    for (let i = 0; i < 5; i++) r.packet();
+    expect(r.rate).toBeCloseTo(1 / 20, 12);
+    for (let i = 0; i < 95; i++) r.packet();
+    expect(r.rate).toBeCloseTo(1 / ((100 + 20) / 2), 12);
+    r.event();
+    // Intervals 100, 20; then 8 of 10: only the last 8 count, the oldest weighted 0.2.
+    for (let k = 0; k < 8; k++) {
+      for (let i = 0; i < 10; i++) r.packet();
+      r.event();
+    }
+    expect(r.events).toBe(8);
+    expect(r.rate).toBeCloseTo(1 / 10, 12);
+    r.reset();
+    expect(r.rate).toBe(0);
+  });
+
+  for (const make of [() => new NewReno({ mss: MSS }), () => new Cubic({ mss: MSS })]) {
+    it(`${make().name}: an application-limited loss keeps what was in flight + 2 MSS, within the TCP-fair window`, () => {
+      // 20 packets per loss event: p = 0.05, TCP-fair window √(1.5/0.05) = 5.48 MSS.
+      const run = (appFlight: number | undefined) => {
+        const cc = make();
+        let t = 0;
+        for (let e = 0; e < 5; e++) {
+          // Not window-limited: the window does not grow between the losses.
+          for (let i = 0; i < 19; i++) cc.onAck(t, MSS, t, 10, false);
+          t += 100;
+          cc.onLoss(t, MSS, t - 1, appFlight);
+        }
+        return cc;
+      };
+      const limited = run(3 * MSS);
+      expect(limited.lossEventRate).toBeCloseTo(0.05, 12);
+      expect(limited.tcpFairWindow).toBeCloseTo(MSS * Math.sqrt(30), 6);
+      // Five losses in a row: a window-limited sender is at the minimum window, an
+      // application-limited one keeps 3 + 2 MSS (below the TCP-fair 5.48 MSS).
+      expect(run(undefined).cwnd).toBe(2 * MSS);
+      expect(limited.cwnd).toBe(5 * MSS);
+      expect(limited.ssthresh).toBe(5 * MSS);
+      // More in flight than the TCP-fair window allows: the fair window bounds it.
+      expect(run(10 * MSS).cwnd).toBeCloseTo(MSS * Math.sqrt(30), 6);
+      // The floor never raises the window above what it was.
+      const cc = make();
+      cc.onLoss(10, MSS, 5, 20 * MSS);
+      expect(cc.cwnd).toBeLessThanOrEqual(10 * MSS);
+    });
+  }
+
+  it("at a high loss event rate the floor gives way: 25 % loss events leave ~2.4 MSS", () => {
+    const cc = new NewReno({ mss: MSS });
+    let t = 0;
+    for (let e = 0; e < 10; e++) {
+      for (let i = 0; i < 3; i++) cc.onAck(t, MSS, t, 10, true);
+      t += 100;
+      cc.onLoss(t, MSS, t - 1, 10 * MSS);
+    }
+    expect(cc.lossEventRate).toBeCloseTo(0.25, 12);
+    expect(cc.cwnd).toBeCloseTo(MSS * Math.sqrt(6), 6);
+  });
+
+  it("the N-flow window's fair window is n flows' (MulTCP)", () => {
+    const cc = new NewReno({ mss: MSS });
+    cc.setFlowCount(4);
+    for (let i = 0; i < 19; i++) cc.onAck(i, MSS, i, 10, true);
+    cc.onLoss(100, MSS, 99);
+    expect(cc.tcpFairWindow).toBeCloseTo(4 * MSS * Math.sqrt(30), 6);
   });
 });
 
