@@ -27,12 +27,14 @@ interface Case {
   cpuPct: number;
   sent: number;
   received: number;
+  /** Context switches of all daemons (or forwarders) per message delivered: voluntary, involuntary. */
+  ctxPerMsg: [number, number];
   /** After the run (spines-node only): the sender's sessions and every node's links, for diagnosis. */
   diag?: {
     sessions: unknown;
     links: Record<string, unknown>;
     /** Per node: UDP datagrams sent and received and host timer wake-ups per message delivered. */
-    perMessage: Record<string, { udpTx: number; udpRx: number; timerWakeups: number }>;
+    perMessage: Record<string, { udpTx: number; udpRx: number; timerWakeups: number; forwardHeld: number }>;
   };
 }
 
@@ -45,6 +47,19 @@ function cpuSeconds(pid: number | undefined): number {
     return (Number(fields[11]) + Number(fields[12])) / TICKS;
   } catch {
     return 0;
+  }
+}
+
+/** Context switches (voluntary, involuntary) of a process so far. */
+function ctxSwitches(pid: number | undefined): [number, number] {
+  if (pid === undefined) return [0, 0];
+  try {
+    const f = readFileSync(`/proc/${pid}/status`, "utf8");
+    const v = /voluntary_ctxt_switches:\s+(\d+)/.exec(f);
+    const nv = /nonvoluntary_ctxt_switches:\s+(\d+)/.exec(f);
+    return [Number(v?.[1] ?? 0), Number(nv?.[1] ?? 0)];
+  } catch {
+    return [0, 0];
   }
 }
 
@@ -100,16 +115,26 @@ async function measure(
   warmMs: number,
   runMs: number,
   count: () => number,
-): Promise<{ rate: number; cpuPct: number; received: number }> {
+): Promise<{ rate: number; cpuPct: number; received: number; ctxPerMsg: [number, number] }> {
   await sleep(warmMs);
   const c0 = count();
   const cpu0 = pids.reduce<number>((a, p) => a + cpuSeconds(p), 0);
+  const cs0 = pids.map(ctxSwitches);
   const t0 = performance.now();
   await sleep(runMs);
   const c1 = count();
   const cpu1 = pids.reduce<number>((a, p) => a + cpuSeconds(p), 0);
   const secs = (performance.now() - t0) / 1000;
-  return { rate: (c1 - c0) / secs, cpuPct: (100 * (cpu1 - cpu0)) / secs, received: c1 };
+  const cs1 = pids.map(ctxSwitches);
+  const msgs = Math.max(1, c1 - c0);
+  const dcs = (k: 0 | 1) =>
+    Math.round((cs1.reduce((a, c, i) => a + c[k] - (cs0[i] as [number, number])[k], 0) / msgs) * 100) / 100;
+  return {
+    rate: (c1 - c0) / secs,
+    cpuPct: (100 * (cpu1 - cpu0)) / secs,
+    received: c1,
+    ctxPerMsg: [dcs(0), dcs(1)],
+  };
 }
 
 async function forwarderChain(hops: number, warmMs: number, runMs: number): Promise<Case> {
@@ -162,6 +187,7 @@ async function forwarderChain(hops: number, warmMs: number, runMs: number): Prom
     cpuPct: m.cpuPct,
     sent,
     received: m.received,
+    ctxPerMsg: m.ctxPerMsg,
   };
 }
 
@@ -269,12 +295,17 @@ async function spinesChain(
       if (i === 0) diag.sessions = await c.call("sessions");
       diag.links[String(i + 1)] = await c.call("links");
       // per message delivered since start (warm-up included): datagrams and timer wake-ups per node
-      const st = await c.call<{ counters: Record<string, number> }>("status");
-      const per = (k: string) => Math.round(((st.counters[k] ?? 0) / Math.max(1, delivered)) * 100) / 100;
+      const st = await c.call<{
+        counters: Record<string, number> & { localQueue?: { forwardHeld?: number } };
+      }>("status");
+      const perN = (v: number | undefined) => Math.round(((v ?? 0) / Math.max(1, delivered)) * 100) / 100;
+      const per = (k: string) => perN(st.counters[k]);
       diag.perMessage[String(i + 1)] = {
         udpTx: per("txPackets"),
         udpRx: per("rxPackets"),
         timerWakeups: per("timerWakeups"),
+        // reliable transit packets the next hop's link refused (re-offered later): back-pressure
+        forwardHeld: perN(st.counters.localQueue?.forwardHeld),
       };
       c.close();
     }
@@ -290,6 +321,7 @@ async function spinesChain(
       cpuPct: m.cpuPct,
       sent,
       received: m.received,
+      ctxPerMsg: m.ctxPerMsg,
     };
   } finally {
     if (profileDir !== undefined) {
@@ -316,7 +348,10 @@ await runBench("throughput", async (ctx) => {
   }
   const only = ctx.args.indexOf("--only");
   const filter = only >= 0 ? ctx.args[only + 1] : undefined;
-  const warm = ctx.quick ? 500 : 1500;
+  // `--warm MS`: a longer warm-up measures the daemons after V8 has optimised their hot paths (on a
+  // loaded 2-core machine a 4-hop chain took 5-10 s to reach its steady rate; the forwarders < 1 s).
+  const warmAt = ctx.args.indexOf("--warm");
+  const warm = warmAt >= 0 ? Number(ctx.args[warmAt + 1]) : ctx.quick ? 500 : 1500;
   const run = ctx.quick ? 1500 : 5000;
   const cases: Case[] = [];
   const plan: [number, "baseline" | "reliable" | "best-effort"][] = [];

@@ -44,6 +44,8 @@ export class LinkDriver {
   readonly #links = new Map<NodeId, Entry>();
   decodeErrors = 0;
   unknownSender = 0;
+  /** Link timers that woke before their link's deadline (it had moved later) and only re-armed. */
+  earlyWakeups = 0;
   #stopped = false;
 
   constructor(host: Host, opts: LinkDriverOptions = {}) {
@@ -68,11 +70,28 @@ export class LinkDriver {
       now: this.host.clock.now(),
       rng: this.host.rng,
     });
+    // Lazy re-arm: the link's deadline moves later after almost every input (each transmission
+    // pushes the retransmission timeout, each ack sent clears the ack deadline), and re-arming the
+    // host timer each time cost a host timer entry per forwarded packet (issue 10). A deadline that
+    // moved later keeps the armed timer; it wakes early, finds nothing due (the link is not called)
+    // and is armed again for the real deadline. A deadline that moved earlier re-arms at once.
+    let armed: number | undefined;
     const driver = new CoreDriver(this.host, {
       drain: () => this.#drain(peer, link),
       hasOutput: () => link.hasOutput,
-      nextDeadline: () => link.nextDeadline(),
-      handleTimeout: (now) => link.handleTimeout(now),
+      nextDeadline: () => {
+        const d = link.nextDeadline();
+        if (armed === undefined || d < armed) armed = d;
+        return armed;
+      },
+      handleTimeout: (now) => {
+        armed = undefined;
+        if (now < link.nextDeadline()) {
+          this.earlyWakeups++;
+          return;
+        }
+        link.handleTimeout(now);
+      },
     });
     this.#links.set(peer, { link, driver });
     driver.flush();

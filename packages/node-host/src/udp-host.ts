@@ -139,6 +139,8 @@ export class UdpHost implements Host {
   readonly #rl: RateLimitedLog;
   #program: NodeProgram | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** When the armed timeout fires (host clock), while `#timer` is set. */
+  #timerAt = 0;
   #immediate: NodeJS.Immediate | undefined;
   /** The deadline the real timer is armed for (Infinity: none). */
   #armedAt = Number.POSITIVE_INFINITY;
@@ -386,28 +388,51 @@ export class UdpHost implements Host {
   /**
    * Arms the one real timer for the earliest deadline. `afterIdleWake`: the host just woke and
    * found nothing due, so a sub-millisecond wait gets a 1 ms timeout instead of another immediate.
+   *
+   * Lazy: a timeout already armed to fire no later than the deadline is kept (it wakes early, runs
+   * nothing and arms again), and a deadline due now is served by an immediate beside it, so a busy
+   * daemon whose deadlines keep moving (a delayed ack due now, then a retransmission timeout a few
+   * ms ahead, once per event-loop turn) does not clear and create a timeout every turn (issue 10).
    */
   #arm(afterIdleWake: boolean): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
-    if (this.#immediate !== undefined) {
-      clearImmediate(this.#immediate);
-      this.#immediate = undefined;
-    }
     this.#armedAt = Number.POSITIVE_INFINITY;
-    if (this.#closed) return;
-    const next = this.#timers.nextDeadline();
-    if (next === undefined) return;
+    const next = this.#closed ? undefined : this.#timers.nextDeadline();
+    if (next === undefined) {
+      this.#clearTimeout();
+      this.#clearImmediate();
+      return;
+    }
     this.#armedAt = next;
     const delay = next - this.clock.now();
     if (delay <= 0 || (delay < 1 && !afterIdleWake)) {
       // setTimeout cannot wait less than 1 ms; pacing and delayed acks need finer steps. An
       // immediate runs after the pending I/O of this loop turn, so sockets are never starved.
-      this.#immediate = setImmediate(this.#onImmediate);
-    } else {
-      this.#timer = setTimeout(this.#onTimeout, Math.min(Math.max(1, Math.ceil(delay)), MAX_TIMER_DELAY_MS));
+      this.#immediate ??= setImmediate(this.#onImmediate);
+      return;
+    }
+    this.#clearImmediate();
+    const ms = Math.min(Math.max(1, Math.ceil(delay)), MAX_TIMER_DELAY_MS);
+    const fireAt = this.clock.now() + ms;
+    // A timeout that fires at most 1 ms early (a few ms early when the wait is long) stays: waking
+    // early costs one empty wake-up, re-creating the timeout every turn cost more.
+    if (this.#timer !== undefined && this.#timerAt <= fireAt && this.#timerAt >= fireAt - Math.max(1, ms / 4))
+      return;
+    this.#clearTimeout();
+    this.#timerAt = fireAt;
+    this.#timer = setTimeout(this.#onTimeout, ms);
+  }
+
+  #clearTimeout(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #clearImmediate(): void {
+    if (this.#immediate !== undefined) {
+      clearImmediate(this.#immediate);
+      this.#immediate = undefined;
     }
   }
 
