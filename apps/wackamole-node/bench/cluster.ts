@@ -451,6 +451,8 @@ export interface ViolationResult {
   nobody: number;
   /** VIPs still present on nodes whose daemon is dead (not counted as violations). */
   stale: number;
+  /** The first violations: VIP, kind, time after the fault (for the log). */
+  details: string[];
 }
 
 /** Replays `ip monitor` events over [from, to] and counts violations for one component. */
@@ -461,6 +463,7 @@ export function countViolations(x: ViolationInput): ViolationResult {
   const state = new Map<string, "ok" | "twice" | "nobody">();
   let twice = 0;
   let nobody = 0;
+  const details: string[] = [];
   const check = (t: number) => {
     if (t < x.from) return;
     for (const v of x.vips) {
@@ -471,6 +474,10 @@ export function countViolations(x: ViolationInput): ViolationResult {
       if (s !== (state.get(v) ?? "ok")) {
         if (s === "twice") twice++;
         if (s === "nobody") nobody++;
+        if (s !== "ok" && details.length < 10)
+          details.push(
+            `${v} ${s} at +${(t - x.from).toFixed(1)} ms (settled +${(settle - x.from).toFixed(1)})`,
+          );
       }
       state.set(v, s);
     }
@@ -493,7 +500,7 @@ export function countViolations(x: ViolationInput): ViolationResult {
   while (mi < marks.length) check(marks[mi++] as number);
   let stale = 0;
   for (const [n, dead] of x.members) if (dead <= x.to) stale += sets.get(n)?.size ?? 0;
-  return { twice, nobody, stale };
+  return { twice, nobody, stale, details };
 }
 
 // ---------------------------------------------------------------------------------------------

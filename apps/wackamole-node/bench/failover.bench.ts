@@ -360,7 +360,7 @@ async function runCase(lab: FailoverLab, sys: System, failure: Failure): Promise
       process.stdout.write(
         `  ${sys.system} ${sys.profile} n=${N} ${failure} trial ${t + 1}: victim n${victim}, ` +
           `${moved.map((x) => `${x} ${Number.isFinite(settledAt.get(x)) ? `${Math.round((settledAt.get(x) as number) - fault)} ms` : "lost"}`).join(", ")}` +
-          `${v.twice + v.nobody > 0 ? `, violations ${v.twice}+${v.nobody}` : ""}\n`,
+          `${v.twice + v.nobody > 0 ? `, violations ${v.twice}+${v.nobody} (${v.details.join("; ")})` : ""}\n`,
       );
     }
     await settle(lab, sys, lab.nodes);

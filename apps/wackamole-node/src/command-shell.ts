@@ -41,7 +41,7 @@ function removeStaleDirs(): void {
 
 interface Job {
   readonly resolve: (r: CommandResult) => void;
-  readonly timer: ReturnType<typeof setTimeout>;
+  readonly timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 export class CommandShell {
@@ -59,7 +59,12 @@ export class CommandShell {
     this.#ensure();
   }
 
-  /** Runs `script` (shell text) in the background of the shell; never rejects. */
+  /** The shell's private directory (job output; other private files of the daemon may go here). */
+  get dir(): string {
+    return this.#dir;
+  }
+
+  /** Runs `script` (shell text) in the background of the shell; never rejects. `timeoutMs` 0: none. */
   run(script: string, timeoutMs = 10_000): Promise<CommandResult> {
     if (this.#closed) return Promise.resolve({ code: 127, stdout: "", stderr: "command shell closed" });
     const p = this.#ensure();
@@ -67,12 +72,15 @@ export class CommandShell {
     this.stats.jobs++;
     const base = join(this.#dir, String(id));
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        // the job may still run; its result no longer matters
-        this.stats.timeouts++;
-        this.#finish(id, 124, `timed out after ${timeoutMs} ms`);
-      }, timeoutMs);
-      timer.unref?.();
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => {
+              // the job may still run; its result no longer matters
+              this.stats.timeouts++;
+              this.#finish(id, 124, `timed out after ${timeoutMs} ms`);
+            }, timeoutMs)
+          : undefined;
+      timer?.unref?.();
       this.#jobs.set(id, { resolve, timer });
       p.stdin?.write(`{ (\n${script}\n) </dev/null >'${base}.out' 2>'${base}.err'; echo "${id} $?"; } &\n`);
     });

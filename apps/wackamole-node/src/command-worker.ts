@@ -13,8 +13,18 @@
  * dies is replaced and the commands it held fail.
  */
 import { Worker } from "node:worker_threads";
-import { type CommandOptions, type CommandResult, type CommandRunner, SKIPPED } from "@spines-ts/vip/linux";
+import {
+  type Announcement,
+  announcementArgv,
+  type CommandOptions,
+  type CommandResult,
+  type CommandRunner,
+  parseAnnouncement,
+  SKIPPED,
+} from "@spines-ts/vip/linux";
 import { CommandShell } from "./command-shell.ts";
+import { type FrameSenderStats, FrameSenders, findOnPath } from "./frame-sender.ts";
+import { IpSpare } from "./ip-spare.ts";
 import type { CommandOutcome } from "./run-command.ts";
 
 /** The worker: plain JavaScript (no loader needed), one message per command. */
@@ -314,8 +324,8 @@ export function shellQuote(a: string): string {
 }
 
 /**
- * Splits the stderr of `ip -force -batch -` among its `n` lines: each failed line is followed by
- * `Command failed -:<line>`, the error text before it belongs to that line. `code` is the exit
+ * Splits the stderr of `ip -force -batch FILE` among its `n` lines: each failed line is followed by
+ * `Command failed FILE:<line>`, the error text before it belongs to that line. `code` is the exit
  * status of the whole run (non-zero with no line named: every line failed, e.g. `ip` is missing).
  */
 export function splitIpBatch(n: number, r: CommandResult): CommandResult[] {
@@ -323,7 +333,7 @@ export function splitIpBatch(n: number, r: CommandResult): CommandResult[] {
   let buf: string[] = [];
   let named = 0;
   for (const line of r.stderr.split("\n")) {
-    const m = /^Command failed -:(\d+)\s*$/.exec(line);
+    const m = /^Command failed \S*:(\d+)\s*$/.exec(line);
     if (m === null) {
       if (line.length > 0) buf.push(line);
       continue;
@@ -370,14 +380,28 @@ export class CommandPool {
     followUps: 0,
     announceBatches: 0,
     announceCommands: 0,
+    /** Address batches run by the spare `ip` (the others started `ip` from the shell). */
+    spareBatches: 0,
+    /** Announcements (later rounds, refreshes) sent as frames instead of commands. */
+    announceFrames: 0,
   };
   #ip: Batched[] = [];
   #announce: Batched[] = [];
   #flushAt: ReturnType<typeof setImmediate> | undefined;
   readonly #shell: CommandShell;
+  readonly #frames: FrameSenders;
+  readonly #spare: IpSpare;
 
-  constructor(opts: { urgent?: number; background?: number; maxPending?: number } = {}) {
+  /**
+   * `socat: false`: never send frames (every announcement is a command); `spare: false`: no spare
+   * `ip` (every batch starts one).
+   */
+  constructor(
+    opts: { urgent?: number; background?: number; maxPending?: number; socat?: false; spare?: false } = {},
+  ) {
     this.#shell = new CommandShell();
+    this.#spare = new IpSpare(this.#shell, opts.spare === false ? null : "ip");
+    this.#frames = new FrameSenders(this.#shell, opts.socat === false ? null : (findOnPath("socat") ?? null));
     const make = (n: number) => Array.from({ length: n }, () => new CommandWorker(opts.maxPending ?? 256));
     this.urgent = make(opts.urgent ?? 2);
     this.background = make(opts.background ?? 2);
@@ -428,23 +452,88 @@ export class CommandPool {
     for (let k = 0; lists.some((l) => k < l.length); k++)
       for (const l of lists) if (k < l.length) follow.push(l[k] as readonly string[]);
     this.batchStats.followUps += follow.length;
-    const after = follow.map((f) => `${f.map(shellQuote).join(" ")} </dev/null >/dev/null 2>&1 &`);
+    // announcements a running frame sender can send go out from here the moment the batch is
+    // done; the others start from the same shell job, right after the batch
+    const frames: Announcement[] = [];
+    const commands: (readonly string[])[] = [];
+    for (const f of follow) {
+      const a = parseAnnouncement(f);
+      if (a !== undefined && this.#frames.ready(a)) frames.push(a);
+      else commands.push(f);
+    }
+    const done = (r: CommandResult) => {
+      if (frames.length > 0) this.#sendFrames(frames);
+      const rs = splitIpBatch(items.length, r);
+      for (const [i, b] of items.entries()) b.resolve(rs[i] as CommandResult);
+    };
+    const spare = this.#spare.run(lines);
+    if (spare !== undefined) {
+      this.batchStats.spareBatches++;
+      void spare.then((r) => {
+        if (commands.length > 0) this.#startCommands(commands);
+        done(r);
+      });
+      return;
+    }
+    const after = commands.map((f) => `${f.map(shellQuote).join(" ")} </dev/null >/dev/null 2>&1 &`);
     const script = [
       `ip -force -batch - <<'WACK_EOF'\n${lines.join("\n")}\nWACK_EOF`,
       ...(after.length > 0 ? ["s=$?", ...after, "exit $s"] : []),
     ].join("\n");
-    void this.#shell.run(script).then((r) => {
-      const rs = splitIpBatch(items.length, r);
-      for (const [i, b] of items.entries()) b.resolve(rs[i] as CommandResult);
-    });
+    void this.#shell.run(script).then(done);
+  }
+
+  /** Starts commands side by side from the shell; their outcome is not reported. */
+  #startCommands(argv: readonly (readonly string[])[]): void {
+    void this.#shell.run(
+      `${argv.map((f) => `${f.map(shellQuote).join(" ")} </dev/null >/dev/null 2>&1 &`).join("\n")}\nwait`,
+    );
+  }
+
+  /** Sends announcements as frames; what could not be sent starts as commands (not reported). */
+  #sendFrames(list: readonly Announcement[]): void {
+    const rest = this.#frames.send(list);
+    if (rest.length > 0) this.#startCommands(rest.map((a) => announcementArgv(a)));
+  }
+
+  /**
+   * Starts the frame senders (docs/wackamole-node.md §1.1) for these interfaces now, so the first
+   * fail-over finds them running.
+   */
+  prepareAnnouncements(ifaces: readonly { iface: string; family: 4 | 6 }[]): void {
+    this.#frames.prepare(ifaces);
+  }
+
+  /** The frame senders that run ("4:eth0" for ARP on eth0, "6:eth0" for NA). */
+  get frameSenders(): string[] {
+    return this.#frames.running();
+  }
+
+  /** Frame senders' counters (frames sent, announcements that went to a command instead, starts). */
+  get frameStats(): FrameSenderStats {
+    return { ...this.#frames.stats };
   }
 
   #runAnnouncements(all: Batched[]): void {
     // one still wanted when the batch forms goes out; the rest are skipped as the worker would
     const items: Batched[] = [];
+    const frames: { b: Batched; a: Announcement }[] = [];
     for (const b of all) {
-      if (b.options?.stillWanted?.() === false) b.resolve(SKIPPED);
+      if (b.options?.stillWanted?.() === false) {
+        b.resolve(SKIPPED);
+        continue;
+      }
+      const a = parseAnnouncement(b.argv);
+      if (a !== undefined && this.#frames.ready(a)) frames.push({ b, a });
       else items.push(b);
+    }
+    if (frames.length > 0) {
+      const rest = new Set(this.#frames.send(frames.map((f) => f.a)));
+      this.batchStats.announceFrames += frames.length - rest.size;
+      for (const f of frames) {
+        if (rest.has(f.a)) items.push(f.b);
+        else f.b.resolve({ code: 0, stdout: "", stderr: "" });
+      }
     }
     if (items.length === 0) return;
     this.batchStats.announceBatches++;
@@ -486,6 +575,8 @@ export class CommandPool {
       clearImmediate(this.#flushAt);
       this.#flush();
     }
+    this.#frames.close();
+    this.#spare.close();
     this.#shell.close();
     await Promise.all([...this.urgent, ...this.background].map((w) => w.close()));
   }

@@ -73,6 +73,11 @@ export interface StatusResult {
   readonly auth: boolean;
   /** The key ids the membership layer holds now, the signing key first (empty without auth). */
   readonly authKeys: readonly number[];
+  /**
+   * The running frame senders of announcements ("4:eth0": gratuitous ARP on eth0, "6:eth0":
+   * unsolicited NA); empty without socat (then announcements are commands). docs/wackamole-node.md §1.1.
+   */
+  readonly announceSenders: readonly string[];
   readonly counters: Readonly<Record<string, number>>;
 }
 
@@ -227,6 +232,7 @@ export class WackamoleDaemon {
       } catch (e) {
         log.warn({ err: String(e) }, "could not prepare the interfaces (retried on the first acquire)");
       }
+      commands.prepareAnnouncements(vipInterfaces(c));
     }
     const host = await UdpHost.open({
       id: c.id,
@@ -625,6 +631,7 @@ export class WackamoleDaemon {
       driver: c.driver,
       auth: c.auth !== undefined,
       authKeys: this.#vip.membership.auth?.keys.keys.map((k) => k.id) ?? [],
+      announceSenders: this.#runner.frameSenders,
       counters: {
         ...this.counters,
         trackChecks: this.#tracker?.stats.checks ?? 0,
@@ -640,6 +647,8 @@ export class WackamoleDaemon {
         commands: this.#runner.stats.commands,
         commandsRefused: this.#runner.stats.refused,
         commandsSkipped: this.#runner.stats.skipped,
+        announceFrames: this.#runner.frameStats.frames,
+        announceFallbacks: this.#runner.frameStats.fallbacks,
         loopStalls: this.#loop.stats.stalls,
         maxLoopStallMs: this.#loop.stats.maxStallMs,
         membershipStalls: this.#vip.membership.core.stats.stalls,
@@ -781,6 +790,8 @@ export class WackamoleDaemon {
       !sameJson(eff.peers, cur.peers) ||
       authToggled;
     const trackChanged = !sameJson(eff.track, cur.track);
+    if (!sameJson(eff.vips, cur.vips) && eff.driver === "linux")
+      this.#runner.prepareAnnouncements(vipInterfaces(eff));
     this.#config = eff;
     this.#keys = nextKeys;
     if (keysChanged && !authToggled && nextKeys !== undefined && this.#auth !== undefined) {
@@ -1047,3 +1058,11 @@ async function withTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
 
 /** Timing of the membership profiles (for docs and status). */
 export const PROFILE_TIMING = profiles;
+
+/** The (interface, family) pairs of the configured VIPs: where announcements go out. */
+function vipInterfaces(c: WackConfig): { iface: string; family: 4 | 6 }[] {
+  const seen = new Map<string, { iface: string; family: 4 | 6 }>();
+  for (const g of parseVipGroups(c.vips.groups))
+    for (const a of g.addresses) seen.set(`${a.family}:${a.iface}`, { iface: a.iface, family: a.family });
+  return [...seen.values()];
+}

@@ -154,14 +154,14 @@ describe("CommandPool batches the commands of one event-loop turn", () => {
   });
 
   it("runs address changes as one `ip -batch` and announcements as one shell, with per-command results", async () => {
-    const { existsSync, mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");
     const dir = mkdtempSync(join(tmpdir(), "wack-pool-"));
     // a fake `ip`: records its argv and stdin; a line containing "bad" fails as ip -force does
     writeFileSync(
       join(dir, "ip"),
-      `#!/bin/sh\necho "$@" >> "${dir}/ip.log"\nn=0\nwhile read -r l; do n=$((n+1)); echo "$l" >> "${dir}/ip.log"; case "$l" in *bad*) echo "Error: bad address" >&2; echo "Command failed -:$n" >&2;; esac; done\n`,
+      `#!/bin/sh\necho "$@" >> "${dir}/ip.log"\nif [ "$3" != "-" ]; then exec < "$3"; fi\nn=0\nwhile read -r l; do n=$((n+1)); echo "$l" >> "${dir}/ip.log"; case "$l" in *bad*) echo "Error: bad address" >&2; echo "Command failed $3:$n" >&2;; esac; done\n`,
       { mode: 0o755 },
     );
     writeFileSync(join(dir, "arping"), `#!/bin/sh\necho "$@" >> "${dir}/arping.log"\nexit $4\n`, {
@@ -170,7 +170,7 @@ describe("CommandPool batches the commands of one event-loop turn", () => {
     const path = process.env.PATH;
     process.env.PATH = `${dir}:${path}`;
     const { CommandPool } = await import("../src/command-worker.ts");
-    const p = new CommandPool();
+    const p = new CommandPool({ spare: false }); // the spare has its own test
     process.env.PATH = path;
     try {
       const [a, b, c] = await Promise.all([
@@ -182,18 +182,22 @@ describe("CommandPool batches the commands of one event-loop turn", () => {
       ]);
       expect([a?.code, b?.code, c?.code]).toEqual([0, 2, 0]);
       expect(b?.stderr).toMatch(/bad address/);
-      const { readFileSync } = await import("node:fs");
-      expect(readFileSync(join(dir, "ip.log"), "utf8").split("\n")).toEqual([
-        "-force -batch -",
+      const log = readFileSync(join(dir, "ip.log"), "utf8").split("\n");
+      expect(log.slice(-4), log.join("|")).toEqual([
         "addr add 10.0.0.1/32 dev eth0 label eth0:vip",
         "addr add bad dev eth0",
         "addr del fd00::1/128 dev eth0",
         "",
       ]);
+      expect(log[log.length - 5]).toBe("-force -batch -");
       expect(p.batchStats.ipBatches).toBe(1);
       expect(p.runner.followUps).toBe(true);
       // the follow-up started from the same job, after the batch
-      for (let i = 0; i < 100 && !existsSync(join(dir, "arping.log")); i++)
+      for (
+        let i = 0;
+        i < 300 && readFileSync(join(dir, "arping.log"), { encoding: "utf8", flag: "a+" }) === "";
+        i++
+      )
         await new Promise((r) => setTimeout(r, 10));
       expect(readFileSync(join(dir, "arping.log"), "utf8")).toBe("-q -U -c 0 10.0.0.1\n");
       // announcements: one shell, each command's own exit status (the fake exits with its 4th arg)
@@ -216,6 +220,135 @@ describe("CommandPool batches the commands of one event-loop turn", () => {
       expect(p.batchStats.announceBatches).toBe(1);
       expect(readFileSync(join(dir, "arping.log"), "utf8")).toContain("-q -U -c 0 x y'z");
     } finally {
+      await p.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("CommandPool sends announcements as frames through a running socat", () => {
+  it("sends a fail-over's first announcements and later rounds as frames, commands only without a sender", async () => {
+    const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { announcementFrame, parseMac } = await import("@spines-ts/vip/linux");
+    const dir = mkdtempSync(join(tmpdir(), "wack-frames-"));
+    // a fake `ip`: the link query answers for eth0 only; batches are read and logged
+    writeFileSync(
+      join(dir, "ip"),
+      `#!/bin/sh\ncase "$*" in "-j link show dev eth0") echo '[{"ifindex":7,"ifname":"eth0","address":"02:00:00:00:00:07"}]'; exit 0;; "-j link show dev "*) echo 'Device does not exist' >&2; exit 1;; esac\nif [ "$3" != "-" ]; then exec < "$3"; fi\nn=0\nwhile read -r l; do n=$((n+1)); echo "$l" >> "${dir}/ip.log"; [ "$l" = wackamole-done ] && echo "Command failed $3:$n" >&2; done; exit 0\n`,
+      { mode: 0o755 },
+    );
+    writeFileSync(join(dir, "arping"), `#!/bin/sh\necho "$@" >> "${dir}/arping.log"\n`, { mode: 0o755 });
+    // a fake socat: logs its arguments, copies the FIFO (its 4th argument, OPEN:<fifo>,rdonly) to a file
+    writeFileSync(
+      join(dir, "socat"),
+      `#!/bin/sh\necho "$@" >> "${dir}/socat.log"\nf=\${4#OPEN:}; f=\${f%,rdonly}\ncat "$f" >> "${dir}/frames.bin"\n`,
+      { mode: 0o755 },
+    );
+    const path = process.env.PATH;
+    process.env.PATH = `${dir}:${path}`;
+    const { CommandPool } = await import("../src/command-worker.ts");
+    const p = new CommandPool();
+    try {
+      p.prepareAnnouncements([
+        { iface: "eth0", family: 4 },
+        { iface: "nosuch0", family: 4 },
+      ]);
+      const arp = ["arping", "-q", "-U", "-c", "1", "-I", "eth0", "10.0.0.1"];
+      // the eth0 sender runs once its socat has the FIFO open; nosuch0 has none (no such link)
+      for (let i = 0; i < 1500 && p.frameSenders.length === 0; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      expect(p.frameSenders).toEqual(["4:eth0"]);
+      const r = await p.runner(
+        ["ip", "-4", "addr", "add", "10.0.0.1/32", "dev", "eth0", "label", "eth0:vip"],
+        {
+          followUps: [arp, ["arping", "-q", "-A", "-c", "1", "-I", "eth0", "10.0.0.1"]],
+        },
+      );
+      expect(r.code).toBe(0);
+      // a later round goes as a frame too; one on an interface without a sender runs arping
+      const later = await p.runner(["arping", "-q", "-A", "-c", "1", "-I", "eth0", "10.0.0.2"]);
+      const other = await p.runner(["arping", "-q", "-U", "-c", "1", "-I", "nosuch0", "10.0.0.3"]);
+      expect([later.code, other.code]).toEqual([0, 0]);
+      const mac = parseMac("02:00:00:00:00:07") as Uint8Array;
+      const want = Buffer.concat(
+        [
+          { kind: "arp-request", address: "10.0.0.1" },
+          { kind: "arp-reply", address: "10.0.0.1" },
+          { kind: "arp-reply", address: "10.0.0.2" },
+        ].map((a) =>
+          announcementFrame(
+            { kind: a.kind as "arp-request" | "arp-reply", iface: "eth0", address: a.address },
+            mac,
+          ),
+        ),
+      );
+      for (
+        let i = 0;
+        i < 200 && readFileSync(join(dir, "frames.bin"), { flag: "a+" }).length < want.length;
+        i++
+      )
+        await new Promise((r) => setTimeout(r, 10));
+      expect(
+        readFileSync(join(dir, "frames.bin")).toString("hex"),
+        readFileSync(join(dir, "socat.log"), "utf8"),
+      ).toBe(want.toString("hex"));
+      // socat was started for ARP frames on ifindex 7: -b 60, protocol 0x0806
+      expect(readFileSync(join(dir, "socat.log"), "utf8")).toMatch(
+        /^-u -b 60 OPEN:.*,rdonly SOCKET-SENDTO:17:3:0:x0806070000000100000/m,
+      );
+      expect(p.frameStats.frames).toBe(3);
+      expect(p.frameStats.fallbacks).toBeGreaterThanOrEqual(1);
+      expect(readFileSync(join(dir, "arping.log"), "utf8")).toBe("-q -U -c 1 -I nosuch0 10.0.0.3\n");
+    } finally {
+      process.env.PATH = path;
+      await p.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("CommandPool keeps a spare `ip -batch` waiting", () => {
+  it("runs a batch on the waiting spare, starts the next one, and falls back while none waits", async () => {
+    const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "wack-spare-"));
+    writeFileSync(
+      join(dir, "ip"),
+      `#!/bin/sh\necho "start $*" >> "${dir}/ip.log"\nif [ "$3" != "-" ]; then exec < "$3"; fi\nn=0\nwhile read -r l; do n=$((n+1)); echo "$l" >> "${dir}/ip.log"; case "$l" in *bad*) echo "Error: bad" >&2; echo "Command failed $3:$n" >&2;; wackamole-done) echo 'Object "wackamole-done" is unknown' >&2; echo "Command failed $3:$n" >&2;; esac; done; exit 1\n`,
+      { mode: 0o755 },
+    );
+    const path = process.env.PATH;
+    process.env.PATH = `${dir}:${path}`;
+    const { CommandPool } = await import("../src/command-worker.ts");
+    const p = new CommandPool({ socat: false });
+    try {
+      const starts = () =>
+        readFileSync(join(dir, "ip.log"), { encoding: "utf8", flag: "a+" }).match(/^start/gm)?.length ?? 0;
+      for (let i = 0; i < 300 && starts() < 1; i++) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 50));
+      const [a, b] = await Promise.all([
+        p.runner(["ip", "-4", "addr", "add", "bad", "dev", "eth0"]),
+        p.runner(["ip", "-4", "addr", "add", "10.0.0.2/32", "dev", "eth0"]),
+      ]);
+      expect([a.code, b.code]).toEqual([2, 0]);
+      expect(a.stderr).toMatch(/Error: bad/);
+      expect(p.batchStats.spareBatches).toBe(1);
+      // right away: the next spare is still starting, so this batch starts its own `ip` (or, if
+      // the spare was quick, uses it): either way the result is the same
+      const c = await p.runner(["ip", "-4", "addr", "del", "bad", "dev", "eth0"]);
+      expect(c.code).toBe(2);
+      for (let i = 0; i < 300 && !/ip-2\.fifo/.test(readFileSync(join(dir, "ip.log"), "utf8")); i++)
+        await new Promise((r) => setTimeout(r, 10));
+      const log = readFileSync(join(dir, "ip.log"), "utf8");
+      expect(log).toMatch(
+        /^start -force -batch \/.*ip-1\.fifo\naddr add bad dev eth0\naddr add 10\.0\.0\.2\/32 dev eth0\nwackamole-done\n/m,
+      );
+      expect(log).toMatch(/^start -force -batch \/.*ip-2\.fifo$/m);
+    } finally {
+      process.env.PATH = path;
       await p.close();
       rmSync(dir, { recursive: true, force: true });
     }

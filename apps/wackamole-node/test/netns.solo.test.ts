@@ -202,6 +202,15 @@ describe.runIf(mustRun)("wackamole-node in network namespaces: 4 nodes, 12 VIPs 
     byGroup = await converged(live);
     for (const g of moved) expect(byGroup.get(g)).not.toBe(victim);
     await clientsSee(byGroup, true);
+    // the announcements went out as frames from the running senders, ARP and NA (g1 has an IPv6
+    // address), not as arping/na6 processes (docs/wackamole-node.md §1.1)
+    for (const n of new Set(moved.map((g) => byGroup.get(g) as number))) {
+      const s = (await w.status(n)) as
+        | { announceSenders?: string[]; counters?: Record<string, number> }
+        | undefined;
+      expect(s?.announceSenders, JSON.stringify(s)).toEqual(["4:eth-lan", "6:eth-lan"]);
+      expect(s?.counters?.announceFrames ?? 0, JSON.stringify(s?.counters)).toBeGreaterThan(0);
+    }
   });
 
   step(

@@ -521,3 +521,13 @@ export class LinuxAddressDriver implements AddressDriver {
     }
   }
 }
+
+export {
+  type Announcement,
+  type AnnouncementKind,
+  announcementArgv,
+  announcementFrame,
+  FRAME_BYTES,
+  parseAnnouncement,
+  parseMac,
+} from "./frames.ts";
