@@ -647,6 +647,8 @@ export class WackamoleDaemon {
         commands: this.#runner.stats.commands,
         commandsRefused: this.#runner.stats.refused,
         commandsSkipped: this.#runner.stats.skipped,
+        ipBatches: this.#runner.batchStats.ipBatches,
+        ipSpareBatches: this.#runner.batchStats.spareBatches,
         announceFrames: this.#runner.frameStats.frames,
         announceFallbacks: this.#runner.frameStats.fallbacks,
         loopStalls: this.#loop.stats.stalls,
