@@ -442,6 +442,13 @@ export interface ViolationInput {
   members: Map<number, number>;
   /** Per VIP, the time after which it must be held exactly once (fail-over completed); others: `from`. */
   settledAt: Map<string, number>;
+  /**
+   * Whether b is in a's component at time t (wackamole-node: in a's installed view); two holders
+   * are in one component when each is in the other's. Default: always (keepalived has no views).
+   * Two holders in different components (a membership flap split the cluster) are counted as
+   * `splitHolds`, not as violations.
+   */
+  sameComponent?: (a: number, b: number, t: number) => boolean;
 }
 
 export interface ViolationResult {
@@ -451,7 +458,13 @@ export interface ViolationResult {
   nobody: number;
   /** VIPs still present on nodes whose daemon is dead (not counted as violations). */
   stale: number;
-  /** The first violations: VIP, kind, time after the fault (for the log). */
+  /**
+   * Distinct moments a VIP was held by two members that were in different components then (one
+   * missing from the other's view: a membership flap). Allowed by the contract (one holder per
+   * component), reported beside the violations.
+   */
+  splitHolds: number;
+  /** The first violations and split holds: VIP, kind, time after the fault (for the log). */
   details: string[];
 }
 
@@ -460,20 +473,26 @@ export function countViolations(x: ViolationInput): ViolationResult {
   const sets = new Map<number, Set<string>>();
   for (const [n, s] of x.initial) sets.set(n, new Set(s));
   const evs = x.events.filter((e) => e.t > x.initialAt && e.t <= x.to).sort((a, b) => a.t - b.t);
-  const state = new Map<string, "ok" | "twice" | "nobody">();
+  const state = new Map<string, "ok" | "twice" | "nobody" | "split">();
   let twice = 0;
   let nobody = 0;
+  let split = 0;
   const details: string[] = [];
   const check = (t: number) => {
     if (t < x.from) return;
     for (const v of x.vips) {
-      let c = 0;
-      for (const [n, dead] of x.members) if (t < dead && sets.get(n)?.has(v)) c++;
+      const hs: number[] = [];
+      for (const [n, dead] of x.members) if (t < dead && sets.get(n)?.has(v)) hs.push(n);
+      const c = hs.length;
       const settle = x.settledAt.get(v) ?? x.from;
-      const s = c >= 2 ? "twice" : c === 0 && t >= settle ? "nobody" : "ok";
+      const same = x.sameComponent;
+      const together =
+        same === undefined || hs.some((a, i) => hs.slice(i + 1).some((b) => same(a, b, t) && same(b, a, t)));
+      const s = c >= 2 ? (together ? "twice" : "split") : c === 0 && t >= settle ? "nobody" : "ok";
       if (s !== (state.get(v) ?? "ok")) {
         if (s === "twice") twice++;
         if (s === "nobody") nobody++;
+        if (s === "split") split++;
         if (s !== "ok" && details.length < 10)
           details.push(
             `${v} ${s} at +${(t - x.from).toFixed(1)} ms (settled +${(settle - x.from).toFixed(1)})`,
@@ -500,7 +519,7 @@ export function countViolations(x: ViolationInput): ViolationResult {
   while (mi < marks.length) check(marks[mi++] as number);
   let stale = 0;
   for (const [n, dead] of x.members) if (dead <= x.to) stale += sets.get(n)?.size ?? 0;
-  return { twice, nobody, stale, details };
+  return { twice, nobody, splitHolds: split, stale, details };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -628,6 +647,21 @@ export class WackCluster {
   running(n: number): boolean {
     const p = this.procs.get(n);
     return p !== undefined && p.exitCode === null && p.signalCode === null;
+  }
+
+  /**
+   * Members of the last view node n installed at or before time t (from its log, as the lab read
+   * it), or undefined (no view yet, or a process start in between).
+   */
+  viewAt(n: number, t: number): number[] | undefined {
+    const log = this.logs.get(n) ?? [];
+    let found: number[] | undefined;
+    for (const e of log) {
+      if (e.t > t) break;
+      if (e.msg === "(process started)") found = undefined;
+      else if (e.msg === "view installed" && Array.isArray(e.members)) found = e.members as number[];
+    }
+    return found;
   }
 
   /** Members of the last view node n's current process installed (from its log), or undefined. */
