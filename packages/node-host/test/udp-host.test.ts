@@ -111,6 +111,38 @@ describe("UdpHost", () => {
 });
 
 describe("UdpHost timers", () => {
+  it("keeps its timeout while deadlines due now come and go (one setTimeout, not one per turn)", async () => {
+    const h = await UdpHost.open({ id: 1, listen: { address: "127.0.0.1", port: 0 } });
+    hosts.push(h);
+    let late = false;
+    h.schedule(h.clock.now() + 200, () => {
+      late = true;
+    });
+    const setT = vi.spyOn(globalThis, "setTimeout");
+    const clearT = vi.spyOn(globalThis, "clearTimeout");
+    try {
+      // 20 turns that each have a deadline due now (a coalesced ack) and a later one that moves
+      // (a retransmission timeout pushed by each send) — the busy daemon's pattern.
+      let ran = 0;
+      for (let i = 0; i < 20; i++) {
+        h.schedule(h.clock.now(), () => {
+          ran++;
+          h.schedule(h.clock.now() + 250 + i, () => {});
+        });
+        await new Promise((r) => setImmediate(r));
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(ran).toBe(20);
+      const hostTimeouts = setT.mock.calls.filter(([fn]) => typeof fn === "function" && fn.name !== "tick");
+      expect(hostTimeouts.length).toBe(0);
+      expect(clearT).not.toHaveBeenCalled();
+    } finally {
+      setT.mockRestore();
+      clearT.mockRestore();
+    }
+    await waitFor(() => late, "the 200 ms timer");
+  });
+
   it("arms no real timer for schedule(Infinity) and never wakes for it", async () => {
     const h = await UdpHost.open({ id: 1, listen: { address: "127.0.0.1", port: 0 } });
     hosts.push(h);
