@@ -398,6 +398,8 @@ export class SpinesDaemon {
           reliableRtoFired: r.rtoFired,
           reliableRtoUndone: r.rtoUndone,
           reliableSpurious: r.spurious,
+          reliableProbes: r.probes,
+          reliableProbesSpurious: r.probesSpurious,
         };
       }
     }
