@@ -61,6 +61,8 @@ interface System {
   exitedAt: Map<number, number>;
   /** Every running member agrees on the membership (wackamole-node: views; keepalived: always). */
   ready(live: number[]): boolean;
+  /** One line on how the fail-overs ran (wackamole-node: the daemons' command counters). */
+  diag?(): Promise<string>;
   /** Whether a and b were in one component at time t (wackamole-node: each in the other's view). */
   sameComponent?(a: number, b: number, t: number): boolean;
   /** The holder of VIP k in steady state when it is fixed by configuration (keepalived priorities). */
@@ -191,6 +193,17 @@ function makeSystem(lab: FailoverLab, name: string): System {
         );
       },
       sameComponent: (a, b, t) => w.viewAt(a, t)?.includes(b) ?? false,
+      diag: async () => {
+        const keys = ["ipBatches", "ipSpareBatches", "announceFrames", "announceFallbacks", "loopStalls"];
+        const sum = new Map<string, number>(keys.map((k) => [k, 0]));
+        for (const n of lab.nodes) {
+          if (!w.running(n)) continue;
+          const c =
+            ((await w.status(n)) as { counters?: Record<string, number> } | undefined)?.counters ?? {};
+          for (const k of keys) sum.set(k, (sum.get(k) ?? 0) + (c[k] ?? 0));
+        }
+        return `running daemons' counters: ${keys.map((k) => `${k} ${sum.get(k)}`).join(", ")}`;
+      },
       tail: (n) => w.tail(n),
       stopAll: () => w.stopAll(),
     };
@@ -383,6 +396,7 @@ async function runCase(lab: FailoverLab, sys: System, failure: Failure): Promise
       );
     }
     await settle(lab, sys, lab.nodes);
+    if (sys.diag !== undefined) process.stdout.write(`  ${await sys.diag()}\n`);
   } catch (e) {
     c.error = (e as Error).message.slice(0, 2000);
     process.stdout.write(`  error: ${c.error}\n`);

@@ -44,6 +44,13 @@ export interface VipConfig {
   readonly balance?: BalanceMode;
   /** Ask the driver for a neighbour-cache sample to share this often (0: only after exchanges). Default 60,000 ms. */
   readonly neighborShareMs?: number;
+  /**
+   * The sample after an exchange waits this long (0: at once). An exchange is a fail-over's busiest
+   * moment, and a sample is a process start (`ip neigh`), which on a busy host competes with the
+   * takers' address changes; the neighbours it learns serve the next fail-over, not this one.
+   * Default 1,000 ms.
+   */
+  readonly neighborSampleDelayMs?: number;
   readonly log?: Logger;
   /**
    * Replaces the allocation run at the end of every exchange. For tests only: they plug in naive
@@ -127,6 +134,7 @@ export class VipCore {
   readonly holdOffMs: number;
   readonly balance: BalanceMode;
   readonly neighborShareMs: number;
+  readonly neighborSampleDelayMs: number;
   readonly #allocator: NonNullable<VipConfig["allocator"]>;
   #incarnation: number;
   readonly #log: RateLimitedLog;
@@ -178,6 +186,12 @@ export class VipCore {
     this.matureMs = nonNegative(source, "matureMs", config.matureMs, 5000);
     this.holdOffMs = nonNegative(source, "holdOffMs", config.holdOffMs, 10_000);
     this.neighborShareMs = nonNegative(source, "neighborShareMs", config.neighborShareMs, 60_000);
+    this.neighborSampleDelayMs = nonNegative(
+      source,
+      "neighborSampleDelayMs",
+      config.neighborSampleDelayMs,
+      1000,
+    );
     const b = config.balance ?? { mode: "periodic", intervalMs: 4000, movesPerRound: 1 };
     if (b.mode === "periodic") {
       if (!(Number.isFinite(b.intervalMs) && b.intervalMs > 0))
@@ -491,8 +505,13 @@ export class VipCore {
     if (this.balance.mode === "periodic" && view.myIndex === 0)
       this.#balanceAt = now + this.balance.intervalMs;
     this.#apply(alloc, "exchange");
-    this.#events.push({ type: "sampleNeighbors" });
-    this.#shareAt = this.neighborShareMs > 0 ? now + this.neighborShareMs : undefined;
+    // the sample after an exchange waits (neighborSampleDelayMs); the timer then samples and goes
+    // on every neighborShareMs
+    if (this.neighborSampleDelayMs > 0) this.#shareAt = now + this.neighborSampleDelayMs;
+    else {
+      this.#events.push({ type: "sampleNeighbors" });
+      this.#shareAt = this.neighborShareMs > 0 ? now + this.neighborShareMs : undefined;
+    }
   }
 
   #apply(

@@ -154,8 +154,23 @@ describe("VipCore", () => {
     expect(cores.get(1)?.snapshot().settled).toBe(true);
   });
 
+  it("samples neighbours a while after an exchange, not during it", () => {
+    const { cores, install } = cluster([1, 2], { neighborShareMs: 5000, neighborSampleDelayMs: 300 });
+    install((me) => view(1, [1, 2], me));
+    const c1 = cores.get(1) as VipCore;
+    // the exchange raised the groups: no sample (a process start) competes with them
+    expect(c1.takeEvents().some((e) => e.type === "sampleNeighbors")).toBe(false);
+    expect(c1.nextDeadline()).toBeLessThanOrEqual(300);
+    c1.handleTimeout(300);
+    expect(c1.takeEvents().some((e) => e.type === "sampleNeighbors")).toBe(true);
+    c1.handleTimeout(5299);
+    expect(c1.takeEvents().some((e) => e.type === "sampleNeighbors")).toBe(false);
+    c1.handleTimeout(5300);
+    expect(c1.takeEvents().some((e) => e.type === "sampleNeighbors")).toBe(true);
+  });
+
   it("shares neighbour samples periodically, and the learned table is bounded (Wackamole quirk 4)", () => {
-    const { cores, install, pump } = cluster([1, 2], { neighborShareMs: 1000 });
+    const { cores, install, pump } = cluster([1, 2], { neighborShareMs: 1000, neighborSampleDelayMs: 0 });
     install((me) => view(1, [1, 2], me));
     const c1 = cores.get(1) as VipCore;
     expect(c1.takeEvents().some((e) => e.type === "sampleNeighbors")).toBe(true);
