@@ -18,6 +18,7 @@
  * as before.
  */
 import { accessSync, closeSync, constants, openSync, writeSync } from "node:fs";
+import { endianness } from "node:os";
 import { join } from "node:path";
 import {
   type Announcement,
@@ -64,8 +65,11 @@ export function findOnPath(name: string, path = process.env.PATH ?? ""): string 
 export function sockaddrLl(protocol: number, ifindex: number): string {
   const b = Buffer.alloc(18);
   b.writeUInt16BE(protocol, 0);
-  b.writeInt32LE(ifindex, 2); // host order (little-endian on the platforms we support)
-  b.writeUInt16LE(1, 6); // ARPHRD_ETHER
+  if (endianness() === "LE")
+    b.writeInt32LE(ifindex, 2); // sll_ifindex is in host order
+  else b.writeInt32BE(ifindex, 2);
+  const hatype = endianness() === "LE" ? b.writeUInt16LE.bind(b) : b.writeUInt16BE.bind(b);
+  hatype(1, 6); // ARPHRD_ETHER, host order
   b[8] = 0; // PACKET_HOST
   b[9] = 6; // halen
   b.fill(0xff, 10, 16);
@@ -194,7 +198,8 @@ export class FrameSenders {
   }
 
   #ensure(iface: string, family: Family): Sender | undefined {
-    if (this.socat === undefined || this.#closed) return undefined;
+    // names go into a shell command: only what Linux interface names are made of
+    if (this.socat === undefined || this.#closed || !/^[A-Za-z0-9_.@:-]{1,15}$/.test(iface)) return undefined;
     const key = `${family}:${iface}`;
     const known = this.#senders.get(key);
     if (known !== undefined) return known;
