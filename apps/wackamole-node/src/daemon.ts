@@ -460,6 +460,7 @@ export class WackamoleDaemon {
           {
             view: ev.view,
             reason: ev.reason,
+            ...(ev.carried ? { carried: true } : {}),
             owners: Object.fromEntries(ev.owners.map((o, g) => [groups[g]?.name, o])),
             moves: ev.moves.length,
           },

@@ -57,6 +57,13 @@ export interface VipConfig {
    * rules to show which membership behaviour would move VIPs without cause (test/flap.test.ts).
    */
   readonly allocator?: (groups: number, states: readonly MemberState[], maxMoves: number) => Allocation;
+  /**
+   * Run the state exchange in every view, also in one that only removed members (docs/vip.md §4.4:
+   * such a view's table is computed from the previous one without messages). For tests only, and
+   * every member of a group must agree on it: a member that exchanges where the others carry the
+   * table over would wait for states nobody sends.
+   */
+  readonly exchangeEveryView?: boolean;
 }
 
 /** What the address driver must do. */
@@ -72,6 +79,11 @@ export type VipEvent =
       readonly owners: readonly NodeId[];
       readonly moves: readonly Move[];
       readonly reason: "exchange" | "mature" | "settled" | "balance";
+      /**
+       * With reason "exchange": the view only removed members, and its table was computed from the
+       * previous view's agreed table at the view's installation, without a state exchange.
+       */
+      readonly carried?: boolean;
     }
   /** Every group was released (shutdown, failure, loss of the membership service). */
   | { readonly type: "releasedAll"; readonly reason: "stop" | "fail" | "membershipLost" }
@@ -136,6 +148,7 @@ export class VipCore {
   readonly neighborShareMs: number;
   readonly neighborSampleDelayMs: number;
   readonly #allocator: NonNullable<VipConfig["allocator"]>;
+  readonly #exchangeEveryView: boolean;
   #incarnation: number;
   readonly #log: RateLimitedLog;
 
@@ -151,6 +164,8 @@ export class VipCore {
   readonly #held = new Set<number>();
   #states: (MemberState | undefined)[] = [];
   #received = 0;
+  /** Every member of the current view sent this member's table fingerprint (no `tableMismatch`). */
+  #allMatched = false;
   #late: { mature: Set<number>; settled: Set<number> } = { mature: new Set(), settled: new Set() };
   #table: Table | undefined;
   #delivered = 0;
@@ -208,6 +223,7 @@ export class VipCore {
     }
     this.balance = b;
     this.#allocator = config.allocator ?? allocate;
+    this.#exchangeEveryView = config.exchangeEveryView === true;
     this.#log = new RateLimitedLog(config.log ?? silentLogger);
   }
 
@@ -259,16 +275,35 @@ export class VipCore {
     this.#table = undefined;
   }
 
-  /** A new agreed view: send this member's state and gather everyone's. */
+  /**
+   * A new agreed view. If it only removed members of this member's previous view, whose table was
+   * agreed, the new table is computed at once from that one (docs/vip.md §4.4); otherwise send this
+   * member's state and gather everyone's.
+   */
   handleView(view: View, now: number): void {
     if (this.#phase === "stopped" || this.#phase === "failed") return;
     // Lost the majority of the previous view (crash of the others, or this member was cut off):
     // flap hold-off from now on.
     const prev = this.#prevMembers.length;
-    if (prev > 1 && 2 * view.transitional.length <= prev) {
+    const lostMajority = prev > 1 && 2 * view.transitional.length <= prev;
+    if (lostMajority) {
       this.#settled = this.holdOffMs === 0;
       this.#settleAt = this.#settled ? undefined : now + this.holdOffMs;
     }
+    const old = this.#view;
+    const oldTable = this.#table;
+    // Removal only: every member of the new view comes from this member's previous view (the
+    // transitional set is the whole view), and that view's exchange completed here. By virtual
+    // synchrony (membership S6) every member then delivered the same messages in the old view, so
+    // each holds the same agreed table and takes this same branch.
+    const carry =
+      !this.#exchangeEveryView &&
+      this.#phase === "run" &&
+      this.#allMatched &&
+      old !== undefined &&
+      oldTable !== undefined &&
+      view.transitional.length === view.members.length &&
+      view.members.every((m) => old.members.includes(m));
     this.#view = view;
     this.#prevMembers = view.members;
     this.#phase = "gather";
@@ -278,6 +313,35 @@ export class VipCore {
     this.#table = undefined;
     this.#delivered = 0;
     this.#balanceAt = undefined;
+    if (carry) {
+      // What each member would have sent in its VipState for this view, known from the old table:
+      // the groups it owns, its flags (the majority rule above unsettles every member alike), its
+      // preferences. A flag a member set in the old view whose message was not delivered there is
+      // sent again below and applied where it is delivered, at the same point everywhere.
+      this.#states = view.members.map((id) => {
+        const i = old.members.indexOf(id);
+        const m = oldTable.members[i] as Table["members"][number];
+        const held: number[] = [];
+        oldTable.owner.forEach((o, g) => {
+          if (o === i) held.push(g);
+        });
+        return {
+          mature: oldTable.mature,
+          settled: lostMajority ? false : m.settled,
+          held,
+          prefers: [...m.prefers].sort((a, b) => a - b),
+        };
+      });
+      this.#received = view.members.length;
+      this.#finishExchange(now, true);
+      const mine = this.#table as Table | undefined;
+      if (this.#mature && mine !== undefined && !mine.mature)
+        this.#send({ _tag: "VipMature", view: view.id });
+      if (this.#settled && mine !== undefined && !mine.members[view.myIndex]?.settled)
+        this.#send({ _tag: "VipSettled", view: view.id });
+      return;
+    }
+    this.#allMatched = true;
     this.#send({
       _tag: "VipState",
       view: view.id,
@@ -328,6 +392,7 @@ export class VipCore {
             ours: this.fingerprint,
           });
           this.#states[idx] = { mature: false, settled: false, held: [], prefers: [] };
+          this.#allMatched = false;
         } else {
           this.#states[idx] = {
             mature: (m.flags & VipStateFlag.Mature) !== 0,
@@ -486,7 +551,7 @@ export class VipCore {
     return this.balance.mode === "immediate" ? this.groups.length : 0;
   }
 
-  #finishExchange(now: number): void {
+  #finishExchange(now: number, carried = false): void {
     const view = this.#view as View;
     const states = this.#states.map((s, i) => {
       const st = s as MemberState;
@@ -504,7 +569,7 @@ export class VipCore {
     }
     if (this.balance.mode === "periodic" && view.myIndex === 0)
       this.#balanceAt = now + this.balance.intervalMs;
-    this.#apply(alloc, "exchange");
+    this.#apply(alloc, "exchange", carried);
     // the sample after an exchange waits (neighborSampleDelayMs); the timer then samples and goes
     // on every neighborShareMs
     if (this.neighborSampleDelayMs > 0) this.#shareAt = now + this.neighborSampleDelayMs;
@@ -517,6 +582,7 @@ export class VipCore {
   #apply(
     alloc: { table: Table; moves: readonly Move[] },
     reason: "exchange" | "mature" | "settled" | "balance",
+    carried = false,
   ): void {
     const view = this.#view as View;
     this.#table = alloc.table;
@@ -540,6 +606,7 @@ export class VipCore {
         owners: alloc.table.owner.map((o) => (o === NO_OWNER ? 0 : (view.members[o] as NodeId))),
         moves: alloc.moves,
         reason,
+        ...(carried ? { carried: true } : {}),
       });
   }
 

@@ -245,6 +245,112 @@ describe("VipCore", () => {
     }
   });
 
+  describe("a view that only removes members (docs/vip.md §4.4)", () => {
+    const tags = (c: VipCore): string[] => c.takeTransmits().map((p) => decode(p).msg._tag);
+    /** Four members with preferences, one exchange, then member 3 is gone: the survivors' view. */
+    const scenario = (config: Partial<VipConfig>) => {
+      const ids = [1, 2, 3, 4];
+      const cores = new Map(
+        ids.map((id) => [
+          id,
+          new VipCore(
+            {
+              groups: makeGroups(8),
+              matureMs: 0,
+              holdOffMs: 0,
+              balance: { mode: "off" },
+              prefer: id === 2 ? ["g5"] : [],
+              ...config,
+            },
+            id,
+          ),
+        ]),
+      );
+      for (const c of cores.values()) c.start(0);
+      let seq = 0;
+      const pump = (v: View, now: number): void => {
+        for (let round = 0; round < 10; round++) {
+          const batch: { sender: number; payload: Uint8Array }[] = [];
+          for (const id of v.members)
+            for (const p of cores.get(id)?.takeTransmits() ?? []) batch.push({ sender: id, payload: p });
+          for (const m of batch) {
+            const d: Delivery = {
+              view: v.id,
+              seq: ++seq,
+              sender: m.sender,
+              senderSeq: seq,
+              payload: m.payload,
+            };
+            for (const id of v.members) cores.get(id)?.handleDelivery(d, now);
+          }
+        }
+      };
+      for (const [id, c] of cores) c.handleView(view(1, ids, id), 0);
+      pump(view(1, ids, 1), 0);
+      const lost = [...(cores.get(3) as VipCore).held];
+      const survivors = [1, 2, 4];
+      return { cores, survivors, lost, pump, v2: (me: number) => view(2, survivors, me, survivors) };
+    };
+
+    it("the survivors agree on the new table at installation, without messages, and it is the one an exchange computes", () => {
+      const carried = scenario({});
+      const exchanged = scenario({ exchangeEveryView: true });
+      expect(carried.lost.length).toBeGreaterThan(0);
+      for (const id of carried.survivors) {
+        const c = carried.cores.get(id) as VipCore;
+        c.handleView(carried.v2(id), 10);
+        expect(c.phase, `member ${id}`).toBe("run");
+        expect(tags(c), `member ${id} sends nothing`).toEqual([]);
+        const ev = c
+          .takeEvents()
+          .filter((e) => e.type === "allocated")
+          .at(-1);
+        expect(ev).toMatchObject({ reason: "exchange", carried: true });
+      }
+      for (const id of exchanged.survivors) {
+        const c = exchanged.cores.get(id) as VipCore;
+        c.handleView(exchanged.v2(id), 10);
+        expect(c.phase).toBe("gather");
+      }
+      exchanged.pump(exchanged.v2(1), 10);
+      const owners = (m: typeof carried) => m.survivors.map((id) => m.cores.get(id)?.snapshot().owners);
+      expect(new Set(owners(carried).map((o) => JSON.stringify(o))).size).toBe(1);
+      expect(owners(carried)).toEqual(owners(exchanged));
+      // every group of the lost member has a new holder, exactly one
+      const held = carried.survivors
+        .flatMap((id) => [...(carried.cores.get(id) as VipCore).held])
+        .sort((a, b) => a - b);
+      expect(held).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    });
+
+    it("a view with a member from elsewhere (a merge or a join) still runs the exchange", () => {
+      const m = scenario({});
+      const c = m.cores.get(1) as VipCore;
+      // member 5 joins as member 3 leaves: only 1, 2 and 4 come from the old view
+      c.handleView(view(2, [1, 2, 4, 5], 1, [1, 2, 4]), 10);
+      expect(c.phase).toBe("gather");
+      expect(tags(c)).toEqual(["VipState"]);
+    });
+
+    it("a flag set in the old view whose message was not delivered there is sent again in the new one", () => {
+      const m = scenario({ holdOffMs: 1000 });
+      // every member's hold-off ends, and member 3 goes before their VipSettled are delivered
+      for (const id of [1, 2, 3, 4]) m.cores.get(id)?.handleTimeout(1000);
+      for (const id of [1, 2, 3, 4]) expect(tags(m.cores.get(id) as VipCore)).toEqual(["VipSettled"]);
+      for (const id of m.survivors) {
+        const c = m.cores.get(id) as VipCore;
+        c.handleView(m.v2(id), 1010);
+        expect(c.table?.members.every((x) => !x.settled)).toBe(true);
+      }
+      m.pump(m.v2(1), 1010);
+      for (const id of m.survivors)
+        expect(
+          m.cores.get(id)?.table?.members.every((x) => x.settled),
+          `member ${id}`,
+        ).toBe(true);
+    });
+  });
+
   it("its payloads are whole wire frames from this member", () => {
     const c = new VipCore({ groups, matureMs: 0, holdOffMs: 0 }, 7, 42);
     c.start(0);

@@ -29,6 +29,8 @@ export interface VipScenarioOptions {
   holdOffMs?: number;
   /** Members prefer some groups. */
   preferences?: boolean;
+  /** Run the state exchange in every view (the protocol before removal-only views carried the table over). */
+  exchangeEveryView?: boolean;
   /** Replace the allocation at member `id` (to check that the invariant catches a broken one). */
   allocatorFor?: (id: number) => NonNullable<VipConfig["allocator"]>;
 }
@@ -40,6 +42,8 @@ export interface VipScenarioResult {
   checks: number;
   converged: boolean;
   violation: string | undefined;
+  /** Tables computed at a view's installation from the previous one (removal-only views), at any member. */
+  carried: number;
 }
 
 export function makeGroups(g: number): VipGroupInput[] {
@@ -116,6 +120,7 @@ export function runVipScenario(o: VipScenarioOptions): VipScenarioResult {
   const ids = Array.from({ length: n }, (_, i) => i + 1);
   const groups = makeGroups(G);
   const until = o.faultsUntil ?? 2000;
+  let carried = 0;
   for (const id of ids) {
     const prefer = o.preferences && id <= G ? [`g${(id * 2) % G}`] : [];
     sim.addNode(
@@ -128,9 +133,13 @@ export function runVipScenario(o: VipScenarioOptions): VipScenarioResult {
           holdOffMs: o.holdOffMs ?? 400,
           balance: o.balance ?? { mode: "periodic", intervalMs: 150, movesPerRound: 1 },
           neighborShareMs: 0,
+          ...(o.exchangeEveryView ? { exchangeEveryView: true } : {}),
           ...(o.allocatorFor ? { allocator: o.allocatorFor(id) } : {}),
         },
         membership: { group: "vip", peers: ids },
+        onEvent: (ev) => {
+          if (ev.type === "allocated" && ev.carried) carried++;
+        },
       }),
     );
   }
@@ -193,5 +202,5 @@ export function runVipScenario(o: VipScenarioOptions): VipScenarioResult {
     const held = snaps.flatMap((x) => x?.held ?? []).sort((a, b) => a - b);
     return held.length === G && held.every((g, i) => g === i);
   }, until + 4000);
-  return { sim, ids, checks: count.n, converged, violation };
+  return { sim, ids, checks: count.n, converged, violation, carried };
 }
