@@ -623,7 +623,11 @@ export class WackCluster {
       if (!l.startsWith("{")) return;
       try {
         const j = JSON.parse(l) as Record<string, unknown>;
-        log.push({ ...j, t: now(), msg: String(j.msg ?? "") });
+        // The line's own time (pino: wall-clock ms when the daemon logged it), not the moment this
+        // process read it: on a loaded host the pipe is read tens of ms late, and a view installed
+        // before an address event would seem to come after it (viewAt, sameComponent).
+        const t = typeof j.time === "number" && Number.isFinite(j.time) ? j.time : now();
+        log.push({ ...j, t, msg: String(j.msg ?? "") });
         if (log.length > 20_000) log.splice(0, 10_000);
       } catch {
         // not a log line

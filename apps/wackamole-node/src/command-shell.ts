@@ -8,7 +8,8 @@
  * is a shell snippet written to the shell's stdin; it runs in the background (jobs proceed side by
  * side), its stdout and stderr go to files of a private directory, and the shell reports
  * `<id> <status>` on its stdout when the job ends. A shell that dies is started again for the next
- * job; the jobs it had fail (status 127).
+ * job; the jobs it had fail (status 127). Finished jobs are reaped when the next one is written
+ * (`jobs`), so at most the jobs that ended since the last one wait as zombies.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
@@ -59,6 +60,11 @@ export class CommandShell {
     this.#ensure();
   }
 
+  /** The shell's process id (undefined between a shell's exit and the next job). */
+  get pid(): number | undefined {
+    return this.#proc?.pid;
+  }
+
   /** The shell's private directory (job output; other private files of the daemon may go here). */
   get dir(): string {
     return this.#dir;
@@ -82,7 +88,12 @@ export class CommandShell {
           : undefined;
       timer?.unref?.();
       this.#jobs.set(id, { resolve, timer });
-      p.stdin?.write(`{ (\n${script}\n) </dev/null >'${base}.out' 2>'${base}.err'; echo "${id} $?"; } &\n`);
+      // `jobs` first: a non-interactive shell that only starts background jobs never waits, so
+      // without it every finished job would stay a zombie (and in the shell's job table) for as
+      // long as the shell lives; `jobs` reaps and forgets the finished ones (a builtin: no fork)
+      p.stdin?.write(
+        `jobs >/dev/null\n{ (\n${script}\n) </dev/null >'${base}.out' 2>'${base}.err'; echo "${id} $?"; } &\n`,
+      );
     });
   }
 

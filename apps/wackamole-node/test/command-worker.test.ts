@@ -375,4 +375,27 @@ describe("CommandShell", () => {
       sh.close();
     }
   });
+
+  it("reaps its finished jobs: a long-running shell does not collect zombies", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { CommandShell } = await import("../src/command-shell.ts");
+    const sh = new CommandShell();
+    try {
+      for (let i = 0; i < 40; i++) expect((await sh.run("true")).code).toBe(0);
+      const pid = sh.pid as number;
+      const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/);
+      const zombies = children.filter((c) => {
+        try {
+          const st = readFileSync(`/proc/${c}/stat`, "utf8");
+          return st.slice(st.lastIndexOf(")") + 2).startsWith("Z");
+        } catch {
+          return false; // reaped meanwhile
+        }
+      });
+      // only the jobs that ended after the last one was written may wait (40 without the reaping)
+      expect(zombies.length).toBeLessThanOrEqual(2);
+    } finally {
+      sh.close();
+    }
+  });
 });
