@@ -1,6 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Cubic, FlowCounter, MAX_FLOW_COUNT, mathisRate, NewReno, RateCapped } from "../src/index.ts";
+import {
+  type CongestionController,
+  Cubic,
+  FlowCounter,
+  MAX_FLOW_COUNT,
+  mathisRate,
+  NewReno,
+  RateCapped,
+} from "../src/index.ts";
 
 const MSS = 1000;
 
@@ -204,6 +212,35 @@ describe("NewReno N-flow mode (MulTCP)", () => {
       expect(ss.cwnd).toBe(MSS);
     });
   }
+
+  it("a run of consecutive drops hits (r + 1)/2 emulated flows, not r; n = 1 and CUBIC ignore runs", () => {
+    const w = 400 * MSS;
+    for (const n of [2, 4, 8]) {
+      // A run of 5 drops (the first starts the episode): 1 + 4/2 = 3 flows hit (capped at n).
+      const cc = inAvoidance(n, 400);
+      cc.onLoss(100, MSS, 50);
+      for (let j = 1; j < 5; j++) cc.onLoss(100, MSS, 50, undefined, true);
+      expect(cc.cwnd).toBeCloseTo(w * (1 - Math.min(3, n) / (2 * n)), 6);
+      expect(cc.reductions).toBe(2);
+      // A later packet not adjacent to the run starts a new run: one more whole flow.
+      cc.onLoss(101, MSS, 60);
+      expect(cc.cwnd).toBeCloseTo(w * (1 - Math.min(4, n) / (2 * n)), 6);
+      // The same drops as separate losses: one flow each, as before.
+      const sep = inAvoidance(n, 400);
+      for (let j = 0; j < 5; j++) sep.onLoss(100, MSS, 50);
+      expect(sep.cwnd).toBeCloseTo(w * (1 - Math.min(5, n) / (2 * n)), 6);
+    }
+    // One flow: the first loss halves, a run changes nothing more.
+    const one = inAvoidance(1, 400);
+    one.onLoss(100, MSS, 50);
+    one.onLoss(100, MSS, 50, undefined, true);
+    expect(one.cwnd).toBe(w / 2);
+    const cubic: CongestionController = new Cubic({ mss: MSS, initialWindow: 100 });
+    cubic.onLoss(10, MSS, 5);
+    const after = cubic.cwnd;
+    cubic.onLoss(10, MSS, 5, undefined, true);
+    expect(cubic.cwnd).toBe(after);
+  });
 
   it("under periodic loss, n emulated flows carry about n single flows' rate, at most the AIMD(n, 1/(2n)) model", () => {
     const p = 0.001;

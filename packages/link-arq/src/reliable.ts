@@ -106,6 +106,8 @@ export class ReliableSender {
   #txCounter = 0;
   #bytesInFlight = 0;
   #largestAckedTx = -1;
+  /** Transmission number of the latest packet declared lost by the detector (runs of drops). */
+  #lastLossTx = -2;
   #backoff = 1;
   #rtoAt: number | undefined;
   /** When the last timeout fired, while it may still be proven spurious (no ack since). */
@@ -571,8 +573,20 @@ export class ReliableSender {
     // the TCP-fair window (docs/links.md §6): at 100 messages/s over a 20 ms link at 5 % loss,
     // halvings in consecutive round trips took the window to 2 MSS, below the 2-3 frames a round
     // trip carries, and queued the flow's messages behind it (issue 10).
-    if (congestion)
-      this.cc.onLoss(now, p.size, p.sentAt, this.#outOfData ? this.#bytesInFlight + p.size : undefined);
+    // A packet whose transmission follows a lost one continues a run of drops (one overflow of
+    // the bottleneck's queue): the N-flow window counts a run of r drops as (r + 1)/2 flows hit
+    // instead of r (docs/congestion.md).
+    if (congestion) {
+      const inRun = p.txNum === this.#lastLossTx + 1;
+      this.#lastLossTx = p.txNum;
+      this.cc.onLoss(
+        now,
+        p.size,
+        p.sentAt,
+        this.#outOfData ? this.#bytesInFlight + p.size : undefined,
+        inRun,
+      );
+    }
     this.#retx.push(p);
   }
 
@@ -657,6 +671,7 @@ export class ReliableSender {
     this.#txCounter = 0;
     this.#bytesInFlight = 0;
     this.#largestAckedTx = -1;
+    this.#lastLossTx = -2;
     this.#reorderSeen = false;
     this.#outOfData = true;
     this.#backoff = 1;
