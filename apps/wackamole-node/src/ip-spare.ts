@@ -25,6 +25,8 @@ import type { CommandShell } from "./command-shell.ts";
 export const SPARE_MAX_BYTES = 4096;
 /** The last line of every batch: fails at once, changes nothing. */
 export const DONE_MARKER = "wackamole-done";
+/** How long after a batch is done the next spare starts (see `#startLater`). */
+const NEXT_SPARE_DELAY_MS = 20;
 /** A batch whose marker has not come back by then is failed (124). */
 const BATCH_TIMEOUT_MS = 10_000;
 
@@ -50,6 +52,7 @@ export class IpSpare {
   #spare: Spare | undefined;
   #n = 0;
   #closed = false;
+  #later: ReturnType<typeof setTimeout> | undefined;
 
   /** `ip`: the command; null: no spare at all (every `run` returns undefined). */
   constructor(shell: CommandShell, ip: string | null = "ip") {
@@ -87,10 +90,10 @@ export class IpSpare {
       // nothing written (an atomic write is all or nothing)
     }
     closeSync(fd);
-    this.#start();
     if (!ok) {
       this.stats.missed++;
       this.#end(s);
+      this.#start();
       return undefined;
     }
     this.stats.used++;
@@ -108,6 +111,8 @@ export class IpSpare {
   /** Lets a waiting spare end (it reads an empty batch and exits). */
   close(): void {
     this.#closed = true;
+    clearTimeout(this.#later);
+    this.#later = undefined;
     const s = this.#spare;
     this.#spare = undefined;
     if (s === undefined) return;
@@ -188,6 +193,21 @@ export class IpSpare {
     clearTimeout(b.timer);
     b.resolve({ code, stdout: "", stderr });
     this.#end(s);
+    this.#startLater();
+  }
+
+  /**
+   * The next spare starts once the batch is done and its announcements are out, not while `ip`
+   * runs it: starting one is a fork of the shell and two execs (`mkfifo`, `ip`), which on a
+   * busy host compete with this batch's `ip`, the frame senders and the clients for the cores.
+   */
+  #startLater(): void {
+    if (this.#closed || this.#spare !== undefined || this.#later !== undefined) return;
+    this.#later = setTimeout(() => {
+      this.#later = undefined;
+      this.#start();
+    }, NEXT_SPARE_DELAY_MS);
+    this.#later.unref?.();
   }
 
   #end(s: Spare): void {

@@ -353,6 +353,41 @@ describe("CommandPool keeps a spare `ip -batch` waiting", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("starts the next spare once the batch is done, not while `ip` runs it", async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "wack-spare-"));
+    // an `ip` that takes 100 ms per line: long enough to see what starts meanwhile
+    writeFileSync(
+      join(dir, "ip"),
+      `#!/bin/sh\nexec < "$3"\nn=0\nwhile read -r l; do n=$((n+1)); sleep 0.1; case "$l" in wackamole-done) echo "Command failed $3:$n" >&2;; esac; done\n`,
+      { mode: 0o755 },
+    );
+    const { CommandShell } = await import("../src/command-shell.ts");
+    const { IpSpare } = await import("../src/ip-spare.ts");
+    const sh = new CommandShell();
+    const spare = new IpSpare(sh, join(dir, "ip"));
+    try {
+      let r: Promise<unknown> | undefined;
+      for (let i = 0; i < 300 && r === undefined; i++) {
+        await new Promise((res) => setTimeout(res, 10));
+        r = spare.run(["addr add 10.0.0.9/32 dev eth0"]);
+      }
+      expect(r).toBeDefined();
+      expect(spare.stats.starts).toBe(1);
+      await new Promise((res) => setTimeout(res, 60)); // the batch still runs
+      expect(spare.stats.starts).toBe(1);
+      expect(await r).toMatchObject({ code: 0 });
+      for (let i = 0; i < 100 && spare.stats.starts < 2; i++) await new Promise((res) => setTimeout(res, 10));
+      expect(spare.stats.starts).toBe(2);
+    } finally {
+      spare.close();
+      sh.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("CommandShell", () => {
