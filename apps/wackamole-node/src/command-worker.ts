@@ -354,6 +354,20 @@ interface Batched {
   readonly argv: readonly string[];
   readonly options: CommandOptions | undefined;
   readonly resolve: (r: CommandResult) => void;
+  /** When it was asked for (performance.now()). */
+  readonly at: number;
+}
+
+/**
+ * The result of an address change run in a batch, with where its time went: `waitMs` from the
+ * request to the batch's write (the event-loop turn that gathers a batch), `runMs` from the write
+ * to the daemon's reading of the batch's end (`ip` running it, and this thread noticing).
+ */
+export interface BatchedResult extends CommandResult {
+  readonly waitMs?: number;
+  readonly runMs?: number;
+  /** The batch ran on the waiting spare `ip`. */
+  readonly spare?: boolean;
 }
 
 /**
@@ -419,7 +433,7 @@ export class CommandPool {
       if (batch === undefined)
         return least(isUrgent(argv) ? this.urgent : this.background).exec(argv, options ?? {});
       return new Promise<CommandResult>((resolve) => {
-        batch.push({ argv, options, resolve });
+        batch.push({ argv, options, resolve, at: performance.now() });
         this.#flushAt ??= setImmediate(() => this.#flush());
       });
     },
@@ -461,12 +475,24 @@ export class CommandPool {
       if (a !== undefined && this.#frames.ready(a)) frames.push(a);
       else commands.push(f);
     }
+    const wroteAt = performance.now();
+    let onSpare = false;
     const done = (r: CommandResult) => {
       if (frames.length > 0) this.#sendFrames(frames);
       const rs = splitIpBatch(items.length, r);
-      for (const [i, b] of items.entries()) b.resolve(rs[i] as CommandResult);
+      const runMs = Math.round((performance.now() - wroteAt) * 10) / 10;
+      for (const [i, b] of items.entries()) {
+        const res: BatchedResult = {
+          ...(rs[i] as CommandResult),
+          waitMs: Math.round((wroteAt - b.at) * 10) / 10,
+          runMs,
+          spare: onSpare,
+        };
+        b.resolve(res);
+      }
     };
     const spare = this.#spare.run(lines);
+    onSpare = spare !== undefined;
     if (spare !== undefined) {
       this.batchStats.spareBatches++;
       void spare.then((r) => {

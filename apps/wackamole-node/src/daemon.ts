@@ -21,7 +21,7 @@ import {
 import { type CommandOptions, LinuxAddressDriver } from "@spines-ts/vip/linux";
 import { decodeHeader, type VipNeighbor } from "@spines-ts/wire";
 import type { KeySet } from "@spines-ts/wire/auth";
-import { CommandPool } from "./command-worker.ts";
+import { type BatchedResult, CommandPool } from "./command-worker.ts";
 import type { LogLevel, WackConfig } from "./config.ts";
 import { ControlError, ControlErrorCode, ControlServer } from "./control.ts";
 import { HookRunner } from "./hooks.ts";
@@ -328,6 +328,14 @@ export class WackamoleDaemon {
                 ms: Math.round(performance.now() - t0),
                 ...(r.skipped === true ? { skipped: true } : {}),
                 ...(options?.followUps !== undefined ? { followUps: options.followUps.length } : {}),
+                // batched address changes: the gathering turn, and `ip` plus our noticing its end
+                ...("runMs" in r
+                  ? {
+                      waitMs: (r as BatchedResult).waitMs,
+                      runMs: (r as BatchedResult).runMs,
+                      spare: (r as BatchedResult).spare,
+                    }
+                  : {}),
               },
               "command",
             );
