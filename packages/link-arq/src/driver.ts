@@ -29,6 +29,10 @@ interface Entry {
   readonly driver: CoreDriver;
 }
 
+/** `onDelivery` bound to one neighbour, made once per link (not per drain). */
+type Take = (d: Delivery) => boolean;
+const takeAll: Take = () => true;
+
 const LINK_TAGS = new Set(["Hello", "LinkData", "LinkAck", "RealtimeNack"]);
 
 /**
@@ -76,8 +80,10 @@ export class LinkDriver {
     // moved later keeps the armed timer; it wakes early, finds nothing due (the link is not called)
     // and is armed again for the real deadline. A deadline that moved earlier re-arms at once.
     let armed: number | undefined;
+    const onDelivery = this.#opts.onDelivery;
+    const take: Take = onDelivery ? (d) => onDelivery(peer, d) : takeAll;
     const driver = new CoreDriver(this.host, {
-      drain: () => this.#drain(peer, link),
+      drain: () => this.#drain(peer, link, take),
       hasOutput: () => link.hasOutput,
       nextDeadline: () => {
         const d = link.nextDeadline();
@@ -137,7 +143,10 @@ export class LinkDriver {
       this.unknownSender++;
       return;
     }
-    e.driver.input((now) => e.link.handleFrame(f, now));
+    // `e.driver.input((now) => e.link.handleFrame(f, now))` without a closure per datagram.
+    if (e.driver.stopped) return;
+    e.link.handleFrame(f, this.host.clock.now());
+    e.driver.flush();
   }
 
   /** Sends an overlay packet to a neighbour on a channel. */
@@ -149,8 +158,11 @@ export class LinkDriver {
     flow?: FlowKey,
   ): SendResult {
     const e = this.#links.get(peer);
-    if (!e || this.#stopped) return SendResult.Down;
-    return e.driver.input((now) => e.link.send(channel, header, payload, now, flow)) ?? SendResult.Down;
+    if (!e || this.#stopped || e.driver.stopped) return SendResult.Down;
+    // `e.driver.input(...)` without a closure per packet.
+    const r = e.link.send(channel, header, payload, this.host.clock.now(), flow);
+    e.driver.flush();
+    return r;
   }
 
   /** Offers held deliveries again (e.g. after a writable event on the link they are going to). */
@@ -169,25 +181,27 @@ export class LinkDriver {
   }
 
   /** One drain pass of a link's outputs; true when anything was sent, reported or delivered. */
-  #drain(peer: NodeId, link: Link): boolean {
+  #drain(peer: NodeId, link: Link, take: Take): boolean {
     // A pass that sent, reported or delivered nothing cannot change what the next pass would see,
     // so a re-entrant flush (e.g. a refused forward back onto this same full link) must not make
     // us offer the same held deliveries again forever: CoreDriver stops after such a pass.
     let progress = false;
     const tx = this.#opts.transmit;
-    for (const b of link.takeTransmits()) {
+    if (link.hasTransmits) {
       progress = true;
-      if (tx) tx(peer, b);
-      else this.host.send(peer, b);
+      const out = link.takeTransmits();
+      for (let i = 0; i < out.length; i++) {
+        const b = out[i] as Uint8Array;
+        if (tx) tx(peer, b);
+        else this.host.send(peer, b);
+      }
     }
-    for (const ev of link.takeEvents()) {
+    if (link.hasEvents) {
       progress = true;
-      this.#opts.onEvent?.(peer, ev);
+      for (const ev of link.takeEvents()) this.#opts.onEvent?.(peer, ev);
     }
-    const take = this.#opts.onDelivery;
     if (link.pendingDeliveries > 0) {
-      const now = this.host.clock.now();
-      if (link.consumeDeliveries(now, take ? (d) => take(peer, d) : () => true) > 0) progress = true;
+      if (link.consumeDeliveries(this.host.clock.now(), take) > 0) progress = true;
     }
     return progress;
   }

@@ -163,11 +163,13 @@ export class Link {
   #now: number;
   #transmits: Uint8Array[] = [];
   #events: LinkEvent[] = [];
-  readonly #held: Held[] = [];
+  #held: Held[] = [];
   #relHeld = 0;
   #relHeldBytes = 0;
   #unrelHeld = 0;
   #unrelHeldBytes = 0;
+  /** `#emit` bound once, for the reliable sender's pump (not a closure per input). */
+  readonly #emitData = (m: LinkMessage): void => this.#emit(m);
 
   constructor(o: LinkOptions) {
     this.local = u32("local", o.local);
@@ -668,11 +670,15 @@ export class Link {
     this.#tick(now);
     const n = this.#held.length;
     if (n === 0) return 0;
-    const keep: Held[] = [];
-    const all = this.#held.splice(0, n);
+    // The held list is swapped for an empty one while `take` runs (it may send on this link, and
+    // packets arriving meanwhile go after those refused); when all were taken and none arrived,
+    // the old array is kept for reuse instead of allocating one per call.
+    const all = this.#held;
+    this.#held = [];
+    let keep: Held[] | undefined;
     let taken = 0;
     let relFreed = false;
-    for (let i = 0; i < all.length; i++) {
+    for (let i = 0; i < n; i++) {
       const d = all[i] as Held;
       if (take(d)) {
         taken++;
@@ -684,10 +690,16 @@ export class Link {
           this.#unrelHeld--;
           this.#unrelHeldBytes -= d.bytes;
         }
-      } else keep.push(d);
+      } else if (keep === undefined) keep = [d];
+      else keep.push(d);
     }
     // Anything that arrived while `take` ran (it may have sent on this link) goes after.
-    this.#held.unshift(...keep);
+    const arrived = this.#held;
+    if (keep !== undefined) this.#held = arrived.length === 0 ? keep : keep.concat(arrived);
+    else if (arrived.length === 0) {
+      all.length = 0;
+      this.#held = all;
+    }
     if (relFreed && this.reliableIn.everReceived) {
       // A window update when the credit the sender knows of is nearly used up.
       const before = this.reliableIn.lastAdvertised;
@@ -780,7 +792,7 @@ export class Link {
    * the batch.
    */
   #afterInput(now: number, timer = false): void {
-    if (this.#state === "up") this.reliable.pump(now, this.#peerInc, (m) => this.#emit(m));
+    if (this.#state === "up") this.reliable.pump(now, this.#peerInc, this.#emitData);
     const at = this.reliableIn.ackAt;
     if (at !== undefined && now >= at && this.#peerInc !== 0 && (timer || !this.config.ackCoalescing))
       this.#emit(this.reliableIn.makeAck(now, this.#peerInc, this.#relFree()));
@@ -813,6 +825,14 @@ export class Link {
   /** True when frames or events are waiting to be taken. */
   get hasOutput(): boolean {
     return this.#transmits.length > 0 || this.#events.length > 0;
+  }
+  /** True when frames are waiting to be taken. */
+  get hasTransmits(): boolean {
+    return this.#transmits.length > 0;
+  }
+  /** True when events are waiting to be taken. */
+  get hasEvents(): boolean {
+    return this.#events.length > 0;
   }
 
   /** Frames to send to the neighbour, in order; the caller sends them all. */
