@@ -4,6 +4,10 @@
  * (datagrams), beside a chain of minimal Node UDP forwarders measured in the same run (the
  * practical ceiling for Node). Reports messages/s, Mbit/s, daemon CPU, and the ratio to the
  * forwarder chain with the same number of hops.
+ *
+ * Options: `--warm MS` (warm-up before measuring), `--only reliable|best-effort`, `--hops N` (only
+ * that chain length), `--rate N` (diagnostics: every source offers at most N messages/s, for CPU per
+ * message at a fixed load below every ceiling), `--daemon-config FILE`, `--profile DIR`, `--nice N`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
@@ -29,6 +33,10 @@ interface Case {
   received: number;
   /** Context switches of all daemons (or forwarders) per message delivered: voluntary, involuntary. */
   ctxPerMsg: [number, number];
+  /** CPU µs per message delivered of each daemon (or forwarder), first hop first. */
+  cpuUsPerMsg: number[];
+  /** CPU of this process (the sending and receiving clients), in percent of one core. */
+  benchCpuPct: number;
   /** After the run (spines-node only): the sender's sessions and every node's links, for diagnosis. */
   diag?: {
     sessions: unknown;
@@ -65,6 +73,15 @@ function ctxSwitches(pid: number | undefined): [number, number] {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** `--rate N` (diagnostics): messages per second every source offers at most; Infinity: no cap. */
+let offeredRate = Number.POSITIVE_INFINITY;
+
+/** Messages a rate-capped source may send now, having sent `sent` since `t0` (ms). */
+function rateRoom(t0: number, sent: number): number {
+  if (offeredRate === Number.POSITIVE_INFINITY) return Number.POSITIVE_INFINITY;
+  return Math.floor((offeredRate * (performance.now() - t0)) / 1000) - sent;
+}
+
 /** Messages a windowed source keeps in flight (sent, not yet counted at the receiver). */
 const WINDOW = 512;
 
@@ -82,6 +99,7 @@ function windowedSource(
   let written = 0;
   let stopped = false;
   let lastRx = -1;
+  const t0 = performance.now();
   const watchdog = setInterval(() => {
     const r = received();
     if (r === lastRx && sent - written - r >= WINDOW) written = sent - r;
@@ -91,12 +109,14 @@ function windowedSource(
     while (!stopped) {
       let ok = true;
       let n = 0;
-      while (ok && n < 64 && sent - written - received() < WINDOW) {
+      const room = rateRoom(t0, sent);
+      while (ok && n < 64 && n < room && sent - written - received() < WINDOW) {
         ok = send();
         sent++;
         n++;
       }
       if (!ok) await drained();
+      else if (room <= 0) await sleep(1);
       else await new Promise((r) => setImmediate(r));
     }
   })();
@@ -115,15 +135,26 @@ async function measure(
   warmMs: number,
   runMs: number,
   count: () => number,
-): Promise<{ rate: number; cpuPct: number; received: number; ctxPerMsg: [number, number] }> {
+): Promise<{
+  rate: number;
+  cpuPct: number;
+  received: number;
+  ctxPerMsg: [number, number];
+  cpuUsPerMsg: number[];
+  benchCpuPct: number;
+}> {
   await sleep(warmMs);
   const c0 = count();
-  const cpu0 = pids.reduce<number>((a, p) => a + cpuSeconds(p), 0);
+  const each0 = pids.map(cpuSeconds);
+  const cpu0 = each0.reduce((a, c) => a + c, 0);
   const cs0 = pids.map(ctxSwitches);
+  const self0 = process.cpuUsage();
   const t0 = performance.now();
   await sleep(runMs);
   const c1 = count();
-  const cpu1 = pids.reduce<number>((a, p) => a + cpuSeconds(p), 0);
+  const self1 = process.cpuUsage(self0);
+  const each1 = pids.map(cpuSeconds);
+  const cpu1 = each1.reduce((a, c) => a + c, 0);
   const secs = (performance.now() - t0) / 1000;
   const cs1 = pids.map(ctxSwitches);
   const msgs = Math.max(1, c1 - c0);
@@ -134,6 +165,8 @@ async function measure(
     cpuPct: (100 * (cpu1 - cpu0)) / secs,
     received: c1,
     ctxPerMsg: [dcs(0), dcs(1)],
+    cpuUsPerMsg: each1.map((c, i) => Math.round(((c - (each0[i] as number)) * 1e6) / msgs)),
+    benchCpuPct: Math.round((self1.user + self1.system) / 1e4 / secs),
   };
 }
 
@@ -188,6 +221,8 @@ async function forwarderChain(hops: number, warmMs: number, runMs: number): Prom
     sent,
     received: m.received,
     ctxPerMsg: m.ctxPerMsg,
+    cpuUsPerMsg: m.cpuUsPerMsg,
+    benchCpuPct: m.benchCpuPct,
   };
 }
 
@@ -252,13 +287,16 @@ async function spinesChain(
       s.on("error", () => {});
       peer.on("error", () => {});
       running = (async () => {
+        const t0 = performance.now();
         while (!stop) {
           let ok = true;
-          for (let i = 0; i < 64 && ok; i++) {
+          const room = rateRoom(t0, sent);
+          for (let i = 0; i < 64 && i < room && ok; i++) {
             ok = s.write(payload);
             sent++;
           }
           if (!ok) await new Promise((r) => s.once("drain", r));
+          else if (room <= 0) await sleep(1);
           else await new Promise((r) => setImmediate(r));
         }
       })();
@@ -322,6 +360,8 @@ async function spinesChain(
       sent,
       received: m.received,
       ctxPerMsg: m.ctxPerMsg,
+      cpuUsPerMsg: m.cpuUsPerMsg,
+      benchCpuPct: m.benchCpuPct,
     };
   } finally {
     if (profileDir !== undefined) {
@@ -346,6 +386,10 @@ await runBench("throughput", async (ctx) => {
     process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --import ${join(here, "profile-preload.mjs")}`;
     process.env.PROF_DIR = profileDir;
   }
+  const rateAt = ctx.args.indexOf("--rate");
+  if (rateAt >= 0) offeredRate = Number(ctx.args[rateAt + 1]);
+  const hopsAt = ctx.args.indexOf("--hops");
+  const hopList = hopsAt >= 0 ? [Number(ctx.args[hopsAt + 1])] : [1, 4];
   const only = ctx.args.indexOf("--only");
   const filter = only >= 0 ? ctx.args[only + 1] : undefined;
   // `--warm MS`: a longer warm-up measures the daemons after V8 has optimised their hot paths (on a
@@ -355,7 +399,7 @@ await runBench("throughput", async (ctx) => {
   const run = ctx.quick ? 1500 : 5000;
   const cases: Case[] = [];
   const plan: [number, "baseline" | "reliable" | "best-effort"][] = [];
-  for (const hops of [1, 4]) {
+  for (const hops of hopList) {
     for (const k of ["baseline", "reliable", "best-effort"] as const) {
       if (filter === undefined || k === "baseline" || filter === k) plan.push([hops, k]);
     }
