@@ -174,6 +174,22 @@ export interface ChangeEvent {
 
 const MONITOR = /^\[(\S+)\] (Deleted )?\d+: \S+\s+inet6? ([0-9a-f.:]+)\//;
 
+/** `[time] 7: p3@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> ...`: the port and its flags. */
+const LINK_MONITOR = /^\[(\S+)\] \d+: ([^:@\s]+)(?:@\S+)?: <([^>]*)>/;
+
+/**
+ * When port `port` last went down at or after `from` (ms, this host's clock), or undefined when
+ * the monitor has not reported it (yet).
+ */
+export function portDownAt(
+  events: readonly { t: number; port: string; down: boolean }[],
+  port: string,
+  from: number,
+): number | undefined {
+  for (const e of events) if (e.port === port && e.down && e.t >= from) return e.t;
+  return undefined;
+}
+
 /** Reads lines of a child's stdout. */
 function lines(p: ChildProcess, on: (l: string) => void): void {
   let buf = "";
@@ -230,6 +246,8 @@ export class FailoverLab {
   readonly dir: string;
   readonly vips: string[];
   readonly addrEvents: AddrEvent[] = [];
+  /** Bridge port state changes (`ip monitor link` in the LAN's namespace): when a cut happened. */
+  readonly linkEvents: { t: number; port: string; down: boolean }[] = [];
   readonly changes: ChangeEvent[] = [];
   /** Address sets per node at {@link startMonitors} time. */
   initial = new Map<number, Set<string>>();
@@ -361,6 +379,22 @@ export class FailoverLab {
         });
       }),
     );
+    // the bridge's ports: a cut (`linkDown`) is an `ip` process the bench starts, which on a loaded
+    // host runs milliseconds to tens of milliseconds later; a crash trial counts from the kernel's
+    // port-down event instead of from the request
+    const { ns } = this.tb.lanPort(this.host(1), "lan");
+    const lp = this.tb.spawn(this.host(1), niced(["ip", "-n", ns, "-ts", "-o", "monitor", "link"]), {
+      ...PRIO,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    lines(lp, (l) => {
+      const m = LINK_MONITOR.exec(l);
+      if (m === null) return;
+      const [date, frac] = (m[1] as string).split(".");
+      const t = Date.parse(`${date}Z`) + Number(`0.${frac ?? "0"}`) * 1000;
+      this.linkEvents.push({ t, port: m[2] as string, down: !/\bUP\b/.test(m[3] as string) });
+      if (this.linkEvents.length > 10_000) this.linkEvents.splice(0, 5_000);
+    });
     await sleep(200);
     this.initialAt = now();
     const h = await this.held();
@@ -686,6 +720,17 @@ export class WackCluster {
       }
     }
     return undefined;
+  }
+
+  /** Runs `wackactl ARGS` against node n (inside its namespace); throws when it fails. */
+  async ctl(n: number, args: string[]): Promise<string> {
+    const r = await this.lab.tb.exec(
+      this.lab.host(n),
+      [process.execPath, WACKACTL_BIN, "--socket", this.socket(n), ...args],
+      { timeoutMs: 30_000 },
+    );
+    if (r.code !== 0) throw new Error(`wackactl ${args.join(" ")} on n${n}: exit ${r.code}: ${r.stderr}`);
+    return r.stdout;
   }
 
   /** `wackactl --json status` of node n (inside its namespace). */

@@ -43,6 +43,7 @@ import {
   LOG_DIR,
   makeGroups,
   now,
+  portDownAt,
   REPO,
   sleep,
   WackCluster,
@@ -67,6 +68,13 @@ interface System {
   sameComponent?(a: number, b: number, t: number): boolean;
   /** The holder of VIP k in steady state when it is fixed by configuration (keepalived priorities). */
   expected?(k: number): number;
+  /**
+   * Spreads the VIPs evenly over the live members before a trial (wackamole-node: `wackactl
+   * balance`). The lab runs with balancing off so that no periodic round moves a VIP during a
+   * trial; this gives each trial the steady state the default periodic balancing reaches, where a
+   * victim holds ⌈VIPs / nodes⌉ groups at most, as a keepalived node masters one.
+   */
+  balance?(live: number[]): Promise<void>;
   tail(n: number): string;
   stopAll(): Promise<void>;
 }
@@ -204,6 +212,10 @@ function makeSystem(lab: FailoverLab, name: string): System {
         }
         return `running daemons' counters: ${keys.map((k) => `${k} ${sum.get(k)}`).join(", ")}`;
       },
+      balance: async (live) => {
+        const n = live.find((x) => w.running(x));
+        if (n !== undefined) await w.ctl(n, ["balance"]);
+      },
       tail: (n) => w.tail(n),
       stopAll: () => w.stopAll(),
     };
@@ -230,6 +242,14 @@ function makeSystem(lab: FailoverLab, name: string): System {
     tail: (n) => k.tail(n),
     stopAll: () => k.stopAll(),
   };
+}
+
+/** Whether some node holds more than ⌈VIPs / nodes⌉ VIPs. */
+function unbalanced(holders: Map<string, number>, nodes: number): boolean {
+  const per = new Map<number, number>();
+  for (const h of holders.values()) per.set(h, (per.get(h) ?? 0) + 1);
+  const cap = Math.ceil(holders.size / nodes);
+  return [...per.values()].some((k) => k > cap);
 }
 
 /** Every VIP held once among `live`, answering the prober from its holder; all members agree. */
@@ -301,16 +321,32 @@ async function runCase(lab: FailoverLab, sys: System, failure: Failure): Promise
   };
   try {
     for (let t = 0; t < TRIALS; t++) {
-      const holders = await settle(lab, sys, lab.nodes);
+      let holders = await settle(lab, sys, lab.nodes);
+      if (sys.balance !== undefined && unbalanced(holders, lab.nodes.length)) {
+        await sys.balance(lab.nodes);
+        holders = await settle(lab, sys, lab.nodes);
+      }
       const victim = holders.get(lab.vips[0] as string) as number;
       const moved = lab.vips.filter((v) => holders.get(v) === victim);
       const initial = await lab.held();
       const initialAt = now();
       await sleep(100 + Math.random() * 300); // not in phase with heartbeats or adverts
-      const fault = now();
+      const requested = now();
+      let fault = requested;
       if (failure === "kill") void sys.stop(victim, "SIGKILL");
       else if (failure === "stop") void sys.stop(victim, "SIGTERM");
-      else await lab.tb.linkDown(lab.host(victim), "lan");
+      else {
+        // the cut is an `ip` process: count from the moment the kernel took the port down
+        await lab.tb.linkDown(lab.host(victim), "lan");
+        const { port } = lab.tb.lanPort(lab.host(victim), "lan");
+        const at = await waitFor(
+          () => portDownAt(lab.linkEvents, port, requested - 5),
+          2000,
+          () => `no port-down event for ${port} (n${victim})`,
+          2,
+        );
+        fault = Math.max(requested, at);
+      }
       const settledAt = new Map<string, number>();
       const idx = moved.map((v) => lab.vips.indexOf(v));
       await waitFor(
@@ -373,7 +409,7 @@ async function runCase(lab: FailoverLab, sys: System, failure: Failure): Promise
         mkdirSync(LOG_DIR, { recursive: true });
         appendFileSync(
           join(LOG_DIR, "trials.log"),
-          `${JSON.stringify({ system: sys.system, profile: sys.profile, nodes: N, failure, trial: t + 1, victim, fault, moved, settledAt: Object.fromEntries(settledAt), events: ev })}\n`,
+          `${JSON.stringify({ system: sys.system, profile: sys.profile, nodes: N, failure, trial: t + 1, victim, fault, faultRequested: requested, moved, settledAt: Object.fromEntries(settledAt), events: ev })}\n`,
         );
       }
       twice += v.twice;

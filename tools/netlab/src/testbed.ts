@@ -479,6 +479,15 @@ export class Testbed {
     if (!this.plan.hosts.includes(host)) throw new NetlabError("ERR_UNKNOWN_HOST", `no host ${host}`);
     return nsName(this.prefix, host);
   }
+  /**
+   * The namespace holding LAN `net`'s bridge and the bridge's port for `host` (what
+   * {@link linkDown} sets down): watch `ip -n NS -ts monitor link` there to time a cut.
+   */
+  lanPort(host: string, net: string): { ns: string; port: string } {
+    const n = this.net(net);
+    if (n.kind !== "lan") throw new NetlabError("ERR_USAGE", `${net} is not a LAN`);
+    return { ns: bridgeNs(this.prefix, net), port: `p${this.member(host, net).index}` };
+  }
   /** IPv4 address of `host` on LAN or link `net`. */
   hostAddress(host: string, net: string): string {
     return this.member(host, net).addr;
