@@ -177,8 +177,18 @@ const MONITOR = /^\[(\S+)\] (Deleted )?\d+: \S+\s+inet6? ([0-9a-f.:]+)\//;
 /** `[time] 7: p3@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> ...`: the port and its flags. */
 const LINK_MONITOR = /^\[(\S+)\] \d+: ([^:@\s]+)(?:@\S+)?: <([^>]*)>/;
 
+/** One line of `ip -ts -o monitor link`: the time (ms), the port, and whether it is down now. */
+export function parseLinkEvent(line: string): { t: number; port: string; down: boolean } | undefined {
+  const m = LINK_MONITOR.exec(line);
+  if (m === null) return undefined;
+  const [date, frac] = (m[1] as string).split(".");
+  const t = Date.parse(`${date}Z`) + Number(`0.${frac ?? "0"}`) * 1000;
+  if (!Number.isFinite(t)) return undefined;
+  return { t, port: m[2] as string, down: !(m[3] as string).split(",").includes("UP") };
+}
+
 /**
- * When port `port` last went down at or after `from` (ms, this host's clock), or undefined when
+ * When port `port` first went down at or after `from` (ms, this host's clock), or undefined when
  * the monitor has not reported it (yet).
  */
 export function portDownAt(
@@ -388,11 +398,9 @@ export class FailoverLab {
       stdio: ["ignore", "pipe", "pipe"],
     });
     lines(lp, (l) => {
-      const m = LINK_MONITOR.exec(l);
-      if (m === null) return;
-      const [date, frac] = (m[1] as string).split(".");
-      const t = Date.parse(`${date}Z`) + Number(`0.${frac ?? "0"}`) * 1000;
-      this.linkEvents.push({ t, port: m[2] as string, down: !/\bUP\b/.test(m[3] as string) });
+      const e = parseLinkEvent(l);
+      if (e === undefined) return;
+      this.linkEvents.push(e);
       if (this.linkEvents.length > 10_000) this.linkEvents.splice(0, 5_000);
     });
     await sleep(200);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { countViolations } from "../bench/cluster.ts";
+import { countViolations, parseLinkEvent, portDownAt } from "../bench/cluster.ts";
 
 describe("fail-over bench: violations from address events", () => {
   const base = {
@@ -39,5 +39,32 @@ describe("fail-over bench: violations from address events", () => {
     expect(countViolations({ ...base, events, sameComponent: oneSided }).splitHolds).toBe(1);
     // both see each other: a violation
     expect(countViolations({ ...base, events, sameComponent: () => true }).twice).toBe(1);
+  });
+});
+
+describe("fail-over bench: the time of a cut from `ip monitor link`", () => {
+  const lines = [
+    "[2026-12-03T11:05:00.100000] 4: p2@if3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master br0 state UP",
+    "[2026-12-03T11:05:01.250500] 4: p2@if3: <BROADCAST,MULTICAST> mtu 1500 qdisc noqueue master br0 state DOWN",
+    "[2026-12-03T11:05:01.300000] 5: p3@if4: <BROADCAST,MULTICAST> mtu 1500 qdisc noqueue master br0 state DOWN",
+    "Deleted something else",
+  ];
+  const events = lines.flatMap((l) => parseLinkEvent(l) ?? []);
+
+  it("parses the port, its state and the time stamp", () => {
+    expect(events.map((e) => [e.port, e.down])).toEqual([
+      ["p2", false],
+      ["p2", true],
+      ["p3", true],
+    ]);
+    expect((events[1]?.t ?? 0) - (events[0]?.t ?? 0)).toBeCloseTo(1150.5, 3);
+  });
+
+  it("finds the first down event of the port at or after the request", () => {
+    const t0 = events[0]?.t ?? 0;
+    expect(portDownAt(events, "p2", t0)).toBe(events[1]?.t);
+    expect(portDownAt(events, "p3", t0)).toBe(events[2]?.t);
+    expect(portDownAt(events, "p2", (events[1]?.t ?? 0) + 1)).toBeUndefined();
+    expect(portDownAt(events, "p4", t0)).toBeUndefined();
   });
 });
