@@ -22,6 +22,14 @@ import { Testbed } from "@spines-ts/netlab";
 
 /** Milliseconds on one clock shared by every process here (wall-clock origin, monotonic after). */
 export const now = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * A wall-clock time stamp (`ip -ts`, a daemon's pino `time`) in the bench's clock (`now`, which is
+ * monotonic from the process start), taken when it is read: the wall clock can be stepped or slewed
+ * under a running bench (it once drifted 1.4 s from the monotonic one within a 12-minute case on
+ * this VM), the monotonic one cannot; reading adds milliseconds at most.
+ */
+export const fromWall = (t: number): number => t - (Date.now() - now());
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export const REPO = join(import.meta.dirname, "..", "..", "..");
@@ -182,7 +190,7 @@ export function parseLinkEvent(line: string): { t: number; port: string; down: b
   const m = LINK_MONITOR.exec(line);
   if (m === null) return undefined;
   const [date, frac] = (m[1] as string).split(".");
-  const t = Date.parse(`${date}Z`) + Number(`0.${frac ?? "0"}`) * 1000;
+  const t = fromWall(Date.parse(`${date}Z`) + Number(`0.${frac ?? "0"}`) * 1000);
   if (!Number.isFinite(t)) return undefined;
   return { t, port: m[2] as string, down: !(m[3] as string).split(",").includes("UP") };
 }
@@ -383,7 +391,7 @@ export class FailoverLab {
           const m = MONITOR.exec(l);
           if (m === null || !this.vips.includes(m[3] as string)) return;
           const [date, frac] = (m[1] as string).split(".");
-          const t = Date.parse(`${date}Z`) + Number(`0.${frac ?? "0"}`) * 1000;
+          const t = fromWall(Date.parse(`${date}Z`) + Number(`0.${frac ?? "0"}`) * 1000);
           this.addrEvents.push({ t, node: n, vip: m[3] as string, add: m[2] === undefined });
           if (this.addrEvents.length > 100_000) this.addrEvents.splice(0, 50_000);
         });
@@ -668,7 +676,7 @@ export class WackCluster {
         // The line's own time (pino: wall-clock ms when the daemon logged it), not the moment this
         // process read it: on a loaded host the pipe is read tens of ms late, and a view installed
         // before an address event would seem to come after it (viewAt, sameComponent).
-        const t = typeof j.time === "number" && Number.isFinite(j.time) ? j.time : now();
+        const t = typeof j.time === "number" && Number.isFinite(j.time) ? fromWall(j.time) : now();
         log.push({ ...j, t, msg: String(j.msg ?? "") });
         if (log.length > 20_000) log.splice(0, 10_000);
       } catch {

@@ -333,11 +333,15 @@ async function runCase(lab: FailoverLab, sys: System, failure: Failure): Promise
       await sleep(100 + Math.random() * 300); // not in phase with heartbeats or adverts
       const requested = now();
       let fault = requested;
+      let cutDone: number | undefined;
+      let clockOffset: number | undefined;
       if (failure === "kill") void sys.stop(victim, "SIGKILL");
       else if (failure === "stop") void sys.stop(victim, "SIGTERM");
       else {
         // the cut is an `ip` process: count from the moment the kernel took the port down
         await lab.tb.linkDown(lab.host(victim), "lan");
+        cutDone = now();
+        clockOffset = Date.now() - cutDone;
         const { port } = lab.tb.lanPort(lab.host(victim), "lan");
         const at = await waitFor(
           () => portDownAt(lab.linkEvents, port, requested - 5),
@@ -409,7 +413,7 @@ async function runCase(lab: FailoverLab, sys: System, failure: Failure): Promise
         mkdirSync(LOG_DIR, { recursive: true });
         appendFileSync(
           join(LOG_DIR, "trials.log"),
-          `${JSON.stringify({ system: sys.system, profile: sys.profile, nodes: N, failure, trial: t + 1, victim, fault, faultRequested: requested, moved, settledAt: Object.fromEntries(settledAt), events: ev })}\n`,
+          `${JSON.stringify({ system: sys.system, profile: sys.profile, nodes: N, failure, trial: t + 1, victim, fault, faultRequested: requested, cutDone, clockOffset, moved, settledAt: Object.fromEntries(settledAt), events: ev })}\n`,
         );
       }
       twice += v.twice;

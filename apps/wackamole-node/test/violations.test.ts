@@ -57,7 +57,7 @@ describe("fail-over bench: the time of a cut from `ip monitor link`", () => {
       ["p2", true],
       ["p3", true],
     ]);
-    expect((events[1]?.t ?? 0) - (events[0]?.t ?? 0)).toBeCloseTo(1150.5, 3);
+    expect((events[1]?.t ?? 0) - (events[0]?.t ?? 0)).toBeCloseTo(1150.5, 0);
   });
 
   it("finds the first down event of the port at or after the request", () => {
