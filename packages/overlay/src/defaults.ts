@@ -18,6 +18,8 @@ export interface OverlayDefaults {
   readonly metric: Metric;
   /** Bound of the plane's local send queue. */
   readonly maxLocalQueue: number;
+  /** Stream writes of one turn leave together, in full segments (`OverlayNodeOptions.coalesceWrites`). */
+  readonly coalesceWrites: boolean;
 }
 
 /**
@@ -46,4 +48,5 @@ export const DAEMON_DEFAULTS: OverlayDefaults = Object.freeze({
   link: Object.freeze({ ackEvery: 8 }),
   metric: Metric.ExpectedLatency,
   maxLocalQueue: DEFAULT_MAX_LOCAL_QUEUE,
+  coalesceWrites: true,
 });

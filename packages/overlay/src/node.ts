@@ -125,6 +125,14 @@ export interface OverlayNodeOptions
   extends Omit<OverlayPlaneOptions, "deliverLocal" | "deliverGroup" | "onWritable" | "onRouteChange"> {
   /** Session endpoint configuration. */
   readonly session?: Partial<SessionConfig>;
+  /**
+   * Stream writes of one host turn go out together (default false): a `write` holds the stream's
+   * new segments back (its transport room reads 0) until a host callback at the same instant, so
+   * the writes of one turn are cut into full `mss` segments instead of one segment per write. The
+   * daemon hands a stream every DATA frame of one client-socket read in one turn; with 1,000-byte
+   * messages that is a tenth to a quarter fewer packets on every hop (issue 10, throughput).
+   */
+  readonly coalesceWrites?: boolean;
   /** Every session event, after the packets of the same step went out. */
   readonly onEvent?: (e: SessionEvent, node: OverlayNode) => void;
   /** A link or route change may let blocked senders go on. */
@@ -165,6 +173,16 @@ export class OverlayNode implements NodeProgram {
   onWritable: ((node: OverlayNode) => void) | undefined;
   /** Signs what the node sends and checks what it receives; undefined without the `auth` option. */
   readonly auth: FrameAuth | undefined;
+  /** `coalesceWrites`: streams hold new segments until the uncork at the end of the turn. */
+  readonly #coalesce: boolean;
+  #corked = false;
+  /** Turns whose stream writes were held to the end of the turn (`coalesceWrites`). */
+  uncorks = 0;
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.uncorks++;
+    this.sessions.transportWritable();
+  };
 
   constructor(host: Host, opts: OverlayNodeOptions) {
     if (typeof opts !== "object" || opts === null) throw new TypeError("OverlayNode: options required");
@@ -172,7 +190,17 @@ export class OverlayNode implements NodeProgram {
     this.onEvent = opts.onEvent;
     this.onMulticast = opts.onMulticast;
     this.onWritable = opts.onWritable;
-    const { session, onEvent: _e, onRouteChange, onMulticast: _m, onWritable: _w, auth, ...planeOpts } = opts;
+    const {
+      session,
+      onEvent: _e,
+      onRouteChange,
+      onMulticast: _m,
+      onWritable: _w,
+      auth,
+      coalesceWrites,
+      ...planeOpts
+    } = opts;
+    this.#coalesce = coalesceWrites === true;
     // With auth the plane and the sessions send through a signing host: every datagram, one place.
     const signing = auth === undefined ? undefined : new SigningHost(host, overlayFrameAuth(host, auth));
     this.auth = signing?.auth;
@@ -189,7 +217,11 @@ export class OverlayNode implements NodeProgram {
     this.sessions = new PlaneSessionDriver(wire, this.plane, {
       ...(session ? { config: session } : {}),
       sendRoom: (to, linkType, srcPort, dstPort) =>
-        to === self ? Number.POSITIVE_INFINITY : this.plane.sendRoom(to, linkType, srcPort, dstPort),
+        to === self
+          ? Number.POSITIVE_INFINITY
+          : this.#corked
+            ? 0
+            : this.plane.sendRoom(to, linkType, srcPort, dstPort),
       onEvent: (e) => this.onEvent?.(e, this),
     });
     this.plane.deliverLocal = (payload, header) => this.sessions.deliver(header, payload);
@@ -352,6 +384,12 @@ export class OverlayNode implements NodeProgram {
     return this.sessions.accept(port);
   }
   write(sid: number, bytes: Uint8Array): number {
+    if (this.#coalesce && !this.#corked) {
+      // Held until the end of this turn (`coalesceWrites`); the stream merges later writes into
+      // its unsent tail segment meanwhile.
+      this.#corked = true;
+      this.host.schedule(this.now, this.#uncork);
+    }
     return this.sessions.write(sid, bytes);
   }
   read(sid: number, max?: number): Uint8Array {
