@@ -30,6 +30,14 @@ export interface SessionConfig {
    * segment still dates every earlier hole after a transit crash).
    */
   readonly reliableReorderRtos: number;
+  /**
+   * On sessions over reliable links, acknowledge an out-of-order segment at once (as on other link
+   * types). Off (default): it waits for the ordinary ack (`ackEvery` segments or `ackDelayMs`),
+   * like an in-order one. There the SACK only serves the `reliableReorderRtos` loss detection,
+   * which waits a whole RTO anyway, while an ack per segment during every link recovery doubled the
+   * packets the path carried (issue 10).
+   */
+  readonly reliableSackAtOnce: boolean;
   /** Longest a received in-order segment waits for its ack. */
   readonly ackDelayMs: number;
   /** Ack at once after this many unacknowledged in-order segments. */
@@ -80,6 +88,7 @@ export const defaultSessionConfig: SessionConfig = {
   minRtoMs: 50,
   maxRtoMs: 2000,
   reliableReorderRtos: 1,
+  reliableSackAtOnce: false,
   ackDelayMs: 10,
   ackEvery: 2,
   keepaliveIntervalMs: 1000,
@@ -136,6 +145,8 @@ export function resolveSessionConfig(partial: Partial<SessionConfig> = {}): Sess
   num(r, "minRtoMs", 1, day);
   num(r, "maxRtoMs", c.minRtoMs, day);
   num(r, "reliableReorderRtos", 0, 16);
+  if (typeof c.reliableSackAtOnce !== "boolean")
+    throw new ConfigError(SOURCE, "reliableSackAtOnce", "a boolean", c.reliableSackAtOnce);
   num(r, "ackDelayMs", 0, day);
   int(r, "ackEvery", 1, 1 << 16);
   num(r, "keepaliveIntervalMs", 1, day);

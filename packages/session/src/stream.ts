@@ -101,6 +101,8 @@ export class Stream {
   #segmentsRetransmitted = 0;
   /** Times new data waited because the transport had no room (`StreamContext.room`). */
   transportBlocked = 0;
+  /** Times new data waited for the peer's window. */
+  windowBlocked = 0;
 
   // ---- receive side
   #rcvNxt = 0;
@@ -385,12 +387,8 @@ export class Stream {
         this.#deliverInOrder(next.data, next.fin, this.#rcvNxt);
         next = this.#ooo.get(this.#rcvNxt);
       }
-      if (hadOoo || fin || this.#peerFinSeq !== undefined) this.#sendAck(now, 0);
-      else {
-        this.#ackPending++;
-        if (this.#ackPending >= this.#cfg.ackEvery) this.#sendAck(now, 0);
-        else if (this.#ackAt === Number.POSITIVE_INFINITY) this.#ackAt = now + this.#cfg.ackDelayMs;
-      }
+      if ((hadOoo && !this.#lazySack()) || fin || this.#peerFinSeq !== undefined) this.#sendAck(now, 0);
+      else this.#ackLater(now);
       this.#afterDeliver(now);
     } else {
       if (!this.#ooo.has(seq)) {
@@ -405,8 +403,28 @@ export class Stream {
           if (fin) this.#peerFinSeq = seq;
         }
       }
-      this.#sendAck(now, 0, seq);
+      if (fin || !this.#lazySack()) this.#sendAck(now, 0, seq);
+      else this.#ackLater(now);
     }
+  }
+
+  /**
+   * Over reliable links an out-of-order segment (and the one that fills the hole) is acknowledged
+   * like an in-order one: the links are recovering the hole, and the sender waits a whole RTO before
+   * it counts a hole as lost (`reliableReorderRtos`), so an ack per segment would only add packets.
+   */
+  #lazySack(): boolean {
+    return (
+      this.linkType === LinkType.Reliable &&
+      !this.#cfg.reliableSackAtOnce &&
+      this.#cfg.reliableReorderRtos > 0
+    );
+  }
+
+  #ackLater(now: number): void {
+    this.#ackPending++;
+    if (this.#ackPending >= this.#cfg.ackEvery) this.#sendAck(now, 0);
+    else if (this.#ackAt === Number.POSITIVE_INFINITY) this.#ackAt = now + this.#cfg.ackDelayMs;
   }
 
   onAck(now: number, m: SessionAck): void {
@@ -687,7 +705,10 @@ export class Stream {
       const s = this.#segs.at(this.#sndNxt - this.#sndUna);
       if (s === undefined) break;
       const len = s.data.length;
-      if (len > 0 && this.#inFlight + len > this.#peerWindow) break;
+      if (len > 0 && this.#inFlight + len > this.#peerWindow) {
+        this.windowBlocked++;
+        break;
+      }
       if (room < 1) {
         this.transportBlocked++;
         break;
@@ -909,6 +930,8 @@ export class Stream {
       outOfOrderSegments: this.#ooo.size,
       segmentsSent: this.#segmentsSent,
       segmentsRetransmitted: this.#segmentsRetransmitted,
+      transportBlocked: this.transportBlocked,
+      windowBlocked: this.windowBlocked,
       localFinished: this.#finAcked,
       peerFinished: this.#peerFinSeq !== undefined && this.#rcvNxt > this.#peerFinSeq,
     };

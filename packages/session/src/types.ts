@@ -58,6 +58,10 @@ export interface SessionInfo {
   readonly outOfOrderSegments: number;
   readonly segmentsSent: number;
   readonly segmentsRetransmitted: number;
+  /** Times new data waited because the transport had no room for the flow (diagnostics). */
+  readonly transportBlocked?: number;
+  /** Times new data waited for the peer's window (diagnostics). */
+  readonly windowBlocked?: number;
   readonly localFinished: boolean;
   readonly peerFinished: boolean;
 }

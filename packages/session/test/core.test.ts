@@ -273,6 +273,37 @@ describe("stream core, packet by packet", () => {
     expect(p.b.read(p.now, sb).length).toBe(6000);
   });
 
+  it("over reliable links an out-of-order segment waits for the ordinary ack; elsewhere it is acked at once", () => {
+    const acksFor = (linkType: 0 | 1, extra: Partial<SessionConfig> = {}) => {
+      const p = new Pair({ mss: 1000, initialRtoMs: 1000, ackEvery: 16, ackDelayMs: 5, ...extra });
+      const [sa, sb] = p.open(linkType);
+      p.now = 100;
+      p.a.write(p.now, sa, new Rng(3).bytes(9000));
+      p.collect();
+      // segment 0 is on its way (a link recovering it); 1..8 arrive
+      const held = p.queue.filter((q) => q.msg._tag === "SessionData" && q.msg.seq === 0);
+      p.queue = p.queue.filter((q) => !(q.msg._tag === "SessionData" && q.msg.seq === 0));
+      const data = p.queue;
+      p.queue = [];
+      for (const q of data) p.b.receiveFrame(p.now, q.bytes);
+      p.collect();
+      const early = p.queue.filter((q) => q.msg._tag === "SessionAck").length;
+      // the ack delay passes: one ack carries the SACK block
+      p.queue = [];
+      p.advance(106);
+      const late = p.queue.filter((q) => q.msg._tag === "SessionAck");
+      const sacked = late.some((q) => q.msg._tag === "SessionAck" && q.msg.sack.length === 1);
+      p.queue.push(...held);
+      p.deliver();
+      expect(p.b.read(p.now, sb).length).toBe(9000);
+      expect(p.a.info(sa).segmentsRetransmitted).toBe(0);
+      return { early, late: late.length, sacked };
+    };
+    expect(acksFor(1)).toEqual({ early: 0, late: 1, sacked: true });
+    expect(acksFor(1, { reliableSackAtOnce: true }).early).toBe(8);
+    expect(acksFor(0).early).toBe(8);
+  });
+
   it("over reliable links the window is srtt/4 again with reliableReorderRtos 0", () => {
     const p = new Pair({ mss: 1000, initialRtoMs: 1000, reliableReorderRtos: 0 });
     const [sa] = p.open(1);
