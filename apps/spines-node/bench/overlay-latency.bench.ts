@@ -66,6 +66,15 @@ interface Case {
   /** 1-minute load average when the case ended (the machine is shared). */
   loadAvg1: number;
   trace?: Trace;
+  /** CPU time of each daemon (nodes 1..5) during the case, µs per message sent (10 ms ticks). */
+  cpuUsPerMsg?: number[];
+  /** Streams: the sending daemon's session at the end (control `sessions`: window, blocked counts). */
+  senderSession?: Record<string, unknown>;
+  /**
+   * Datagrams: their arrival times put in send order at the receiver (each message waits for every
+   * earlier one), i.e. what a stream over the same links would show if it added nothing to them.
+   */
+  orderedFromArrivals?: { meanMs: number; p50Ms: number; p99Ms: number };
   /** Where the latency went, from the daemons' own packet traces (`--trace`). */
   daemonTrace?: DaemonTrace;
   note?: string;
@@ -255,6 +264,8 @@ interface ProbeResult {
   duplicates: number;
   blocked: number;
   e2eRetransmissions: number | null;
+  /** The sending daemon's view of the stream session (control `sessions`), streams only. */
+  senderSession?: Record<string, unknown>;
   /** Mean release error of the daemons' emulation over the emulated links (ms), when reported. */
   emulationErrorMs: number | null;
 }
@@ -362,6 +373,7 @@ async function probe(
     while (latMs.length < total && performance.now() < end) await sleep(20);
     const dumps = o.trace ? await traceAll(line, "stop") : undefined;
     let e2eRetransmissions: number | null = null;
+    let senderSession: Record<string, unknown> | undefined;
     if (sessionPort >= 0) {
       const c = await (line.daemons[0] as Spawned).ctl();
       try {
@@ -369,6 +381,7 @@ async function probe(
           await c.call<{ remoteNode: number; remotePort: number; retransmitted?: number }[]>("sessions");
         const mine = ss.filter((x) => x.remoteNode === NODES && x.remotePort === sessionPort);
         if (mine.length > 0) e2eRetransmissions = mine.reduce((a, x) => a + (x.retransmitted ?? 0), 0);
+        if (mine.length === 1) senderSession = mine[0] as unknown as Record<string, unknown>;
       } finally {
         c.close();
       }
@@ -417,6 +430,7 @@ async function probe(
       duplicates,
       blocked,
       e2eRetransmissions,
+      ...(senderSession !== undefined ? { senderSession } : {}),
       emulationErrorMs,
     };
   } finally {
@@ -565,6 +579,25 @@ function daemonTrace(r: ProbeResult): DaemonTrace | undefined {
   return out;
 }
 
+/**
+ * The datagrams' latencies as an ordered stream would deliver them: message k is handed over when it
+ * and every earlier message have arrived. Messages that never arrived are skipped.
+ */
+function orderedFromArrivals(r: ProbeResult): { meanMs: number; p50Ms: number; p99Ms: number } {
+  const n = r.seqs.length;
+  const idx = Array.from({ length: n }, (_, i) => i).sort(
+    (a, b) => (r.seqs[a] as number) - (r.seqs[b] as number),
+  );
+  const out: number[] = [];
+  let horizon = Number.NEGATIVE_INFINITY;
+  for (const i of idx) {
+    horizon = Math.max(horizon, r.atMs[i] as number);
+    out.push(horizon - (r.sentAtMs[i] as number));
+  }
+  const s = summarize(out);
+  return { meanMs: r2(s.meanMs), p50Ms: r2(s.p50Ms), p99Ms: r2(s.p99Ms) };
+}
+
 function fromProbe(
   system: System,
   linkMode: LinkMode,
@@ -599,6 +632,8 @@ function fromProbe(
   const dt = trace ? daemonTrace(r) : undefined;
   if (dt !== undefined) c.daemonTrace = dt;
   if (r.blocked > 0) c.note = `client send refused ${r.blocked} times`;
+  if (r.senderSession !== undefined) c.senderSession = r.senderSession;
+  if (system === "datagram") c.orderedFromArrivals = orderedFromArrivals(r);
   return c;
 }
 
@@ -710,6 +745,8 @@ await runBench("overlay-latency", async (ctx) => {
           try {
             const waited = await waitRoute(line.sock(1), 30_000);
             if (waited > 500) console.error(`overlay-latency: waited ${Math.round(waited)} ms for the route`);
+            const pids = line.daemons.map((d) => d.proc.pid);
+            const cpu0 = pids.map(cpuSeconds);
             const r = await probe(line, {
               mode: s.mode,
               link: s.link,
@@ -719,7 +756,12 @@ await runBench("overlay-latency", async (ctx) => {
               port,
               trace,
             });
-            cases.push(fromProbe(s.system, ph.linkMode, ph.rate, lossPct, ph.durationSec, r, trace));
+            const c = fromProbe(s.system, ph.linkMode, ph.rate, lossPct, ph.durationSec, r, trace);
+            // CPU of every daemon over the case (set-up, drain and control calls included), µs per message sent
+            c.cpuUsPerMsg = pids.map((p, i) =>
+              Math.round(((cpuSeconds(p) - (cpu0[i] as number)) * 1e6) / Math.max(1, r.sent)),
+            );
+            cases.push(c);
             if (r.latMs.length < r.sent) await sleep(500);
           } catch (e) {
             cases.push({
@@ -821,6 +863,48 @@ await runBench("overlay-latency", async (ctx) => {
     columns: ["link mode", "node 1", "node 2", "node 3", "node 4", "node 5", "load1"],
     rows: idle.map((x) => [x.linkMode, ...x.cpuPctPerDaemon, x.loadAvg1]),
   });
+  const diagRows = cases.filter(
+    (c) =>
+      c.senderSession !== undefined || c.orderedFromArrivals !== undefined || c.cpuUsPerMsg !== undefined,
+  );
+  if (diagRows.length > 0) {
+    tables.push({
+      title: "Stream sender and datagram arrivals in send order (diagnostics)",
+      columns: [
+        "system",
+        "link mode",
+        "loss %",
+        "mean ms",
+        "p99",
+        "ordered mean",
+        "ordered p99",
+        "CPU µs/msg nodes 1..5",
+        "sender session",
+      ],
+      rows: diagRows.map((c) => [
+        c.system,
+        c.linkMode,
+        c.lossPct,
+        r2(c.meanMs),
+        r2(c.p99Ms),
+        c.orderedFromArrivals?.meanMs ?? "-",
+        c.orderedFromArrivals?.p99Ms ?? "-",
+        c.cpuUsPerMsg?.join(" / ") ?? "-",
+        c.senderSession === undefined
+          ? "-"
+          : JSON.stringify(
+              Object.fromEntries(
+                Object.entries(c.senderSession).filter(([k]) =>
+                  ["srttMs", "peerWindow", "retransmitted", "transportBlocked", "windowBlocked"].includes(k),
+                ),
+              ),
+            ),
+      ]),
+      notes: [
+        "ordered: the datagram row's arrivals put in send order (each waits for every earlier message): what a stream over the same links would give if it added nothing to them.",
+      ],
+    });
+  }
   if (trace) {
     tables.push({
       title: "Trace: mean latency beyond free flow, by cause (ms per message; stream rows)",

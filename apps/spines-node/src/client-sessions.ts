@@ -237,6 +237,8 @@ class CoreStream implements StreamSession {
         inFlight: i.inFlight,
         peerWindow: i.peerWindow,
         retransmitted: i.segmentsRetransmitted,
+        transportBlocked: i.transportBlocked ?? 0,
+        windowBlocked: i.windowBlocked ?? 0,
       };
     } catch {
       return {

@@ -67,6 +67,9 @@ export interface SessionInfo {
   readonly inFlight?: number;
   readonly peerWindow?: number;
   readonly retransmitted?: number;
+  /** Times the stream held new data back: no room in the transport, or the peer's window. */
+  readonly transportBlocked?: number;
+  readonly windowBlocked?: number;
 }
 
 export interface Listener {

@@ -1,5 +1,8 @@
 /**
  * `pnpm bench latency [--quick] [--only tcp,overlay,model]` (issue 13, benchmark 1; needs root).
+ * Partial runs: `--phase tcp-fair|rate-capped`, `--loss 0,5`, `--seconds S`, `--systems
+ * hop-by-hop,hop-by-hop-datagram,e2e-overlay` (overlay rows), `--diag` (every daemon's link counters
+ * during each overlay case, on stderr and in the JSON).
  *
  * Five hosts in a line (four hops), every link emulated by netlab at 10 ms one way with 0 %, 1 % and
  * 5 % independent loss per link and direction. A steady stream of 1,000-byte messages from the first
@@ -62,7 +65,7 @@ export interface LatencyCase {
 
 const HOPS = 4;
 const DELAY = 10;
-const LOSSES = [0, 1, 5];
+const DEFAULT_LOSSES = [0, 1, 5];
 
 function modelCase(rate: number, lossPct: number, scheme: string, s: ModelSummary, n: number): LatencyCase {
   return {
@@ -88,10 +91,19 @@ await runBench("latency", async (ctx) => {
   const nice = benchPriority(ctx.args);
   const onlyArg = ctx.args.find((_a, i) => ctx.args[i - 1] === "--only");
   const only = new Set((onlyArg ?? "model,tcp,overlay").split(","));
+  const argOf = (k: string) => ctx.args.find((_a, i) => ctx.args[i - 1] === k);
+  // Partial runs (diagnostics; a full run is the reference): --phase tcp-fair|rate-capped,
+  // --loss 0,5, --systems hop-by-hop,hop-by-hop-datagram,e2e-overlay, --seconds S, --diag (every
+  // daemon's link counters per overlay case, on stderr and in the JSON).
   const phases = [
     { rate: 100, durationSec: quick ? 5 : 60, linkMode: "tcp-fair" as const },
     { rate: 1000, durationSec: quick ? 4 : 20, linkMode: "rate-capped" as const },
-  ];
+  ]
+    .filter((p) => argOf("--phase") === undefined || p.linkMode === argOf("--phase"))
+    .map((p) => (argOf("--seconds") === undefined ? p : { ...p, durationSec: Number(argOf("--seconds")) }));
+  const LOSSES = argOf("--loss")?.split(",").map(Number) ?? DEFAULT_LOSSES;
+  const overlaySystems = argOf("--systems")?.split(",");
+  const diag: { case: string; links: Record<string, unknown>[] }[] = [];
   const cases: LatencyCase[] = [];
 
   // (e) the model: ordered (stream) and unordered (datagram) figures, 1 ms detection gap, 200 ms RTO
@@ -210,6 +222,15 @@ await runBench("latency", async (ctx) => {
         onCaseDone: (sec) => {
           done += sec;
         },
+        ...(overlaySystems !== undefined ? { systems: overlaySystems } : {}),
+        ...(ctx.args.includes("--diag")
+          ? {
+              diag: (label: string, links: Record<string, unknown>[]) => {
+                diag.push({ case: label, links });
+                console.error(`diag ${label}: ${JSON.stringify(links)}`);
+              },
+            }
+          : {}),
       });
       for (const o of overlay) {
         const s = summarize(o.latMs);
@@ -341,6 +362,7 @@ await runBench("latency", async (ctx) => {
       nice,
       targets,
       emulatorOverhead: overhead,
+      ...(diag.length > 0 ? { diag } : {}),
     },
   };
 });

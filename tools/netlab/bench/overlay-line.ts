@@ -8,6 +8,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SpinesClient } from "@spines-ts/spines-node/client";
+import { ControlClient } from "../../../packages/daemon-kit/src/control-client.ts";
 import { stateDir, summarize, type Testbed } from "../src/index.ts";
 import { overlayProbe } from "./overlay-probe.ts";
 
@@ -37,7 +38,12 @@ async function startLine(
   tb: Testbed,
   hosts: string[],
   linkMode: "tcp-fair" | "rate-capped",
-): Promise<{ procs: ChildProcess[]; sock: (i: number) => string; stderr: () => string }> {
+): Promise<{
+  procs: ChildProcess[];
+  sock: (i: number) => string;
+  ctl: (i: number) => string;
+  stderr: () => string;
+}> {
   const dir = stateDir(tb.prefix);
   const cfg = join(dir, `spines-${linkMode}.json`);
   writeFileSync(
@@ -107,7 +113,7 @@ async function startLine(
     }
     await sleep(200);
   }
-  return { procs, sock, stderr: () => err };
+  return { procs, sock, ctl: (i: number) => join(dir, `n${i + 1}.ctl`), stderr: () => err };
 }
 
 export async function runOverlayCases(
@@ -119,14 +125,20 @@ export async function runOverlayCases(
     setLoss: (lossPct: number) => Promise<void>;
     progress: (label: string) => void;
     onCaseDone: (sec: number) => void;
+    /** Only these systems (default: all three). */
+    systems?: readonly string[];
+    /** Called after each case with what every daemon's link counters did during it (`--diag`). */
+    diag?: (label: string, perNode: Record<string, unknown>[]) => void;
   },
 ): Promise<OverlayCase[]> {
   const out: OverlayCase[] = [];
-  const systems = [
-    { system: "hop-by-hop", mode: "stream", link: "reliable" },
-    { system: "hop-by-hop-datagram", mode: "datagram", link: "reliable" },
-    { system: "e2e-overlay", mode: "stream", link: "best-effort" },
-  ] as const;
+  const systems = (
+    [
+      { system: "hop-by-hop", mode: "stream", link: "reliable" },
+      { system: "hop-by-hop-datagram", mode: "datagram", link: "reliable" },
+      { system: "e2e-overlay", mode: "stream", link: "best-effort" },
+    ] as const
+  ).filter((x) => o.systems === undefined || o.systems.includes(x.system));
   for (const ph of o.phases) {
     await o.setLoss(0);
     const line = await startLine(tb, hosts, ph.linkMode);
@@ -149,7 +161,16 @@ export async function runOverlayCases(
         await o.setLoss(lossPct);
         for (const s of systems) {
           o.progress(`${s.system} ${ph.linkMode} ${ph.rate}/s ${lossPct}%`);
-          let r: { sent: number; latMs: number[]; blocked: number; error?: string };
+          const before = o.diag === undefined ? [] : await linkCounters(line.ctl, hosts.length);
+          let r: {
+            sent: number;
+            latMs: number[];
+            blocked: number;
+            seqs?: number[];
+            sentAtMs?: number[];
+            extra?: unknown;
+            error?: string;
+          };
           try {
             r = await overlayProbe({
               txSocket: line.sock(0),
@@ -161,12 +182,26 @@ export async function runOverlayCases(
               durationMs: ph.durationSec * 1000,
               drainMs: 5000,
               port: 6400 + out.length * 2,
+              ...(o.diag !== undefined && s.mode === "stream"
+                ? { beforeClose: () => sessionsOf(line.ctl(0), hosts.length) }
+                : {}),
             });
           } catch (e) {
             // e.g. the session could not be opened in time on an overloaded machine: record, go on
             r = { sent: Math.round(ph.rate * ph.durationSec), latMs: [], blocked: 0, error: String(e) };
           }
           o.onCaseDone(ph.durationSec);
+          if (o.diag !== undefined) {
+            const after = await linkCounters(line.ctl, hosts.length);
+            const extra: Record<string, unknown> = {};
+            if (r.extra !== undefined) extra.senderSessions = r.extra;
+            if (s.mode === "datagram" && r.seqs !== undefined && r.sentAtMs !== undefined)
+              extra.orderedFromArrivals = orderedFromArrivals(r.latMs, r.seqs, r.sentAtMs);
+            o.diag(`${s.system} ${ph.linkMode} ${ph.rate}/s ${lossPct}%`, [
+              ...diffCounters(before, after),
+              extra,
+            ]);
+          }
           const sum = summarize(r.latMs);
           out.push({
             system: s.system,
@@ -194,4 +229,75 @@ export async function runOverlayCases(
     }
   }
   return out;
+}
+
+type Counters = Record<string, Record<string, number>>;
+
+/** Every daemon's per-link counters (control `status`: the link's and its reliable sender's). */
+async function linkCounters(ctl: (i: number) => string, n: number): Promise<Counters[]> {
+  const out: Counters[] = [];
+  for (let i = 0; i < n; i++) {
+    try {
+      const c = await ControlClient.connect(ctl(i));
+      try {
+        const st = await c.call<{ counters: { links: Counters } }>("status");
+        out.push(st.counters.links);
+      } finally {
+        c.close();
+      }
+    } catch {
+      out.push({});
+    }
+  }
+  return out;
+}
+
+/** Per node and neighbour, the counters that changed (after − before), numeric ones only. */
+function diffCounters(before: Counters[], after: Counters[]): Record<string, unknown>[] {
+  return after.map((links, i) => {
+    const node: Record<string, Record<string, number>> = {};
+    for (const [nb, k] of Object.entries(links)) {
+      const b = before[i]?.[nb] ?? {};
+      const d: Record<string, number> = {};
+      for (const [key, v] of Object.entries(k)) {
+        if (typeof v !== "number") continue;
+        const x = v - (typeof b[key] === "number" ? (b[key] as number) : 0);
+        if (x !== 0) d[key] = x;
+      }
+      node[nb] = d;
+    }
+    return node;
+  });
+}
+
+/** The sending daemon's sessions to `dst` (control `sessions`: retransmissions, blocked counts). */
+async function sessionsOf(ctl: string, dst: number): Promise<unknown> {
+  const c = await ControlClient.connect(ctl);
+  try {
+    const ss = await c.call<{ remoteNode: number }[]>("sessions");
+    return ss.filter((x) => x.remoteNode === dst);
+  } finally {
+    c.close();
+  }
+}
+
+/**
+ * Datagram latencies as an ordered stream would deliver them (message k waits for every earlier
+ * one): what a stream over the same links would show if it added nothing to them.
+ */
+function orderedFromArrivals(
+  latMs: number[],
+  seqs: number[],
+  sentAtMs: number[],
+): { meanMs: number; p50Ms: number; p99Ms: number } {
+  const idx = seqs.map((_, i) => i).sort((a, b) => (seqs[a] as number) - (seqs[b] as number));
+  const out: number[] = [];
+  let horizon = Number.NEGATIVE_INFINITY;
+  for (const i of idx) {
+    const at = (sentAtMs[i] as number) + (latMs[i] as number);
+    horizon = Math.max(horizon, at);
+    out.push(horizon - (sentAtMs[i] as number));
+  }
+  const sm = summarize(out);
+  return { meanMs: sm.meanMs, p50Ms: sm.p50Ms, p99Ms: sm.p99Ms };
 }

@@ -24,6 +24,8 @@ export interface OverlayProbeOptions {
   /** Wait this long after the last send for stragglers (default 3000 ms). */
   drainMs?: number;
   port?: number;
+  /** Called after the drain, before the sessions close (e.g. to read the daemons' counters). */
+  beforeClose?: () => Promise<unknown>;
 }
 
 export interface OverlayProbeResult {
@@ -32,6 +34,11 @@ export interface OverlayProbeResult {
   latMs: number[];
   /** Messages the client could not hand to the daemon (back-pressure) by the end. */
   blocked: number;
+  /** Sequence number and send time (ms, hrtime) of each entry of latMs. */
+  seqs: number[];
+  sentAtMs: number[];
+  /** What `beforeClose` returned (e.g. the sending daemon's session counters). */
+  extra?: unknown;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -47,13 +54,18 @@ export async function overlayProbe(o: OverlayProbeOptions): Promise<OverlayProbe
   tx.on("error", () => {});
   try {
     const latMs: number[] = [];
+    const seqs: number[] = [];
+    const sentAtMs: number[] = [];
     const seen = new Uint8Array(total);
     const record = (b: Uint8Array, off: number) => {
       const v = Buffer.from(b.buffer, b.byteOffset + off, 12);
       const seq = v.readUInt32BE(0);
       if (seq >= total || seen[seq] === 1) return;
       seen[seq] = 1;
-      latMs.push(Number(process.hrtime.bigint() - v.readBigUInt64BE(4)) / 1e6);
+      const sentNs = v.readBigUInt64BE(4);
+      latMs.push(Number(process.hrtime.bigint() - sentNs) / 1e6);
+      seqs.push(seq);
+      sentAtMs.push(Number(sentNs) / 1e6);
     };
     let send: (b: Buffer) => boolean;
     const closers: (() => Promise<void> | void)[] = [];
@@ -105,6 +117,7 @@ export async function overlayProbe(o: OverlayProbeOptions): Promise<OverlayProbe
     }
     const end = performance.now() + (o.drainMs ?? 3000);
     while (latMs.length < total && performance.now() < end) await sleep(20);
+    const extra = o.beforeClose === undefined ? undefined : await o.beforeClose().catch(() => undefined);
     for (const c of closers) {
       try {
         await c();
@@ -112,7 +125,7 @@ export async function overlayProbe(o: OverlayProbeOptions): Promise<OverlayProbe
         // closing after the run: ignore
       }
     }
-    return { sent, latMs, blocked };
+    return { sent, latMs, blocked, seqs, sentAtMs, ...(extra !== undefined ? { extra } : {}) };
   } finally {
     rx.close();
     tx.close();
