@@ -19,6 +19,7 @@ export {
   PlaneSessionDriver,
   type PlaneSessionDriverOptions,
   type SessionTransport,
+  sessionConfigFor,
 } from "./node.ts";
 export {
   channelFor,

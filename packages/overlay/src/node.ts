@@ -6,18 +6,26 @@
  * with the same code. It also offers the status snapshots the daemon shows (`neighborStatus`,
  * `linkStatus`, `routes`, `counters`).
  */
+import { DATA_OVERHEAD_BYTES, defaultLinkConfig } from "@spines-ts/link-arq";
 import type { Host, NodeId, NodeProgram } from "@spines-ts/primitives";
 import type { Route, RoutingEvent } from "@spines-ts/routing";
 import {
   type ConnectOptions,
   type DatagramOptions,
+  defaultSessionConfig,
   type EndpointCounters,
   type SessionConfig,
   SessionDriver,
   type SessionEvent,
   type SessionInfo,
 } from "@spines-ts/session";
-import { DestKind, encodeSessionPayload, type LinkType, type OverlayHeader } from "@spines-ts/wire";
+import {
+  DestKind,
+  encodeSessionPayload,
+  type LinkType,
+  type OverlayHeader,
+  SESSION_PAYLOAD_TYPE_BYTES,
+} from "@spines-ts/wire";
 import type { FrameAuth, FrameAuthStats } from "@spines-ts/wire/auth";
 import { type OverlayAuthOptions, overlayFrameAuth, SigningHost } from "./auth.ts";
 import { type OverlayCounters, OverlayPlane, type OverlayPlaneOptions } from "./plane.ts";
@@ -158,6 +166,22 @@ export interface MulticastPacket {
   readonly data: Uint8Array;
 }
 
+/** Bytes a stream segment carries around its data in an overlay payload (type byte, SessionData fields). */
+const SEGMENT_OVERHEAD_BYTES = SESSION_PAYLOAD_TYPE_BYTES + 17;
+
+/**
+ * The session settings with `mss` cut so that a full segment fits the links' `mtu` (a larger one
+ * could never be sent: the link refuses it as too big).
+ */
+export function sessionConfigFor(
+  session: Partial<SessionConfig> | undefined,
+  link: { readonly mtu?: number } | undefined,
+): Partial<SessionConfig> | undefined {
+  const fits = (link?.mtu ?? defaultLinkConfig.mtu) - DATA_OVERHEAD_BYTES - SEGMENT_OVERHEAD_BYTES;
+  const mss = session?.mss ?? defaultSessionConfig.mss;
+  return fits >= 1 && mss > fits ? { ...session, mss: fits } : session;
+}
+
 /**
  * One overlay node on a `Host`: links to its neighbours, link-state routing, and a session endpoint
  * whose packets ride the overlay. A `NodeProgram`, so `sim.addNode(id, OverlayNode.factory(...))`
@@ -214,8 +238,9 @@ export class OverlayNode implements NodeProgram {
       },
     });
     const self = host.id;
+    const sessionConfig = sessionConfigFor(session, planeOpts.link);
     this.sessions = new PlaneSessionDriver(wire, this.plane, {
-      ...(session ? { config: session } : {}),
+      ...(sessionConfig ? { config: sessionConfig } : {}),
       sendRoom: (to, linkType, srcPort, dstPort) =>
         to === self
           ? Number.POSITIVE_INFINITY

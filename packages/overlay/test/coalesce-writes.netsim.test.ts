@@ -7,20 +7,20 @@
  */
 import { forEachSeed, Simulator } from "@spines-ts/netsim";
 import { describe, expect, it } from "vitest";
-import { DAEMON_DEFAULTS, OverlayNode } from "../src/index.ts";
+import { DAEMON_DEFAULTS, OverlayNode, sessionConfigFor } from "../src/index.ts";
 
 const PORT = 7000;
 const WRITE = 1000;
 const WRITES = 40;
 const MSS = 1100;
 
-function run(seed: number, coalesceWrites: boolean) {
+function run(seed: number, coalesceWrites: boolean, mss: number | undefined = MSS, mtu?: number) {
   const sim = new Simulator({ seed, traceCapacity: 0 });
   const opts = {
     ...DAEMON_DEFAULTS,
     coalesceWrites,
-    link: { ...DAEMON_DEFAULTS.link },
-    session: { ...DAEMON_DEFAULTS.session, mss: MSS },
+    link: { ...DAEMON_DEFAULTS.link, ...(mtu !== undefined ? { mtu } : {}) },
+    session: { ...DAEMON_DEFAULTS.session, ...(mss !== undefined ? { mss } : {}) },
   };
   let got = 0;
   let bad = 0;
@@ -83,6 +83,21 @@ describe("coalesced stream writes (netsim)", () => {
       expect(off.got).toBe(off.sent);
       expect(off.bad).toBe(0);
       expect(off.segments).toBe(WRITES + 1);
+    });
+  });
+
+  it("the daemon's mss is cut to fit a smaller link mtu, and the stream still carries every byte", () => {
+    expect(sessionConfigFor(DAEMON_DEFAULTS.session, DAEMON_DEFAULTS.link)?.mss).toBe(1300);
+    // 1,400 − 44 (link data frame) − 18 (payload form and SessionData fields)
+    expect(sessionConfigFor({ mss: 2000 }, {})?.mss).toBe(1338);
+    expect(sessionConfigFor(DAEMON_DEFAULTS.session, { mtu: 1000 })?.mss).toBe(938);
+    expect(sessionConfigFor({ mss: 500 }, { mtu: 1000 })?.mss).toBe(500);
+    forEachSeed(3, (seed) => {
+      const r = run(seed, true, undefined, 1000);
+      expect(r.got).toBe(r.sent);
+      expect(r.bad).toBe(0);
+      expect(r.ended).toBe(true);
+      expect(r.segments).toBe(Math.ceil((WRITES * WRITE) / 938) + 1);
     });
   });
 });
