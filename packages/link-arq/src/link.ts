@@ -2,7 +2,7 @@ import { type FlowKey, TokenBucket } from "@spines-ts/congestion";
 import { type NodeId, type Rng, RttEstimator } from "@spines-ts/primitives";
 import {
   decode,
-  encode,
+  encodeInto,
   type Frame,
   type Hello,
   HelloFlag,
@@ -10,6 +10,7 @@ import {
   type LinkMessage,
   type OverlayHeader,
   WireError,
+  Writer,
 } from "@spines-ts/wire";
 import { DATA_OVERHEAD_BYTES, type LinkConfig, resolveLinkConfig } from "./config.ts";
 import { ReliableReceiver, ReliableSender } from "./reliable.ts";
@@ -66,6 +67,33 @@ const MAX_EVENTS = 4096;
 const PATH_RTT_HALF_WINDOW_MS = 5000;
 const RETIRED_KEEP = 4;
 const NO_ECHO = 0xffffffff;
+
+/** Every link encodes its frames here (a link's `#emit` never runs inside another's encode). */
+const frameWriter = new Writer(2048);
+/**
+ * Encoded frames are copied into a shared slab (a view each) instead of a fresh ArrayBuffer per
+ * frame: an ArrayBuffer per datagram was the largest allocation cost of a transit daemon (issue 10).
+ * A slab is never written again where a view was handed out (a new slab is started when it is
+ * full), so a frame stays valid for as long as anyone holds it, like a fresh buffer; a slab is
+ * freed with its last frame. Larger frames get a buffer of their own.
+ */
+const SLAB_BYTES = 64 * 1024;
+const SLAB_MAX_FRAME = SLAB_BYTES / 16;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabAt = 0;
+
+function ownedCopy(v: Uint8Array): Uint8Array {
+  const n = v.length;
+  if (n > SLAB_MAX_FRAME) return v.slice();
+  if (slabAt + n > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabAt = 0;
+  }
+  const out = slab.subarray(slabAt, slabAt + n);
+  out.set(v);
+  slabAt = (slabAt + n + 7) & ~7;
+  return out;
+}
 
 interface Held extends Delivery {
   readonly reliable: boolean;
@@ -168,6 +196,8 @@ export class Link {
   #relHeldBytes = 0;
   #unrelHeld = 0;
   #unrelHeldBytes = 0;
+  /** The frame source of everything this link sends. */
+  readonly #src: { readonly sender: NodeId; readonly incarnation: number };
   /** `#emit` bound once, for the reliable sender's pump (not a closure per input). */
   readonly #emitData = (m: LinkMessage): void => this.#emit(m);
 
@@ -176,6 +206,7 @@ export class Link {
     this.peer = u32("peer", o.peer);
     this.incarnation = u32("incarnation", o.incarnation);
     if (this.incarnation === 0) throw new RangeError("incarnation must be non-zero");
+    this.#src = { sender: this.local, incarnation: this.incarnation };
     if (typeof o.now !== "number" || !Number.isFinite(o.now))
       throw new TypeError("now must be a finite number");
     this.config = resolveLinkConfig(o.config);
@@ -268,7 +299,7 @@ export class Link {
   }
 
   #emit(msg: LinkMessage): void {
-    this.#transmits.push(encode({ sender: this.local, incarnation: this.incarnation }, msg));
+    this.#transmits.push(ownedCopy(encodeInto(frameWriter, this.#src, msg)));
     this.stats.framesOut++;
   }
 
