@@ -21,6 +21,10 @@
  * own delay (short: link recovery; long: an end-to-end retransmission or a stall, told apart by the
  * session's counter) or to waiting behind an earlier message (head-of-line), from the delivery
  * bursts at the receiver (see `attribute`). `--diag` prints every daemon's links after each case.
+ * Always printed (diagnostics table): the sending daemon's stream session at the end (e2e
+ * retransmissions, `transportBlocked`, `windowBlocked`), every daemon's CPU µs per message during
+ * the case, and for datagram rows their arrivals put in send order ("ordered"): what a stream over
+ * the same links would give if the session added nothing to them.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
