@@ -381,3 +381,25 @@ export function addEventLoopLag(
     meanDurationMs: lag.meanStallMs,
   });
 }
+
+/**
+ * Splits a stream's bytes into fixed-size records that start with a u32 sequence number (the
+ * probe format of the latency tests) and calls `each` with every complete record's sequence.
+ */
+export class RecordReader {
+  #buf = new Uint8Array(0);
+  readonly size: number;
+  constructor(size: number) {
+    this.size = size;
+  }
+
+  push(b: Uint8Array, each: (seq: number) => void): void {
+    const joined = new Uint8Array(this.#buf.length + b.length);
+    joined.set(this.#buf);
+    joined.set(b, this.#buf.length);
+    let off = 0;
+    for (; joined.length - off >= this.size; off += this.size)
+      each(new DataView(joined.buffer, off).getUint32(0));
+    this.#buf = joined.slice(off);
+  }
+}

@@ -23,7 +23,7 @@ import { forEachSeed, Simulator } from "@spines-ts/netsim";
 import { describe, expect, it } from "vitest";
 import { simulate } from "../../../tools/netlab/src/latency-model.ts";
 import { DAEMON_DEFAULTS, OverlayNode } from "../src/index.ts";
-import { addEventLoopLag, type EventLoopLag } from "./harness.ts";
+import { addEventLoopLag, type EventLoopLag, RecordReader } from "./harness.ts";
 
 const IDS = [1, 2, 3, 4, 5];
 const HOPS = IDS.length - 1;
@@ -78,7 +78,7 @@ function runPath(c: PathCase, seed: number, seconds: number, lag?: EventLoopLag)
     latencies.push(now - (sentAt[seq] as number));
   };
   let rxSid: number | undefined;
-  let rxBuf = new Uint8Array(0);
+  const rx = new RecordReader(SIZE);
   let rxNext = 0;
   const link =
     c.linkMode === "rate-capped"
@@ -101,19 +101,11 @@ function runPath(c: PathCase, seed: number, seconds: number, lag?: EventLoopLag)
             if (id !== 5) return;
             if (e.type === "incoming" && e.port === PORT) rxSid = n.accept(PORT);
             else if (e.type === "readable" && e.sid === rxSid) {
-              for (let b = n.read(e.sid); b.length > 0; b = n.read(e.sid)) {
-                const joined = new Uint8Array(rxBuf.length + b.length);
-                joined.set(rxBuf);
-                joined.set(b, rxBuf.length);
-                let off = 0;
-                while (joined.length - off >= SIZE) {
-                  const seq = new DataView(joined.buffer, off).getUint32(0);
+              for (let b = n.read(e.sid); b.length > 0; b = n.read(e.sid))
+                rx.push(b, (seq) => {
                   record(seq, n.now, seq === rxNext);
                   rxNext = seq + 1;
-                  off += SIZE;
-                }
-                rxBuf = joined.slice(off);
-              }
+                });
             } else if (e.type === "datagram" && e.port === DPORT_DST) {
               record(new DataView(e.data.buffer, e.data.byteOffset).getUint32(0), n.now, true);
             }

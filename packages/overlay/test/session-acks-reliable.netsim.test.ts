@@ -11,6 +11,7 @@
 import { forEachSeed, Simulator } from "@spines-ts/netsim";
 import { describe, expect, it } from "vitest";
 import { DAEMON_DEFAULTS, OverlayNode } from "../src/index.ts";
+import { RecordReader } from "./harness.ts";
 
 const IDS = [1, 2, 3, 4, 5];
 const SIZE = 1000;
@@ -38,7 +39,7 @@ function run(seed: number, sackAtOnce: boolean): Run {
   let next = 0;
   let inOrder = true;
   let rxSid: number | undefined;
-  let rxBuf = new Uint8Array(0);
+  const rx = new RecordReader(SIZE);
   const link = { ...DAEMON_DEFAULTS.link, congestion: { kind: "rate" as const, rateBytesPerMs: 2500 } };
   const session = { ...DAEMON_DEFAULTS.session, reliableSackAtOnce: sackAtOnce };
   for (const id of IDS) {
@@ -54,19 +55,12 @@ function run(seed: number, sackAtOnce: boolean): Run {
             if (id !== 5) return;
             if (e.type === "incoming" && e.port === PORT) rxSid = n.accept(PORT);
             else if (e.type === "readable" && e.sid === rxSid) {
-              for (let b = n.read(e.sid); b.length > 0; b = n.read(e.sid)) {
-                const joined = new Uint8Array(rxBuf.length + b.length);
-                joined.set(rxBuf);
-                joined.set(b, rxBuf.length);
-                let off = 0;
-                for (; joined.length - off >= SIZE; off += SIZE) {
-                  const seq = new DataView(joined.buffer, off).getUint32(0);
+              for (let b = n.read(e.sid); b.length > 0; b = n.read(e.sid))
+                rx.push(b, (seq) => {
                   if (seq !== next) inOrder = false;
                   next = seq + 1;
                   lat.push(n.now - (sentAt[seq] as number));
-                }
-                rxBuf = joined.slice(off);
-              }
+                });
             }
           },
         },
