@@ -134,6 +134,7 @@ await runBench("latency", async (ctx) => {
     prefix: "nllato",
     rates: quick ? [1000] : [1000, 10_000],
     durationMs: quick ? 1500 : 4000,
+    delayMs: DELAY,
   });
 
   const hosts = ["h1", "h2", "h3", "h4", "h5"];
@@ -311,9 +312,22 @@ await runBench("latency", async (ctx) => {
   }));
   tables.push({
     title: "netlab emulator overhead, same run: one-way UDP latency, 1,000-byte datagrams (ms)",
-    columns: ["path", "rate/s", "delivered", "sent", "mean", "p50", "p99", "p99.9", "max"],
+    columns: [
+      "path",
+      "delay",
+      "rate/s",
+      "delivered",
+      "sent",
+      "mean",
+      "p50",
+      "p99",
+      "p99.9",
+      "max",
+      "added mean",
+    ],
     rows: overhead.map((r) => [
       r.path,
+      r.delayMs,
       r.rate,
       r.delivered,
       r.sent,
@@ -322,9 +336,11 @@ await runBench("latency", async (ctx) => {
       r.p99Ms,
       r.p999Ms,
       r.maxMs,
+      r.addedMs,
     ]),
     notes: [
-      "every message above crosses 4 emulated links: about 4× the emulated-0ms minus veth difference is emulator cost",
+      "added mean = mean − the link's delay − veth's mean at that rate: what one emulated link adds (socat, TUN, the emulator and its timer)",
+      `every message above crosses 4 emulated links of ${DELAY} ms: about 4× the emulated-delayed 'added mean' is emulator cost`,
     ],
   });
   const targets = latencyTargets(cases);

@@ -186,9 +186,14 @@ describe.runIf(mustRun)("Testbed on a real kernel", () => {
 
   it("pauses, resumes, kills and restarts processes", async () => {
     // polls: on a loaded machine a state change can take a while to show in /proc
+    // returns the state that satisfied `ok` (a second read could catch a passing D state of a process that is exec-ing)
     const until = async (pid: number, ok: (state: string) => boolean) => {
-      for (let i = 0; i < 100 && !ok(procState(pid)); i++) await sleep(50);
-      return procState(pid);
+      let st = procState(pid);
+      for (let i = 0; i < 100 && !ok(st); i++) {
+        await sleep(50);
+        st = procState(pid);
+      }
+      return st;
     };
     const running = (st: string) => st === "S" || st === "R";
     let p: ChildProcess = tb.spawn("c", ["sleep", "30"]);

@@ -11,6 +11,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import { readFileSync } from "node:fs";
 import { checkParams, Direction, type LinkParams, TimerHeap } from "./core.ts";
+import { monoMs, PreciseTimer } from "./precise-timer.ts";
 
 export interface EmulatorLinkConfig {
   id: string;
@@ -46,8 +47,11 @@ interface Pending {
 }
 
 const LOCAL = "127.0.0.1";
-/** Wake this much before a deadline and deliver what is due within it (setTimeout has ms granularity). */
-const EARLY_MS = 0.3;
+/**
+ * Deliver what is due within this much after the timer fires (one wake-up for packets due within
+ * a few tens of µs of each other). The timer itself is precise to about 0.1 ms ({@link PreciseTimer}).
+ */
+const EARLY_MS = 0.03;
 /** Socket buffers: absorb scheduling stalls of a busy machine instead of dropping (capped by net.core.rmem_max). */
 const BUF = 4 << 20;
 
@@ -60,27 +64,17 @@ function main(): void {
   const cfg = JSON.parse(readFileSync(file, "utf8")) as EmulatorConfig;
   const heap = new TimerHeap<Pending>(200_000);
   const links = new Map<string, { ab: Direction; ba: Direction }>();
-  let timer: NodeJS.Timeout | undefined;
-  let timerAt = Number.POSITIVE_INFINITY;
-  const now = () => performance.now();
+  const now = monoMs;
 
   const flush = () => {
-    timer = undefined;
-    timerAt = Number.POSITIVE_INFINITY;
     const limit = now() + EARLY_MS;
     for (let t = heap.peekTime(); t !== undefined && t <= limit; t = heap.peekTime()) {
       const p = heap.pop() as Pending;
       p.out.send(p.data, p.port, LOCAL);
     }
-    arm();
+    timer.arm(heap.peekTime() ?? Number.POSITIVE_INFINITY);
   };
-  const arm = () => {
-    const t = heap.peekTime();
-    if (t === undefined || t >= timerAt) return;
-    if (timer !== undefined) clearTimeout(timer);
-    timerAt = t;
-    timer = setTimeout(flush, Math.max(0, Math.floor(t - now() - EARLY_MS)));
-  };
+  const timer = new PreciseTimer(flush);
 
   let bound = 0;
   const sockets: Socket[] = [];
@@ -111,7 +105,7 @@ function main(): void {
           return;
         }
         if (!heap.push(at, { out, port: peer, data, dir })) return;
-        if (at < timerAt) arm();
+        if (at < timer.at) timer.arm(at);
       });
       inSock.on("error", (e) => fail(`link ${l.id}`, e));
     };

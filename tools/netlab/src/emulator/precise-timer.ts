@@ -1,0 +1,80 @@
+/**
+ * A sub-millisecond one-shot timer for the link emulator. Node's `setTimeout` counts in whole
+ * milliseconds against a loop clock that is itself truncated to the millisecond, so a delivery due
+ * in 9.6 ms fires anywhere from 9 to 11 ms later: measured through one 10 ms emulated link, the
+ * emulator added 0.6–0.8 ms per packet against 0.2–0.4 ms through a 0 ms link (which never waits
+ * for a timer), i.e. about 0.5 ms per link of timer lateness that the latency model does not have.
+ *
+ * Here a worker thread sleeps in `Atomics.wait` with a fractional-millisecond timeout (a futex
+ * with a nanosecond deadline) and posts one message when the deadline passes; the message wakes
+ * the main event loop at once. The main thread moves the deadline by writing it into shared memory
+ * and bumping a generation counter, which wakes the worker to re-read it. Both threads read the
+ * same clock, CLOCK_MONOTONIC through `process.hrtime` ({@link monoMs}).
+ */
+import { Worker } from "node:worker_threads";
+
+/** Milliseconds of CLOCK_MONOTONIC (the same clock in every thread of the process). */
+export function monoMs(): number {
+  const [s, ns] = process.hrtime();
+  return s * 1e3 + ns / 1e6;
+}
+
+// Shared layout: Int32 [0] generation, [1] stop flag; Float64 at byte 8: the deadline (monoMs), or
+// Infinity for none. Plain JS (run with `eval`), so the worker needs no TypeScript loader.
+const WORKER_SOURCE = `
+const { workerData, parentPort } = require("node:worker_threads");
+const i32 = new Int32Array(workerData, 0, 2);
+const f64 = new Float64Array(workerData, 8, 1);
+const mono = () => { const t = process.hrtime(); return t[0] * 1e3 + t[1] / 1e6; };
+for (;;) {
+  if (Atomics.load(i32, 1) !== 0) break;
+  const gen = Atomics.load(i32, 0);
+  const deadline = f64[0];
+  if (!(deadline < Infinity)) { Atomics.wait(i32, 0, gen); continue; }
+  const wait = deadline - mono();
+  if (wait > 0) { Atomics.wait(i32, 0, gen, wait); continue; }
+  parentPort.postMessage(gen);
+  Atomics.wait(i32, 0, gen);
+}
+`;
+
+export class PreciseTimer {
+  readonly #i32: Int32Array;
+  readonly #f64: Float64Array;
+  readonly #worker: Worker;
+  #at = Number.POSITIVE_INFINITY;
+
+  /** `onFire` runs on the main thread once the armed deadline has passed (maybe more than once: it must check what is due). */
+  constructor(onFire: () => void) {
+    const shared = new SharedArrayBuffer(16);
+    this.#i32 = new Int32Array(shared, 0, 2);
+    this.#f64 = new Float64Array(shared, 8, 1);
+    this.#f64[0] = Number.POSITIVE_INFINITY;
+    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: shared });
+    this.#worker.on("message", () => {
+      this.#at = Number.POSITIVE_INFINITY;
+      onFire();
+    });
+    this.#worker.unref();
+  }
+
+  /** The armed deadline (monoMs), Infinity when none. */
+  get at(): number {
+    return this.#at;
+  }
+
+  /** Fire at `at` (monoMs); replaces any earlier arming. Infinity disarms. */
+  arm(at: number): void {
+    this.#at = at;
+    this.#f64[0] = at;
+    Atomics.add(this.#i32, 0, 1);
+    Atomics.notify(this.#i32, 0);
+  }
+
+  /** Stops the worker thread. */
+  close(): void {
+    Atomics.store(this.#i32, 1, 1);
+    Atomics.add(this.#i32, 0, 1);
+    Atomics.notify(this.#i32, 0);
+  }
+}

@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import { monoMs, PreciseTimer } from "../src/emulator/precise-timer.ts";
+
+/** A timer that reports the time each fire ran. */
+function fired(onFire: (at: number) => void): PreciseTimer {
+  return new PreciseTimer(() => onFire(monoMs()));
+}
+
+describe("PreciseTimer", () => {
+  it("fires once its deadline has passed, never before", async () => {
+    const times: number[] = [];
+    let done!: () => void;
+    const finished = new Promise<void>((r) => {
+      done = r;
+    });
+    const deadlines: number[] = [];
+    const t = fired((at) => {
+      times.push(at);
+      if (times.length === 5) done();
+      else {
+        const d = monoMs() + 3.3;
+        deadlines.push(d);
+        t.arm(d);
+      }
+    });
+    const keepAlive = setInterval(() => {}, 1000);
+    const first = monoMs() + 2.5;
+    deadlines.push(first);
+    t.arm(first);
+    await finished;
+    clearInterval(keepAlive);
+    t.close();
+    expect(times).toHaveLength(5);
+    for (let i = 0; i < 5; i++) expect(times[i]).toBeGreaterThanOrEqual(deadlines[i] as number);
+  });
+
+  it("re-arming moves the deadline: an earlier one fires first, Infinity disarms", async () => {
+    const times: number[] = [];
+    const t = fired((at) => times.push(at));
+    const keepAlive = setInterval(() => {}, 1000);
+    const start = monoMs();
+    t.arm(start + 500);
+    t.arm(start + 5);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(times.length).toBeGreaterThanOrEqual(1);
+    expect(times[0]).toBeGreaterThanOrEqual(start + 5);
+    expect(times[0]).toBeLessThan(start + 500);
+    expect(t.at).toBe(Number.POSITIVE_INFINITY);
+    const n = times.length;
+    t.arm(monoMs() + 20);
+    t.arm(Number.POSITIVE_INFINITY);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(times.length).toBe(n);
+    clearInterval(keepAlive);
+    t.close();
+  });
+});
