@@ -15,6 +15,7 @@ export {
   isMulticastAddress,
 } from "./discovery.ts";
 export { canonicalAddress, type Endpoint, endpointKey, formatEndpoint } from "./endpoint.ts";
+export { monoMs, PreciseTimer } from "./precise-timer.ts";
 export {
   type GroupSendOptions,
   MAX_TIMER_DELAY_MS,

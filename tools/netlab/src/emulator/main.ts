@@ -10,8 +10,8 @@
  */
 import { createSocket, type Socket } from "node:dgram";
 import { readFileSync } from "node:fs";
+import { monoMs, PreciseTimer } from "@spines-ts/node-host";
 import { checkParams, Direction, type LinkParams, TimerHeap } from "./core.ts";
-import { monoMs, PreciseTimer } from "./precise-timer.ts";
 
 export interface EmulatorLinkConfig {
   id: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { monoMs, PreciseTimer } from "../src/emulator/precise-timer.ts";
+import { monoMs, PreciseTimer } from "../src/precise-timer.ts";
 
 /** A timer that reports the time each fire ran. */
 function fired(onFire: (at: number) => void): PreciseTimer {
