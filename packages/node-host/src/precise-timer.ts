@@ -10,8 +10,8 @@
  * nanosecond deadline) and posts one message when the deadline passes; the message wakes the main
  * event loop at once. The main thread moves the deadline by writing it into shared memory and
  * bumping a generation counter, which wakes the worker to re-read it. Both threads read the same
- * clock, CLOCK_MONOTONIC through `process.hrtime` ({@link monoMs}). The worker is unref'd: it never
- * keeps a process alive.
+ * clock, CLOCK_MONOTONIC through `process.hrtime` ({@link monoMs}). One worker serves every timer of
+ * the process; it is unref'd and never keeps a process alive.
  */
 import { Worker } from "node:worker_threads";
 
@@ -40,24 +40,85 @@ for (;;) {
 }
 `;
 
-export class PreciseTimer {
+/** The one worker of the process and the timers it serves (created on first use). */
+class SharedWorker {
   readonly #i32: Int32Array;
   readonly #f64: Float64Array;
-  readonly #worker: Worker;
-  #at = Number.POSITIVE_INFINITY;
+  readonly #armed = new Set<PreciseTimer>();
+  /** The deadline the worker waits for (NaN: must be rewritten, the worker is parked after a fire). */
+  #workerAt = Number.POSITIVE_INFINITY;
+  online = false;
 
-  /** `onFire` runs on the main thread once the armed deadline has passed (maybe more than once: it must check what is due). */
-  constructor(onFire: () => void) {
+  constructor() {
     const shared = new SharedArrayBuffer(16);
     this.#i32 = new Int32Array(shared, 0, 2);
     this.#f64 = new Float64Array(shared, 8, 1);
     this.#f64[0] = Number.POSITIVE_INFINITY;
-    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: shared });
-    this.#worker.on("message", () => {
-      this.#at = Number.POSITIVE_INFINITY;
-      onFire();
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: shared });
+    worker.once("online", () => {
+      this.online = true;
     });
-    this.#worker.unref();
+    worker.on("message", () => this.#fire());
+    worker.unref();
+  }
+
+  set(t: PreciseTimer, armed: boolean): void {
+    if (armed) this.#armed.add(t);
+    else this.#armed.delete(t);
+    this.#update();
+  }
+
+  #update(): void {
+    let min = Number.POSITIVE_INFINITY;
+    for (const t of this.#armed) if (t.at < min) min = t.at;
+    if (min === this.#workerAt) return;
+    this.#workerAt = min;
+    this.#f64[0] = min;
+    Atomics.add(this.#i32, 0, 1);
+    Atomics.notify(this.#i32, 0);
+  }
+
+  #fire(): void {
+    const now = monoMs();
+    const due: PreciseTimer[] = [];
+    for (const t of this.#armed) if (t.at <= now) due.push(t);
+    for (const t of due) {
+      this.#armed.delete(t);
+      t.fired();
+    }
+    this.#workerAt = Number.NaN; // the worker waits for a new generation after every message
+    this.#update();
+    for (const t of due) t.run();
+  }
+}
+
+let shared: SharedWorker | undefined;
+const sharedWorker = (): SharedWorker => {
+  shared ??= new SharedWorker();
+  return shared;
+};
+
+/**
+ * One deadline at a time; any number of them share the process's one worker thread, which waits
+ * for the earliest.
+ */
+export class PreciseTimer {
+  readonly #onFire: () => void;
+  #at = Number.POSITIVE_INFINITY;
+
+  /** `onFire` runs on the main thread once the armed deadline has passed. */
+  constructor(onFire: () => void) {
+    this.#onFire = onFire;
+    sharedWorker();
+  }
+
+  /**
+   * Whether the worker thread runs (it takes some tens of ms to start, and the first deadline armed
+   * before then fires only once it has): a caller that must not wait that long keeps its old timer
+   * until this is true.
+   */
+  static get ready(): boolean {
+    return sharedWorker().online;
   }
 
   /** The armed deadline (monoMs), Infinity when none. */
@@ -69,15 +130,21 @@ export class PreciseTimer {
   arm(at: number): void {
     if (at === this.#at) return;
     this.#at = at;
-    this.#f64[0] = at;
-    Atomics.add(this.#i32, 0, 1);
-    Atomics.notify(this.#i32, 0);
+    sharedWorker().set(this, at < Number.POSITIVE_INFINITY);
   }
 
-  /** Stops the worker thread. */
+  /** Disarms (the shared worker stays; it is unref'd and never keeps the process alive). */
   close(): void {
-    Atomics.store(this.#i32, 1, 1);
-    Atomics.add(this.#i32, 0, 1);
-    Atomics.notify(this.#i32, 0);
+    this.arm(Number.POSITIVE_INFINITY);
+  }
+
+  /** @internal The worker found this timer due: disarmed before any callback runs. */
+  fired(): void {
+    this.#at = Number.POSITIVE_INFINITY;
+  }
+
+  /** @internal */
+  run(): void {
+    this.#onFire();
   }
 }

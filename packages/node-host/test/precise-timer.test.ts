@@ -54,4 +54,24 @@ describe("PreciseTimer", () => {
     clearInterval(keepAlive);
     t.close();
   });
+
+  it("timers share one worker: each fires after its own deadline, in deadline order", async () => {
+    const got: [string, number][] = [];
+    const keepAlive = setInterval(() => {}, 1000);
+    const start = monoMs();
+    const deadlines: Record<string, number> = { a: start + 12, b: start + 4, c: start + 8 };
+    const timers = Object.keys(deadlines).map((name) => {
+      const t = new PreciseTimer(() => got.push([name, monoMs()]));
+      t.arm(deadlines[name] as number);
+      return t;
+    });
+    const gone = new PreciseTimer(() => got.push(["closed", monoMs()]));
+    gone.arm(start + 6);
+    gone.close();
+    await new Promise((r) => setTimeout(r, 80));
+    clearInterval(keepAlive);
+    for (const t of timers) t.close();
+    expect(got.map(([n]) => n)).toEqual(["b", "c", "a"]);
+    for (const [n, at] of got) expect(at).toBeGreaterThanOrEqual(deadlines[n] as number);
+  });
 });
