@@ -400,6 +400,9 @@ export class SpinesDaemon {
           reliableSpurious: r.spurious,
           reliableProbes: r.probes,
           reliableProbesSpurious: r.probesSpurious,
+          reliableReorderings: r.reorderings,
+          // Acks the receiving half sent (issue 10: ack frames per data frame).
+          reliableAcksSent: l.reliableIn.stats.acksSent,
         };
       }
     }

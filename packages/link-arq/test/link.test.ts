@@ -445,11 +445,15 @@ describe("spurious timeouts and retransmission ambiguity", () => {
       p.run(p.t + 0.5);
     }
     p.delay = 5;
-    // Timeouts fired during the stall and resent (tiny packets: all fit one segment's window).
+    // Timeouts fired until the first ack came back (the frames sent last in the stall are still
+    // on their way for 5 ms, their acks 5 more), and resent (tiny packets: all fit one segment's
+    // window).
     const s = p.a.reliable.stats;
-    const resentInStall = s.retransmitted;
     expect(s.rtoFired).toBeGreaterThanOrEqual(2);
     expect(p.a.reliable.cc.cwnd).toBeLessThan(w);
+    const acked = s.acked;
+    while (s.acked === acked) p.run(p.t + 0.1);
+    const resentInStall = s.retransmitted;
     p.run(p.t + 1000);
     // The first ack answers a frame sent before the first timeout: all of them are undone.
     expect(s.rtoUndone).toBe(1);
@@ -634,6 +638,120 @@ describe("loss probe (application-limited sender, docs/links.md §4)", () => {
     p.run(p.t + 200);
     expect(rel.stats.probes).toBe(2);
     expect(p.got.map(idOf)).toEqual([0, 1]);
+  });
+
+  it("a retransmission handled in one batch behind a newer frame is not taken for reordering: later losses are still probed", () => {
+    const p = new Pair();
+    p.delay = 10;
+    p.run(500);
+    const rel = p.a.reliable;
+    const isData = (f: Uint8Array) => decode(f).msg._tag === "LinkData";
+    let dropData = 1;
+    p.drop = (from, f) => {
+      if (from !== "a" || !isData(f) || dropData === 0) return false;
+      dropData--;
+      return true;
+    };
+    const t0 = p.t;
+    lone(p, 0); // lost
+    p.run(t0 + 0.5);
+    lone(p, 1); // arrives at B over the hole: acked at once, back at A at t0 + 20.5
+    p.run(t0 + 20);
+    // A newer frame sent just before the retransmission of 0 (at t0 + 20.5, on that ack) reaches
+    // B at the same instant, ahead of it: B handles both in one batch (a busy event loop).
+    p.delay = 10.5;
+    lone(p, 2);
+    p.run(t0 + 20.1);
+    p.delay = 10;
+    p.run(t0 + 200);
+    expect(p.got.map(idOf).sort((x, y) => x - y)).toEqual([0, 1, 2]);
+    expect(rel.stats.retransmitted).toBe(1);
+    expect(rel.stats.probes).toBe(0); // the ack of 1 found the loss of 0
+    expect(rel.stats.reorderings).toBe(0);
+    // The answer to the batch echoes the retransmission (the frame that filled the hole), not
+    // the newer frame ahead of it: the sender credits the retransmission and sees no reordering,
+    // so the next lone loss is still resent by the probe, a round trip and a margin after it was
+    // sent. (Echoing the newer frame made it take the original's arrival for the ack: reordering,
+    // and no more probes; the loss below waited for the RTO.)
+    const srtt = p.a.rtt.srtt as number;
+    const margin = Math.max(2 * p.a.rtt.rttvar, 1);
+    const times = dataTimes(p);
+    const t1 = p.t;
+    dropData = 1;
+    lone(p, 3);
+    p.run(t1 + 200);
+    expect(p.got.map(idOf)).toContain(3);
+    expect(rel.stats.probes).toBe(1);
+    expect(rel.stats.rtoFired).toBe(0);
+    expect((times[1] as number) - t1).toBeLessThanOrEqual(srtt + 2 + margin + 0.01);
+  });
+
+  it("a lone frame is acked at once, and once the peer has shown it, a lone loss is probed a round trip + max(2·RTTVAR, 1 ms) after the send", () => {
+    const p = new Pair();
+    p.delay = 10;
+    p.run(500);
+    const rel = p.a.reliable;
+    const ackDelays: number[] = [];
+    const take = p.b.takeTransmits.bind(p.b);
+    p.b.takeTransmits = () => {
+      const fs = take();
+      for (const f of fs) {
+        const m = decode(f).msg;
+        if (m._tag === "LinkAck") ackDelays.push(m.ackDelay);
+      }
+      return fs;
+    };
+    // One packet per 30 ms: each arrives long after the previous one and is acked at once
+    // (not after maxAckDelay, 2 ms), which the ack reports (hold time 0).
+    for (let i = 0; i < 20; i++) {
+      lone(p, i);
+      p.run(p.t + 30);
+    }
+    expect(p.got.length).toBe(20);
+    expect(ackDelays.length).toBeGreaterThanOrEqual(20);
+    expect(ackDelays.filter((d) => d === 0).length).toBeGreaterThanOrEqual(20);
+    // A lone packet lost: resent when its ack is overdue, which is now a round trip after the
+    // send, not a round trip + the 2 ms ack delay.
+    const srtt = p.a.rtt.srtt as number;
+    const margin = Math.max(2 * p.a.rtt.rttvar, 1);
+    const times = dataTimes(p);
+    const t0 = p.t;
+    let first = true;
+    p.drop = (from, f) => {
+      if (from !== "a" || decode(f).msg._tag !== "LinkData" || !first) return false;
+      first = false;
+      return true;
+    };
+    lone(p, 20);
+    p.run(t0 + 200);
+    expect(rel.stats.probes).toBe(1);
+    expect(rel.stats.probesSpurious).toBe(0);
+    const resend = (times[1] as number) - t0;
+    expect(resend).toBeGreaterThanOrEqual(srtt + margin);
+    expect(resend).toBeLessThanOrEqual(srtt + margin + 0.05);
+    expect(p.got.length).toBe(21);
+  });
+
+  it("packets sent close together still get the delayed ack's allowance: no spurious probe when only the ack was held", () => {
+    const p = new Pair();
+    p.delay = 10;
+    p.run(500);
+    const rel = p.a.reliable;
+    for (let i = 0; i < 20; i++) {
+      lone(p, i);
+      p.run(p.t + 30);
+    }
+    // Pairs 1 ms apart: the second of each is not lone, and B holds its ack up to 2 ms.
+    for (let i = 20; i < 60; i += 2) {
+      lone(p, i);
+      p.run(p.t + 1);
+      lone(p, i + 1);
+      p.run(p.t + 29);
+    }
+    p.run(p.t + 200);
+    expect(p.got.length).toBe(60);
+    expect(rel.stats.probes).toBe(0);
+    expect(rel.stats.retransmitted).toBe(0);
   });
 
   it("does not probe for a window-limited sender (a later packet's ack finds its losses)", () => {

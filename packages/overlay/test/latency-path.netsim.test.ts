@@ -54,6 +54,11 @@ interface PathResult {
   latencies: number[];
   e2eRetransmissions: number;
   segmentsSent: number;
+  /**
+   * Least share, over the links that resent 20 packets or more, of the lost packets the loss probe
+   * resent: (probes − spurious probes) / (retransmissions − spurious probes).
+   */
+  probeShare: number;
 }
 
 function runPath(c: PathCase, seed: number, seconds: number, lag?: EventLoopLag): PathResult {
@@ -207,6 +212,18 @@ function runPath(c: PathCase, seed: number, seconds: number, lag?: EventLoopLag)
   sim.runFor(200); // late duplicates would show here
   const info = txSid === undefined ? undefined : n1().info(txSid);
   pending = [];
+  let probeShare = 1;
+  for (const id of IDS) {
+    const driver = (sim.program<OverlayNode>(id) as OverlayNode).plane.driver;
+    for (const nb of driver.neighbours) {
+      const st = driver.link(nb)?.reliable.stats;
+      if (st === undefined || st.retransmitted < 20) continue;
+      probeShare = Math.min(
+        probeShare,
+        (st.probes - st.probesSpurious) / Math.max(1, st.retransmitted - st.probesSpurious),
+      );
+    }
+  }
   return {
     sent: total,
     delivered,
@@ -216,6 +233,7 @@ function runPath(c: PathCase, seed: number, seconds: number, lag?: EventLoopLag)
     latencies,
     e2eRetransmissions: info?.segmentsRetransmitted ?? 0,
     segmentsSent: info?.segmentsSent ?? 0,
+    probeShare,
   };
 }
 
@@ -272,7 +290,10 @@ interface Bounds {
  * seeds, stalls being rare events), and at 1 and 5 % 1.06-1.12 / 1.08-1.18 as measured
  * (TCP-fair: 1.07 / 1.11-1.16 at 1 %, 1.09-1.12 / 1.16-1.32 at 5 %, where single 10 s runs
  * spread ±10 % in the mean); a lag that did not act would fail the lower bounds of the 0 % and
- * TCP-fair rows.
+ * TCP-fair rows. Netsim with lag, TCP-fair, since a hole-filling retransmission is echoed and lone
+ * frames are acked at once (docs/links.md §4): 1.06-1.07 / 1.10-1.12 at 1 %, 1.07-1.09 / 1.13-1.16
+ * at 5 % (1.09-1.11 / 1.17-1.18 before); real daemons 1.03-1.08 / 1.06-1.22 at 5 % (were 1.10-1.16
+ * / 1.24-1.55).
  */
 function bounds(c: PathCase, lagged: boolean): Bounds {
   if (lagged && c.linkMode === "tcp-fair")
@@ -316,6 +337,12 @@ function measure(c: PathCase, lag: EventLoopLag | undefined): Row {
       expect(r.outOfOrder, `${what}: stream out of order`).toBe(0);
       expect(r.e2eRetransmissions, `${what}: end-to-end retransmissions of ${r.segmentsSent}`).toBe(0);
     }
+    // An application-limited link (100 messages/s) finds its losses with the loss probe, a round
+    // trip after the send, on every link and for the whole run. Measured 0.74-0.97 per link over
+    // seeds, with lag too; before the receiver echoed a hole-filling retransmission, a batch
+    // (event-loop lag) made links take it for reordering and stop probing: 0.11-0.49 on some links.
+    if (c.linkMode === "tcp-fair")
+      expect(r.probeShare, `${what}: least share of losses found by the probe`).toBeGreaterThanOrEqual(0.6);
     lat.push(...r.latencies);
     rtx += r.e2eRetransmissions;
     segments += r.segmentsSent;
