@@ -14,7 +14,8 @@
  *   logged at debug, rate-limited, and the loop goes on. Socket errors are counted and logged.
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
-import { isIPv4 } from "node:net";
+import { lookup as dnsLookup } from "node:dns";
+import { isIP, isIPv4 } from "node:net";
 import {
   type Cancel,
   CapacityError,
@@ -35,6 +36,31 @@ import { canonicalAddress, type Endpoint, endpointKey, formatEndpoint } from "./
 export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
 const noop: Cancel = () => {};
+
+/** Families of the IP literals `literalLookup` has seen (bounded: cleared when full). */
+const literalFamilies = new Map<string, number>();
+const MAX_LITERALS = 1024;
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+/**
+ * The socket's address lookup. Node's default (`dns.lookup`) answers even an IP literal on the next
+ * tick, so every datagram sent cost a tick and a parse of its address (issue 10); peers are IP
+ * literals, answered here at once. Anything else still goes to `dns.lookup`.
+ */
+export function literalLookup(address: string, family: number, cb: LookupCallback): void {
+  let f = literalFamilies.get(address);
+  if (f === undefined) {
+    f = isIP(address);
+    if (f === 0) {
+      dnsLookup(address, family, cb);
+      return;
+    }
+    if (literalFamilies.size >= MAX_LITERALS) literalFamilies.clear();
+    literalFamilies.set(address, f);
+  }
+  cb(null, address, f);
+}
 
 export interface UdpHostOptions {
   readonly id: NodeId;
@@ -172,6 +198,7 @@ export class UdpHost implements Host {
       ipv6Only: false,
       recvBufferSize: opts.recvBufferBytes ?? 4 << 20,
       sendBufferSize: opts.sendBufferBytes ?? 4 << 20,
+      lookup: literalLookup as never,
     });
     let host: UdpHost;
     try {

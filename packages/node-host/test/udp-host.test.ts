@@ -2,6 +2,7 @@ import { createSocket } from "node:dgram";
 import { CapacityError, ManualClock, MemoryLogger } from "@spines-ts/primitives";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { MAX_TIMER_DELAY_MS, UdpHost } from "../src/index.ts";
+import { literalLookup } from "../src/udp-host.ts";
 
 const hosts: UdpHost[] = [];
 afterEach(async () => {
@@ -295,6 +296,33 @@ describe("UdpHost peers and failures", () => {
     h.setPeer(7, { address: "127.0.0.1", port: 12 }); // an existing id may move
     expect(h.peerCount).toBe(2);
     expect(h.peerAt({ address: "127.0.0.1", port: 10 })).toBeUndefined();
+  });
+
+  it("answers an IP literal's lookup at once and a host name through DNS", async () => {
+    const answers: [string, number][] = [];
+    const cb = (err: Error | null, address: string, family: number) => {
+      expect(err).toBeNull();
+      answers.push([address, family]);
+    };
+    literalLookup("127.0.0.1", 4, cb);
+    literalLookup("::ffff:10.0.0.1", 6, cb);
+    literalLookup("fe80::1", 6, cb);
+    expect(answers).toEqual([
+      ["127.0.0.1", 4],
+      ["::ffff:10.0.0.1", 6],
+      ["fe80::1", 6],
+    ]); // no tick per datagram sent
+    literalLookup("localhost", 4, cb);
+    expect(answers.length).toBe(3);
+    await waitFor(() => answers.length === 4, "the DNS answer");
+    expect(answers[3]).toEqual(["127.0.0.1", 4]);
+    const { a, b } = await pair("127.0.0.1");
+    const got: number[] = [];
+    b.attach({ receive: (_f, d) => got.push(d[0] ?? -1) });
+    a.sendToEndpoint({ address: "localhost", port: b.address().port }, Uint8Array.of(7));
+    a.send(2, Uint8Array.of(8));
+    await waitFor(() => got.length === 2, "both datagrams");
+    expect(got.sort()).toEqual([7, 8]);
   });
 
   it("counts sends to unknown peers, after close and those the socket refuses, and survives them", async () => {
