@@ -16,12 +16,26 @@ export interface DrrOptions {
   readonly maxFlows?: number;
 }
 
-interface Flow<T> {
+/** A queued packet; `dequeue` hands this same record out (no second object per packet). */
+interface Entry<T> {
   readonly key: FlowKey;
-  readonly items: Deque<{ item: T; bytes: number }>;
+  readonly item: T;
+  readonly bytes: number;
+}
+
+interface Flow<T> {
+  key: FlowKey;
+  readonly items: Deque<Entry<T>>;
   bytes: number;
   deficit: number;
 }
+
+/**
+ * Flow records kept for reuse after their flow's queue emptied. A link carrying one bulk flow
+ * empties and refills its queue with nearly every packet, and a fresh record and ring buffer each
+ * time was a transit daemon's allocation per packet (issue 10). Bounded: at most this many idle.
+ */
+const SPARE_FLOWS = 4;
 
 /** Why `enqueue` refused a packet. */
 export const DrrRefusal = {
@@ -52,6 +66,7 @@ export class DrrScheduler<T> {
   readonly maxFlows: number;
   readonly #flows = new Map<FlowKey, Flow<T>>();
   readonly #active = new Deque<Flow<T>>();
+  readonly #spare: Flow<T>[] = [];
   #packets = 0;
   #bytes = 0;
 
@@ -96,11 +111,13 @@ export class DrrScheduler<T> {
     if (this.refusal(key, bytes) !== undefined) return false;
     let f = this.#flows.get(key);
     if (f === undefined) {
-      f = { key, items: new Deque(), bytes: 0, deficit: 0 };
+      f = this.#spare.pop();
+      if (f === undefined) f = { key, items: new Deque(), bytes: 0, deficit: 0 };
+      else f.key = key;
       this.#flows.set(key, f);
       this.#active.push(f);
     }
-    f.items.push({ item, bytes });
+    f.items.push({ key, item, bytes });
     f.bytes += bytes;
     this.#packets++;
     this.#bytes += bytes;
@@ -121,7 +138,7 @@ export class DrrScheduler<T> {
       const head = f.items.peek();
       if (head === undefined) {
         this.#active.shift();
-        this.#flows.delete(f.key);
+        this.#retire(f);
         continue;
       }
       if (f.deficit >= head.bytes) return;
@@ -132,8 +149,18 @@ export class DrrScheduler<T> {
     }
   }
 
+  /** A flow whose queue emptied leaves the map; its record is kept for reuse (a few at most). */
+  #retire(f: Flow<T>): void {
+    this.#flows.delete(f.key);
+    if (this.#spare.length < SPARE_FLOWS) {
+      f.bytes = 0;
+      f.deficit = 0;
+      this.#spare.push(f);
+    }
+  }
+
   /** Takes the next packet in DRR order. */
-  dequeue(): { key: FlowKey; item: T; bytes: number } | undefined {
+  dequeue(): { readonly key: FlowKey; readonly item: T; readonly bytes: number } | undefined {
     this.#settle();
     const f = this.#active.peek();
     if (f === undefined) return undefined;
@@ -145,13 +172,13 @@ export class DrrScheduler<T> {
     this.#bytes -= head.bytes;
     if (f.items.length === 0) {
       this.#active.shift();
-      this.#flows.delete(f.key);
+      this.#retire(f);
     } else if (f.deficit < (f.items.peek()?.bytes ?? 0)) {
       // Its turn is over: the rest of its deficit carries to the next round.
       this.#active.shift();
       this.#active.push(f);
     }
-    return { key: f.key, item: head.item, bytes: head.bytes };
+    return head;
   }
 
   /** Drops every queued packet, calling `onDrop` for each. */
