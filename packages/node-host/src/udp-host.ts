@@ -430,7 +430,8 @@ export class UdpHost implements Host {
       return;
     }
     this.#armedAt = next;
-    const delay = next - this.clock.now();
+    const now = this.clock.now();
+    const delay = next - now;
     if (delay <= 0 || (delay < 1 && !afterIdleWake)) {
       // setTimeout cannot wait less than 1 ms; pacing and delayed acks need finer steps. An
       // immediate runs after the pending I/O of this loop turn, so sockets are never starved.
@@ -439,10 +440,17 @@ export class UdpHost implements Host {
     }
     this.#clearImmediate();
     const ms = Math.min(Math.max(1, Math.ceil(delay)), MAX_TIMER_DELAY_MS);
-    const fireAt = this.clock.now() + ms;
+    const fireAt = now + ms;
     // A timeout that fires at most 1 ms early (a few ms early when the wait is long) stays: waking
-    // early costs one empty wake-up, re-creating the timeout every turn cost more.
-    if (this.#timer !== undefined && this.#timerAt <= fireAt && this.#timerAt >= fireAt - Math.max(1, ms / 4))
+    // early costs one empty wake-up, re-creating the timeout every turn cost more. It may also fire
+    // up to 1 ms after the deadline, as a fresh one would (whole ms): compared with `fireAt`, the
+    // sub-millisecond rounding of the two arms (and a pause between clock reads) re-created the
+    // timeout now and then.
+    if (
+      this.#timer !== undefined &&
+      this.#timerAt < next + 1 &&
+      this.#timerAt >= fireAt - Math.max(1, ms / 4)
+    )
       return;
     this.#clearTimeout();
     this.#timerAt = fireAt;

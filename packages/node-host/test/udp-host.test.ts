@@ -144,6 +144,34 @@ describe("UdpHost timers", () => {
     await waitFor(() => late, "the 200 ms timer");
   });
 
+  it("keeps its timeout when the clock moves between reads (a loaded machine), not re-created", async () => {
+    // Every read of this clock is 0.4 ms after the previous one, like a process descheduled
+    // between two reads: the armed timeout's sub-millisecond rounding must not re-create it.
+    let t = 1000;
+    const h = await UdpHost.open({
+      id: 1,
+      listen: { address: "127.0.0.1", port: 0 },
+      clock: { now: () => (t += 0.4) },
+    });
+    hosts.push(h);
+    h.schedule(h.clock.now() + 200, () => {});
+    const setT = vi.spyOn(globalThis, "setTimeout");
+    const clearT = vi.spyOn(globalThis, "clearTimeout");
+    try {
+      for (let i = 0; i < 20; i++) {
+        h.schedule(h.clock.now(), () => {});
+        await new Promise((r) => setImmediate(r));
+        await new Promise((r) => setImmediate(r));
+      }
+      const hostTimeouts = setT.mock.calls.filter(([fn]) => typeof fn === "function" && fn.name !== "tick");
+      expect(hostTimeouts.length).toBe(0);
+      expect(clearT).not.toHaveBeenCalled();
+    } finally {
+      setT.mockRestore();
+      clearT.mockRestore();
+    }
+  });
+
   it("arms no real timer for schedule(Infinity) and never wakes for it", async () => {
     const h = await UdpHost.open({ id: 1, listen: { address: "127.0.0.1", port: 0 } });
     hosts.push(h);
