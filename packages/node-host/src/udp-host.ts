@@ -31,6 +31,7 @@ import {
 } from "@spines-ts/primitives";
 import { systemClock } from "@spines-ts/primitives/system-clock";
 import { canonicalAddress, type Endpoint, endpointKey, formatEndpoint } from "./endpoint.ts";
+import { monoMs, PreciseTimer } from "./precise-timer.ts";
 
 /** The longest delay `setTimeout` takes; longer ones would fire after 1 ms. */
 export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
@@ -76,6 +77,14 @@ export interface UdpHostOptions {
   /** Kernel socket buffer sizes in bytes (default: 4 MiB each; the kernel may clamp them). */
   readonly recvBufferBytes?: number;
   readonly sendBufferBytes?: number;
+  /**
+   * Wait for deadlines with the process's sub-millisecond timer (`PreciseTimer`: one worker thread
+   * for the whole process, whatever the number of hosts) instead of setTimeout's whole
+   * milliseconds, which fire up to a millisecond late and cannot wait less than one (pacing,
+   * delayed acks, loss probes). Default true; with false, and until the worker has started, the
+   * setTimeout/setImmediate scheme of `#arm`.
+   */
+  readonly preciseTimer?: boolean;
 }
 
 /** Counters kept by the host. Plain numbers so they can be exported as metrics. */
@@ -168,6 +177,8 @@ export class UdpHost implements Host {
   /** When the armed timeout fires (host clock), while `#timer` is set. */
   #timerAt = 0;
   #immediate: NodeJS.Immediate | undefined;
+  /** The sub-millisecond timer (undefined with `preciseTimer: false`). */
+  readonly #precise: PreciseTimer | undefined;
   /** The deadline the real timer is armed for (Infinity: none). */
   #armedAt = Number.POSITIVE_INFINITY;
   #closed = false;
@@ -178,6 +189,7 @@ export class UdpHost implements Host {
   private constructor(opts: UdpHostOptions, socket: Socket, v6: boolean) {
     this.id = opts.id;
     this.clock = opts.clock ?? systemClock;
+    this.#precise = opts.preciseTimer === false ? undefined : new PreciseTimer(() => this.#wake());
     this.rng = new Rng(opts.seed ?? (Math.random() * 0x1_0000_0000) >>> 0);
     this.log = opts.log ?? silentLogger;
     this.maxPeers = opts.maxPeers ?? 4096;
@@ -409,12 +421,18 @@ export class UdpHost implements Host {
 
   /** Whether a real timer or immediate is armed (for tests: false while only `Infinity` waits). */
   get timerArmed(): boolean {
-    return this.#timer !== undefined || this.#immediate !== undefined;
+    return (
+      this.#timer !== undefined ||
+      this.#immediate !== undefined ||
+      (this.#precise !== undefined && this.#precise.at < Number.POSITIVE_INFINITY)
+    );
   }
 
   /**
-   * Arms the one real timer for the earliest deadline. `afterIdleWake`: the host just woke and
-   * found nothing due, so a sub-millisecond wait gets a 1 ms timeout instead of another immediate.
+   * Arms the one real timer for the earliest deadline: an immediate when it is due now, else the
+   * precise timer once it runs (exact, sub-millisecond). Without it: `afterIdleWake`: the host just
+   * woke and found nothing due, so a sub-millisecond wait gets a 1 ms timeout instead of another
+   * immediate.
    *
    * Lazy: a timeout already armed to fire no later than the deadline is kept (it wakes early, runs
    * nothing and arms again), and a deadline due now is served by an immediate beside it, so a busy
@@ -427,11 +445,20 @@ export class UdpHost implements Host {
     if (next === undefined) {
       this.#clearTimeout();
       this.#clearImmediate();
+      this.#precise?.arm(Number.POSITIVE_INFINITY);
       return;
     }
     this.#armedAt = next;
     const now = this.clock.now();
     const delay = next - now;
+    if (delay > 0 && this.#precise !== undefined && PreciseTimer.ready) {
+      this.#clearImmediate();
+      this.#clearTimeout();
+      // + 1 µs: the host clock must read the deadline when the timer fires
+      this.#precise.arm(monoMs() + delay + 0.001);
+      return;
+    }
+    this.#precise?.arm(Number.POSITIVE_INFINITY);
     if (delay <= 0 || (delay < 1 && !afterIdleWake)) {
       // setTimeout cannot wait less than 1 ms; pacing and delayed acks need finer steps. An
       // immediate runs after the pending I/O of this loop turn, so sockets are never starved.
