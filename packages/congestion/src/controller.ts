@@ -10,8 +10,10 @@
  *   reduction starts a new loss episode (one multiplicative decrease per episode).
  * - `onRto` when the retransmission timer fires: the window collapses to the loss window.
  */
+import { Bbr, type BbrOptions } from "./bbr.ts";
+
 export interface CongestionController {
-  readonly name: "newreno" | "cubic" | "rate";
+  readonly name: "newreno" | "cubic" | "rate" | "bbr";
   /** Congestion window in bytes (Infinity for the rate-capped mode). */
   readonly cwnd: number;
   readonly ssthresh: number;
@@ -585,7 +587,8 @@ export class RateCapped implements CongestionController {
 export type CongestionConfig =
   | { readonly kind: "newreno"; readonly options?: WindowOptions }
   | { readonly kind: "cubic"; readonly options?: CubicOptions }
-  | { readonly kind: "rate"; readonly rateBytesPerMs: number };
+  | { readonly kind: "rate"; readonly rateBytesPerMs: number }
+  | { readonly kind: "bbr"; readonly options?: BbrOptions };
 
 /** Builds a controller from its configuration. */
 export function createController(cfg: CongestionConfig, mss?: number): CongestionController {
@@ -596,6 +599,8 @@ export function createController(cfg: CongestionConfig, mss?: number): Congestio
       return new Cubic({ ...(mss === undefined ? {} : { mss }), ...cfg.options });
     case "rate":
       return new RateCapped(cfg.rateBytesPerMs);
+    case "bbr":
+      return new Bbr({ ...(mss === undefined ? {} : { mss }), ...cfg.options });
     default:
       throw new TypeError(`unknown congestion controller ${(cfg as { kind: unknown }).kind}`);
   }

@@ -6,6 +6,7 @@
  * `@spines-ts/link-arq` drives these per overlay link; the design is in docs/links.md and
  * docs/congestion.md.
  */
+export { Bbr, type BbrOptions } from "./bbr.ts";
 export {
   type CongestionConfig,
   type CongestionController,

@@ -170,8 +170,8 @@ export function resolveLinkConfig(partial: Partial<LinkConfig> = {}, source = "l
   if (typeof c.ackCoalescing !== "boolean")
     throw new ConfigError(source, "ackCoalescing", "a boolean", c.ackCoalescing);
   const k = (c.congestion as { kind?: unknown } | undefined)?.kind;
-  if (k !== "newreno" && k !== "cubic" && k !== "rate")
-    throw new ConfigError(source, "congestion.kind", '"newreno", "cubic" or "rate"', k);
+  if (k !== "newreno" && k !== "cubic" && k !== "rate" && k !== "bbr")
+    throw new ConfigError(source, "congestion.kind", '"newreno", "cubic", "rate" or "bbr"', k);
   if (c.sendBufferPackets > c.recvWindowPackets)
     throw new ConfigError(
       source,

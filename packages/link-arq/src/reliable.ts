@@ -194,7 +194,8 @@ export class ReliableSender {
     // Until the first ack, assume the peer's receive buffer is like ours.
     this.#peerLimit = ReliableSender.#initialLimit(cfg);
     this.#loneAckDelay = cfg.maxAckDelayMs;
-    const paced = cfg.pacing || this.cc.name === "rate";
+    // BBR's rate is its pacing: it is always paced, like the rate-capped mode.
+    const paced = cfg.pacing || this.cc.name === "rate" || this.cc.name === "bbr";
     this.#pacer = paced ? new TokenBucket(this.cc.pacingRate(100), 2 * cfg.mtu, now) : undefined;
     this.#cap = cap;
     this.#flowCounter =

@@ -16,6 +16,8 @@
  * cases with two or four overlay flows run with them ("N-flow" links) and, beside them, on a second
  * pair of daemons whose links are one TCP flow whatever they carry (`maxEmulatedFlows: 1`,
  * "1-flow" links, the behaviour before the N-flow mode; `--no-single` skips those).
+ * `--link-cc newreno|cubic|bbr` sets the overlay links' congestion controller (`link.congestion`;
+ * default: the daemon's, NewReno); `--only-cc cubic|bbr` keeps the cases against that TCP only.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -170,6 +172,17 @@ await runBench("fairness", async (ctx) => {
   const warmSec = quick ? 1 : 2;
   const reference = !ctx.args.includes("--no-reference");
   const single = !ctx.args.includes("--no-single");
+  const argValue = (flag: string): string | undefined => {
+    const i = ctx.args.indexOf(flag);
+    return i >= 0 ? ctx.args[i + 1] : undefined;
+  };
+  const linkCc = argValue("--link-cc");
+  if (linkCc !== undefined && !["newreno", "cubic", "bbr"].includes(linkCc))
+    throw new Error(`--link-cc must be newreno, cubic or bbr, got ${linkCc}`);
+  const onlyCc = argValue("--only-cc");
+  if (onlyCc !== undefined && !["cubic", "bbr"].includes(onlyCc))
+    throw new Error(`--only-cc must be cubic or bbr, got ${onlyCc}`);
+  const linkCongestion = linkCc === undefined ? {} : { congestion: { kind: linkCc } };
 
   const tb = await Testbed.create({
     prefix: "nlfair",
@@ -191,8 +204,9 @@ await runBench("fairness", async (ctx) => {
   const avail = async () =>
     (await tb.exec("src", ["sysctl", "-n", "net.ipv4.tcp_available_congestion_control"])).stdout;
   if (!(await avail()).includes("bbr")) await tb.exec("src", ["modprobe", "tcp_bbr"]);
-  const ccs: ("cubic" | "bbr")[] = (await avail()).includes("bbr") ? ["cubic", "bbr"] : ["cubic"];
+  let ccs: ("cubic" | "bbr")[] = (await avail()).includes("bbr") ? ["cubic", "bbr"] : ["cubic"];
   if (ccs.length === 1) console.error("fairness: tcp_bbr is not available; BBR cases are left out");
+  if (onlyCc !== undefined) ccs = ccs.filter((c) => c === onlyCc);
 
   const plan: {
     kind: FairnessCase["kind"];
@@ -212,8 +226,10 @@ await runBench("fairness", async (ctx) => {
     plan.push({ kind: "shared", linkMode, tcpFlows: 2, tcpCc: cc, overlayFlows: 2 });
     if (single) plan.push({ kind: "shared", linkMode: "1-flow", tcpFlows: 2, tcpCc: cc, overlayFlows: 2 });
   }
-  plan.push({ kind: "shared", linkMode, tcpFlows: 2, tcpCc: "cubic", overlayFlows: 4 });
-  if (single) plan.push({ kind: "shared", linkMode: "1-flow", tcpFlows: 2, tcpCc: "cubic", overlayFlows: 4 });
+  if (ccs.includes("cubic"))
+    plan.push({ kind: "shared", linkMode, tcpFlows: 2, tcpCc: "cubic", overlayFlows: 4 });
+  if (single && ccs.includes("cubic"))
+    plan.push({ kind: "shared", linkMode: "1-flow", tcpFlows: 2, tcpCc: "cubic", overlayFlows: 4 });
   if (reference) {
     for (const cc of ccs)
       for (const n of [1, 2, 4])
@@ -225,6 +241,7 @@ await runBench("fairness", async (ctx) => {
     hosts: ["src", "dst"],
     links: [["src", "dst", "bott"]],
     tag: "f",
+    ...(linkCc === undefined ? {} : { config: { link: linkCongestion } }),
   });
   // The same daemons with one-flow links, on another port, for the "1-flow" rows.
   const overlay1 = single
@@ -233,7 +250,7 @@ await runBench("fairness", async (ctx) => {
         links: [["src", "dst", "bott"]],
         tag: "f1",
         port: 8101,
-        config: { link: { maxEmulatedFlows: 1 } },
+        config: { link: { maxEmulatedFlows: 1, ...linkCongestion } },
       }).catch(async (e: unknown) => {
         await overlay.stop();
         await tb.destroy();
@@ -403,6 +420,7 @@ await runBench("fairness", async (ctx) => {
         c.loadAvg1,
       ]),
       notes: [
+        `overlay links' congestion control: ${linkCc ?? "the daemon's default (NewReno, N-flow)"}`,
         "overlay share: overlay throughput / (overlay flows × measured total / all flows); target 0.5–2",
         "jain: (Σx)² / (n·Σx²) over every flow of the case (each overlay session a flow); target ≥ 0.9",
         "reference rows: one kernel Reno flow (in parentheses) instead of the overlay, same competitors: the yardstick for a loss-based AIMD flow",
@@ -427,6 +445,14 @@ await runBench("fairness", async (ctx) => {
   console.log(`wrote ${svgFile}`);
   return {
     tables,
-    data: { rateMbit: RATE_MBIT, rttMs: 2 * DELAY_MS, queuePackets: QUEUE_PACKETS, durationSec, nice, cases },
+    data: {
+      rateMbit: RATE_MBIT,
+      rttMs: 2 * DELAY_MS,
+      queuePackets: QUEUE_PACKETS,
+      durationSec,
+      nice,
+      linkCc: linkCc ?? "default",
+      cases,
+    },
   };
 });
