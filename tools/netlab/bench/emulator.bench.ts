@@ -6,6 +6,7 @@
  */
 import { runBench } from "@spines-ts/bench";
 import { measureEmulatorOverhead } from "../src/index.ts";
+import { overheadTable } from "./overhead-table.ts";
 
 await runBench("emulator", async (ctx) => {
   const rows = await measureEmulatorOverhead({
@@ -15,40 +16,9 @@ await runBench("emulator", async (ctx) => {
   });
   return {
     tables: [
-      {
-        title: "netlab emulator: one-way latency of 1,000-byte UDP datagrams (ms)",
-        columns: [
-          "path",
-          "delay",
-          "rate/s",
-          "delivered",
-          "sent",
-          "mean",
-          "p50",
-          "p99",
-          "p99.9",
-          "max",
-          "sd",
-          "added mean",
-        ],
-        rows: rows.map((r) => [
-          r.path,
-          r.delayMs,
-          r.rate,
-          r.delivered,
-          r.sent,
-          r.meanMs,
-          r.p50Ms,
-          r.p99Ms,
-          r.p999Ms,
-          r.maxMs,
-          r.sdMs,
-          r.addedMs,
-        ]),
-        notes: [
-          "baseline: the veth rows (same run); 'added mean' = emulated mean − the link's delay − veth mean at that rate",
-        ],
-      },
+      overheadTable("netlab emulator: one-way latency of 1,000-byte UDP datagrams (ms)", rows, [
+        "baseline: the veth rows (same run)",
+      ]),
     ],
     data: { rows },
   };

@@ -28,6 +28,7 @@ import {
   Testbed,
 } from "../src/index.ts";
 import { latencyTargets } from "./latency-targets.ts";
+import { overheadTable } from "./overhead-table.ts";
 import { type OverlayCase, runOverlayCases } from "./overlay-line.ts";
 import { benchPriority } from "./priority.ts";
 import { latencyChart } from "./svg.ts";
@@ -310,39 +311,15 @@ await runBench("latency", async (ctx) => {
       "(behind): fewer messages delivered than sent, or TCP still held unsent data 5 s after the last send",
     ],
   }));
-  tables.push({
-    title: "netlab emulator overhead, same run: one-way UDP latency, 1,000-byte datagrams (ms)",
-    columns: [
-      "path",
-      "delay",
-      "rate/s",
-      "delivered",
-      "sent",
-      "mean",
-      "p50",
-      "p99",
-      "p99.9",
-      "max",
-      "added mean",
-    ],
-    rows: overhead.map((r) => [
-      r.path,
-      r.delayMs,
-      r.rate,
-      r.delivered,
-      r.sent,
-      r.meanMs,
-      r.p50Ms,
-      r.p99Ms,
-      r.p999Ms,
-      r.maxMs,
-      r.addedMs,
-    ]),
-    notes: [
-      "added mean = mean − the link's delay − veth's mean at that rate: what one emulated link adds (socat, TUN, the emulator and its timer)",
-      `every message above crosses 4 emulated links of ${DELAY} ms: about 4× the emulated-delayed 'added mean' is emulator cost`,
-    ],
-  });
+  tables.push(
+    overheadTable(
+      "netlab emulator overhead, same run: one-way UDP latency, 1,000-byte datagrams (ms)",
+      overhead,
+      [
+        `every message above crosses 4 emulated links of ${DELAY} ms: about 4× the emulated-delayed 'added mean' is emulator cost`,
+      ],
+    ),
+  );
   const targets = latencyTargets(cases);
   const loads = cases
     .map((c) => c.loadAvg1)
