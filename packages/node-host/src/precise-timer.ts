@@ -40,6 +40,9 @@ for (;;) {
 }
 `;
 
+/** A deadline moved earlier by less than this (ms) fires that much late rather than wake the worker. */
+const LAZY_MS = 0.005;
+
 /** The one worker of the process and the timers it serves (created on first use). */
 class SharedWorker {
   readonly #i32: Int32Array;
@@ -72,6 +75,11 @@ class SharedWorker {
     let min = Number.POSITIVE_INFINITY;
     for (const t of this.#armed) if (t.at < min) min = t.at;
     if (min === this.#workerAt) return;
+    // A deadline that moved later (or went away) is left to the worker: it wakes at the old one,
+    // `#fire` finds nothing due and writes the new one. Telling it now would cost a futex wake and
+    // a thread switch per move, and a busy host moves its deadline every turn (issue 10: 6 % of a
+    // transit daemon's main thread). Earlier by less than LAZY_MS counts as no move.
+    if (min >= this.#workerAt - LAZY_MS) return;
     this.#workerAt = min;
     this.#f64[0] = min;
     Atomics.add(this.#i32, 0, 1);

@@ -1,7 +1,10 @@
 /**
- * A real `Host` over one `node:dgram` socket: the shell every spines-ts daemon runs its drivers on.
+ * A real `Host` over one UDP socket: the shell every spines-ts daemon runs its drivers on.
  * Nothing here is specific to Spines, so other daemons (wackamole-node) reuse it unchanged.
  *
+ * - The socket: batched (`BatchSocket`, the native addon: recvmmsg, sendmmsg and UDP GSO/GRO; the
+ *   datagrams sent in one JS turn leave together at its end) when the addon is built, else
+ *   `node:dgram` (one syscall per datagram). Option `io`, or `SPINES_UDP_IO=dgram|batch`.
  * - Peers are node ids mapped to `ip:port` endpoints (a bounded table); datagrams from an unknown
  *   endpoint go to `onUnknownPeer`, which may name the sender so the host learns it (default:
  *   counted and dropped).
@@ -13,7 +16,7 @@
  * - A program, timer or hook that throws never takes the process down: the error is counted and
  *   logged at debug, rate-limited, and the loop goes on. Socket errors are counted and logged.
  */
-import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { createSocket, type Socket } from "node:dgram";
 import { lookup as dnsLookup } from "node:dns";
 import { isIP, isIPv4 } from "node:net";
 import {
@@ -30,6 +33,7 @@ import {
   TimerQueue,
 } from "@spines-ts/primitives";
 import { systemClock } from "@spines-ts/primitives/system-clock";
+import { BatchSocket, errnoName } from "./batch-socket.ts";
 import { canonicalAddress, type Endpoint, endpointKey, formatEndpoint } from "./endpoint.ts";
 import { monoMs, PreciseTimer } from "./precise-timer.ts";
 
@@ -85,6 +89,27 @@ export interface UdpHostOptions {
    * setTimeout/setImmediate scheme of `#arm`.
    */
   readonly preciseTimer?: boolean;
+  /**
+   * The socket: "batch" (the native addon; throws if it is not built), "dgram" (node:dgram), or
+   * "auto" (default: batch when the addon loaded). Without the option, the environment variable
+   * `SPINES_UDP_IO` (`batch`, `dgram`, `auto`) decides.
+   */
+  readonly io?: UdpIo;
+}
+
+export type UdpIo = "auto" | "batch" | "dgram";
+
+/** The `io` an option (or, without one, `SPINES_UDP_IO`) asks for; throws on a bad value. */
+export function resolveUdpIo(io: UdpIo | undefined): "batch" | "dgram" {
+  const want = io ?? (process.env.SPINES_UDP_IO as UdpIo | undefined) ?? "auto";
+  if (want === "dgram") return "dgram";
+  if (want === "batch") {
+    if (!BatchSocket.available)
+      throw new Error(`UdpHost: io "batch" unavailable: ${BatchSocket.unavailableReason}`);
+    return "batch";
+  }
+  if (want === "auto") return BatchSocket.available ? "batch" : "dgram";
+  throw new RangeError(`UdpHost: io must be auto, batch or dgram, got ${String(want)}`);
 }
 
 /** Counters kept by the host. Plain numbers so they can be exported as metrics. */
@@ -111,6 +136,14 @@ export interface UdpHostStats {
   timerErrors: number;
   /** Times the real timer (or immediate) woke the host; idle with nothing due, this stays put. */
   timerWakeups: number;
+  /** Batched socket only: receive callbacks (each delivering every datagram then waiting). */
+  rxBatches: number;
+  /** Batched socket only: received records the kernel had coalesced (UDP_GRO), cut apart here. */
+  rxCoalesced: number;
+  /** Batched socket only: send calls (each one sendmmsg for the datagrams of one turn). */
+  txBatches: number;
+  /** Batched socket only: datagrams dropped because the send queue was full (also in txErrors). */
+  txQueueDrops: number;
 }
 
 /**
@@ -153,6 +186,10 @@ export class UdpHost implements Host {
     txErrors: 0,
     timerErrors: 0,
     timerWakeups: 0,
+    rxBatches: 0,
+    rxCoalesced: 0,
+    txBatches: 0,
+    txQueueDrops: 0,
   };
   onUnknownPeer: UnknownPeerHandler | undefined;
   /**
@@ -161,7 +198,9 @@ export class UdpHost implements Host {
    */
   tap: ((tx: boolean, data: Uint8Array) => void) | undefined;
 
-  readonly #socket: Socket;
+  /** Exactly one of the two is set. */
+  readonly #socket: Socket | undefined;
+  #batch: BatchSocket | undefined;
   readonly #v6: boolean;
   readonly #timers = new TimerQueue();
   readonly #peersById = new Map<NodeId, { ep: Endpoint; sendAddress: string }>();
@@ -186,7 +225,7 @@ export class UdpHost implements Host {
   #firing = false;
   #bound: Endpoint;
 
-  private constructor(opts: UdpHostOptions, socket: Socket, v6: boolean) {
+  private constructor(opts: UdpHostOptions, socket: Socket | undefined, v6: boolean) {
     this.id = opts.id;
     this.clock = opts.clock ?? systemClock;
     this.#precise = opts.preciseTimer === false ? undefined : new PreciseTimer(() => this.#wake());
@@ -205,6 +244,7 @@ export class UdpHost implements Host {
   /** Binds the socket and resolves once it is ready to send and receive. */
   static async open(opts: UdpHostOptions): Promise<UdpHost> {
     const v6 = !isIPv4(opts.listen.address);
+    if (resolveUdpIo(opts.io) === "batch") return UdpHost.#openBatch(opts, v6);
     const socket = createSocket({
       type: v6 ? "udp6" : "udp4",
       ipv6Only: false,
@@ -234,12 +274,53 @@ export class UdpHost implements Host {
     }
     const a = socket.address();
     host.#bound = { address: a.address, port: a.port };
-    socket.on("message", (msg, rinfo) => host.#onMessage(msg, rinfo));
+    socket.on("message", (msg, rinfo) => host.#onMessage(msg, rinfo.address, rinfo.port));
     socket.on("error", (e) => {
       host.stats.txErrors++;
       host.#rl.debug(host.clock.now(), "socket-error", { err: e.message }, "udp socket error");
     });
     return host;
+  }
+
+  static async #openBatch(opts: UdpHostOptions, v6: boolean): Promise<UdpHost> {
+    const host = new UdpHost(opts, undefined, v6);
+    try {
+      host.#batch = BatchSocket.open({
+        family: v6 ? 6 : 4,
+        address: opts.listen.address,
+        port: opts.listen.port,
+        recvBufferBytes: opts.recvBufferBytes ?? 4 << 20,
+        sendBufferBytes: opts.sendBufferBytes ?? 4 << 20,
+        stats: host.stats,
+        onDatagram: (d, address, port) => host.#onMessage(d, address, port),
+        onSendError: (err) => {
+          host.stats.txErrors++;
+          host.#rl.debug(host.clock.now(), "send-error", { err }, "udp send failed");
+        },
+      });
+    } catch (e) {
+      host.#closed = true;
+      host.#precise?.close();
+      const err = e as NodeJS.ErrnoException;
+      if (typeof err.errno === "number") {
+        // the error a dgram bind gives: "bind EADDRINUSE 127.0.0.1:9000", with code and syscall
+        const code = errnoName(err.errno);
+        const ep = formatEndpoint(opts.listen);
+        throw Object.assign(new Error(`${err.message.split(":")[0]} ${code} ${ep}`), {
+          code,
+          errno: -err.errno,
+          syscall: err.message.split(":")[0],
+        });
+      }
+      throw e;
+    }
+    host.#bound = host.#batch.address();
+    return host;
+  }
+
+  /** "batch" (recvmmsg/sendmmsg/GSO through the native addon) or "dgram" (node:dgram). */
+  get io(): "batch" | "dgram" {
+    return this.#batch !== undefined ? "batch" : "dgram";
   }
 
   /** The bound address (with the real port when 0 was asked for). */
@@ -359,10 +440,11 @@ export class UdpHost implements Host {
    */
   enableGroupSend(opts: GroupSendOptions): void {
     if (this.#closed) return;
-    if (opts.broadcast !== undefined) this.#socket.setBroadcast(opts.broadcast);
-    if (opts.multicastTtl !== undefined) this.#socket.setMulticastTTL(opts.multicastTtl);
-    if (opts.multicastInterface !== undefined) this.#socket.setMulticastInterface(opts.multicastInterface);
-    this.#socket.setMulticastLoopback(opts.multicastLoopback ?? true);
+    const s = this.#batch ?? (this.#socket as Socket);
+    if (opts.broadcast !== undefined) s.setBroadcast(opts.broadcast);
+    if (opts.multicastTtl !== undefined) s.setMulticastTTL(opts.multicastTtl);
+    if (opts.multicastInterface !== undefined) s.setMulticastInterface(opts.multicastInterface);
+    s.setMulticastLoopback(opts.multicastLoopback ?? true);
   }
 
   #sendTo(address: string, port: number, data: Uint8Array, copyFirst: boolean): void {
@@ -380,10 +462,15 @@ export class UdpHost implements Host {
     this.stats.txPackets++;
     this.stats.txBytes += data.length;
     this.tap?.(true, data);
+    if (this.#batch !== undefined) {
+      // leaves at the end of this turn with the others; refusals come back through onSendError
+      this.#batch.send(copy, port, address);
+      return;
+    }
     try {
       // Without a callback Node drops most send errors (EMSGSIZE, ENETUNREACH, ...) silently; one
       // shared callback counts them without a closure per datagram.
-      this.#socket.send(copy, port, address, this.#onSent);
+      (this.#socket as Socket).send(copy, port, address, this.#onSent);
     } catch (e) {
       this.stats.txErrors++;
       this.#rl.debug(
@@ -528,15 +615,15 @@ export class UdpHost implements Host {
     this.#arm(ran === 0);
   }
 
-  #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+  #onMessage(msg: Buffer, address: string, port: number): void {
     if (this.#closed) return;
     this.stats.rxPackets++;
     this.stats.rxBytes += msg.length;
     this.tap?.(false, msg);
-    let from = this.#peerOf(rinfo.address, rinfo.port);
+    let from = this.#peerOf(address, port);
     try {
       if (from === undefined) {
-        const ep = { address: canonicalAddress(rinfo.address), port: rinfo.port };
+        const ep = { address: canonicalAddress(address), port };
         if (this.onUnknownPeer === undefined) {
           this.stats.rxUnknownPeer++;
           this.#rl.debug(
@@ -583,7 +670,14 @@ export class UdpHost implements Host {
     this.#closed = true;
     this.#arm(false);
     this.#timers.clear();
-    this.#closing = new Promise<void>((resolve) => this.#socket.close(() => resolve()));
+    const batch = this.#batch;
+    if (batch !== undefined) {
+      batch.close();
+      // the descriptor closes on the next loop turn
+      this.#closing = new Promise<void>((resolve) => setImmediate(resolve));
+    } else {
+      this.#closing = new Promise<void>((resolve) => (this.#socket as Socket).close(() => resolve()));
+    }
     return this.#closing;
   }
 }

@@ -55,6 +55,20 @@ describe("PreciseTimer", () => {
     t.close();
   });
 
+  it("a deadline moved later fires once, at the new deadline (the worker's early wake runs nothing)", async () => {
+    const times: number[] = [];
+    const t = fired((at) => times.push(at));
+    const keepAlive = setInterval(() => {}, 1000);
+    const start = monoMs();
+    t.arm(start + 5);
+    t.arm(start + 30); // later: the worker is not told, wakes at +5 and finds nothing due
+    await new Promise((r) => setTimeout(r, 80));
+    expect(times).toHaveLength(1);
+    expect(times[0]).toBeGreaterThanOrEqual(start + 30);
+    clearInterval(keepAlive);
+    t.close();
+  });
+
   it("timers share one worker: each fires after its own deadline, in deadline order", async () => {
     const got: [string, number][] = [];
     const keepAlive = setInterval(() => {}, 1000);
