@@ -33,7 +33,9 @@ interface Flow<T> {
 /**
  * Flow records kept for reuse after their flow's queue emptied. A link carrying one bulk flow
  * empties and refills its queue with nearly every packet, and a fresh record and ring buffer each
- * time was a transit daemon's allocation per packet (issue 10). Bounded: at most this many idle.
+ * time was a transit daemon's allocation per packet (issue 10). Bounded: at most this many idle
+ * flows stay in the map under their key (so a flow that comes back costs no Map delete and set:
+ * a Map emptied and refilled rehashes, about 150 bytes per packet), and as many records spare.
  */
 const SPARE_FLOWS = 4;
 
@@ -67,6 +69,14 @@ export class DrrScheduler<T> {
   readonly #flows = new Map<FlowKey, Flow<T>>();
   readonly #active = new Deque<Flow<T>>();
   readonly #spare: Flow<T>[] = [];
+  /**
+   * Flows whose queue emptied, still in the map under their key, oldest first: the first `#nIdle`
+   * slots (a fixed array: one whose length goes to 0 and back reallocates its storage).
+   */
+  readonly #idle: (Flow<T> | undefined)[] = new Array<Flow<T> | undefined>(SPARE_FLOWS).fill(undefined);
+  #nIdle = 0;
+  /** Flows with queued packets (the map's size less the idle ones). */
+  #busy = 0;
   #packets = 0;
   #bytes = 0;
 
@@ -90,7 +100,7 @@ export class DrrScheduler<T> {
   }
   /** Flows with at least one queued packet. */
   get flows(): number {
-    return this.#flows.size;
+    return this.#busy;
   }
   flowPackets(key: FlowKey): number {
     return this.#flows.get(key)?.items.length ?? 0;
@@ -101,7 +111,8 @@ export class DrrScheduler<T> {
     if (this.#packets >= this.maxPackets) return DrrRefusal.TotalPackets;
     if (this.#bytes + bytes > this.maxBytes) return DrrRefusal.TotalBytes;
     const f = this.#flows.get(key);
-    if (f === undefined) return this.#flows.size >= this.maxFlows ? DrrRefusal.Flows : undefined;
+    if (f === undefined || f.items.length === 0)
+      return this.#busy >= this.maxFlows ? DrrRefusal.Flows : undefined;
     return f.items.length >= this.maxPacketsPerFlow ? DrrRefusal.FlowPackets : undefined;
   }
 
@@ -115,6 +126,12 @@ export class DrrScheduler<T> {
       if (f === undefined) f = { key, items: new Deque(), bytes: 0, deficit: 0 };
       else f.key = key;
       this.#flows.set(key, f);
+      this.#busy++;
+      this.#active.push(f);
+    } else if (f.items.length === 0) {
+      // An idle flow comes back (a flow is in the round robin exactly while it has packets).
+      this.#unidle(f);
+      this.#busy++;
       this.#active.push(f);
     }
     f.items.push({ key, item, bytes });
@@ -149,14 +166,38 @@ export class DrrScheduler<T> {
     }
   }
 
-  /** A flow whose queue emptied leaves the map; its record is kept for reuse (a few at most). */
+  /**
+   * A flow whose queue emptied stays in the map, idle, with a fresh deficit; the oldest idle one
+   * leaves it when there are too many (its record kept for reuse, a few at most).
+   */
   #retire(f: Flow<T>): void {
-    this.#flows.delete(f.key);
-    if (this.#spare.length < SPARE_FLOWS) {
-      f.bytes = 0;
-      f.deficit = 0;
-      this.#spare.push(f);
+    this.#busy--;
+    f.bytes = 0;
+    f.deficit = 0;
+    const idle = this.#idle;
+    if (this.#nIdle >= SPARE_FLOWS) {
+      const old = idle[0] as Flow<T>;
+      this.#remove(0);
+      this.#flows.delete(old.key);
+      if (this.#spare.length < SPARE_FLOWS) this.#spare.push(old);
     }
+    idle[this.#nIdle++] = f;
+  }
+
+  #unidle(f: Flow<T>): void {
+    for (let i = 0; i < this.#nIdle; i++) {
+      if (this.#idle[i] === f) {
+        this.#remove(i);
+        return;
+      }
+    }
+  }
+
+  /** Removes idle slot `i`, keeping the order of the rest. */
+  #remove(i: number): void {
+    const idle = this.#idle;
+    for (let j = i + 1; j < this.#nIdle; j++) idle[j - 1] = idle[j];
+    idle[--this.#nIdle] = undefined;
   }
 
   /** Takes the next packet in DRR order. */
@@ -186,6 +227,9 @@ export class DrrScheduler<T> {
     if (onDrop) for (const f of this.#flows.values()) for (const e of f.items) onDrop(f.key, e.item);
     this.#flows.clear();
     this.#active.clear();
+    this.#idle.fill(undefined);
+    this.#nIdle = 0;
+    this.#busy = 0;
     this.#packets = 0;
     this.#bytes = 0;
   }
