@@ -33,6 +33,29 @@ export class Writer {
     return this;
   }
 
+  /**
+   * Writes on into `buf` (not a copy) from offset `at`, forgetting what was written before: for
+   * encoding frames one after another into a buffer the caller owns and hands out views of. A
+   * write past the end of `buf` grows into a fresh buffer as usual (`buffer` then is not `buf`).
+   */
+  target(buf: Uint8Array, at: number): this {
+    if (!(buf instanceof Uint8Array))
+      throw new TypeError(`Writer.target expects a Uint8Array, got ${typeof buf}`);
+    if (!Number.isInteger(at) || at < 0 || at > buf.length)
+      throw new RangeError(`Writer.target: offset ${at} is not within 0..${buf.length}`);
+    if (buf !== this.#buf) {
+      this.#buf = buf;
+      this.#dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
+    this.#pos = at;
+    return this;
+  }
+
+  /** The buffer written to (the one given to `target`, until a write outgrows it). */
+  get buffer(): Uint8Array {
+    return this.#buf;
+  }
+
   #ensure(n: number): void {
     const need = this.#pos + n;
     if (need <= this.#buf.length) return;

@@ -1,6 +1,13 @@
 import { Reader, Writer } from "./cursor.ts";
 import { WireError, WireErrorCode } from "./errors.ts";
 import { allMessageSpecs, type Message } from "./messages/index.ts";
+import {
+  blankLinkData,
+  LINK_DATA_TYPE,
+  type LinkData,
+  type MutableLinkData,
+  readLinkData,
+} from "./messages/link.ts";
 import { Registry } from "./registry.ts";
 
 /** "SP" */
@@ -115,6 +122,16 @@ export function encodeInto(w: Writer, src: FrameSource, msg: Message, auth?: Aut
   return w.view();
 }
 
+/**
+ * Appends one frame at `w`'s current position (no reset) and returns the offset it starts at; it
+ * ends at `w.length`. With `Writer.target` this encodes straight into a buffer the caller owns.
+ */
+export function encodeAt(w: Writer, src: FrameSource, msg: Message, auth?: AuthTrailer): number {
+  const start = w.length;
+  writeFrame(w, src, msg, auth);
+  return start;
+}
+
 export interface FrameHeader extends FrameSource {
   readonly type: number;
   readonly flags: number;
@@ -147,6 +164,19 @@ function checkBytes(bytes: unknown, fn: string): asserts bytes is Uint8Array {
  */
 export function decodeHeader(bytes: Uint8Array): FrameHeader {
   checkBytes(bytes, "decodeHeader");
+  checkHeader(bytes);
+  return { type: hType, flags: hFlags, bodyLength: hBodyLength, sender: hSender, incarnation: hIncarnation };
+}
+
+/** The fields `checkHeader` read last (no header object per decoded frame). */
+let hType = 0;
+let hFlags = 0;
+let hBodyLength = 0;
+let hSender = 0;
+let hIncarnation = 0;
+
+/** `decodeHeader`'s checks; the fields go to the module's `h*` variables. */
+function checkHeader(bytes: Uint8Array): void {
   if (bytes.length < HEADER_BYTES) {
     throw new WireError(
       WireErrorCode.Truncated,
@@ -185,41 +215,107 @@ export function decodeHeader(bytes: Uint8Array): FrameHeader {
       expected,
     );
   }
-  return { type, flags, bodyLength, sender, incarnation };
+  hType = type;
+  hFlags = flags;
+  hBodyLength = bodyLength;
+  hSender = sender;
+  hIncarnation = incarnation;
 }
 
+/** The Reader `decode` reuses (a decoder that itself decodes a frame gets a fresh one). */
+const EMPTY = new Uint8Array(0);
+const sharedReader = new Reader(EMPTY);
+let readerBusy = false;
+
 function decodeChecked(bytes: Uint8Array): Frame {
-  const h = decodeHeader(bytes);
-  const spec = registry.byType(h.type);
+  checkHeader(bytes);
+  // Copied before decoding the body: a message decoder may decode a nested frame.
+  const type = hType;
+  const flags = hFlags;
+  const sender = hSender;
+  const incarnation = hIncarnation;
+  const spec = registry.byType(type);
   if (spec === undefined)
-    throw new WireError(WireErrorCode.UnknownType, `unknown message type 0x${h.type.toString(16)}`, 3);
-  const bodyEnd = HEADER_BYTES + h.bodyLength;
-  const r = new Reader(bytes, HEADER_BYTES, bodyEnd);
+    throw new WireError(WireErrorCode.UnknownType, `unknown message type 0x${type.toString(16)}`, 3);
+  const bodyEnd = HEADER_BYTES + hBodyLength;
+  const own = !readerBusy;
+  const r = own ? sharedReader.reset(bytes, HEADER_BYTES, bodyEnd) : new Reader(bytes, HEADER_BYTES, bodyEnd);
+  if (own) readerBusy = true;
   let msg: Message;
   try {
     msg = spec.decode(r);
+    r.end(spec.tag);
   } catch (e) {
     if (e instanceof WireError) throw e;
     throw new WireError(WireErrorCode.FieldOutOfRange, `${spec.tag} decoder threw ${describe(e)}`, r.offset, {
       cause: e,
     });
+  } finally {
+    if (own) {
+      readerBusy = false;
+      // Not holding on to the datagram.
+      sharedReader.reset(EMPTY);
+    }
   }
-  r.end(spec.tag);
-  if (h.flags & FrameFlag.Auth) {
+  if (flags & FrameFlag.Auth) {
     const t = new Reader(bytes, bodyEnd, bytes.length);
     const keyId = t.u16();
     const counter = t.u64();
     const mac = t.bytes(AUTH_MAC_BYTES);
-    return {
-      type: h.type,
-      flags: h.flags,
-      sender: h.sender,
-      incarnation: h.incarnation,
-      msg,
-      auth: { keyId, counter, mac },
-    };
+    return { type, flags, sender, incarnation, msg, auth: { keyId, counter, mac } };
   }
-  return { type: h.type, flags: h.flags, sender: h.sender, incarnation: h.incarnation, msg };
+  return { type, flags, sender, incarnation, msg };
+}
+
+/** A LinkData frame that `decodeLinkDataInto` fills in place (see there). */
+export interface LinkDataFrame extends Frame<LinkData> {
+  type: number;
+  flags: number;
+  sender: number;
+  incarnation: number;
+  readonly msg: MutableLinkData;
+}
+
+/** A `LinkDataFrame` to fill, with every field zero. */
+export function blankLinkDataFrame(): LinkDataFrame {
+  return { type: LINK_DATA_TYPE, flags: 0, sender: 0, incarnation: 0, msg: blankLinkData() };
+}
+
+/**
+ * `decode` for the most frequent frame, LinkData, into objects the caller reuses (a frame and a
+ * message object per datagram were a good part of a transit daemon's garbage, issue 10). For a
+ * well-formed LinkData frame without an authentication trailer it fills `out` and `out.msg` and
+ * returns true; the payload is a view into `bytes`, and `out.msg.header` a header object that may
+ * be shared (see `OverlayHeader`). For anything else (another type, a trailer, malformed bytes) it
+ * returns false and `out` may be partly overwritten: `decode` the bytes instead (it throws the
+ * WireError, if any).
+ */
+export function decodeLinkDataInto(bytes: Uint8Array, out: LinkDataFrame): boolean {
+  if (!(bytes instanceof Uint8Array) || bytes.length < HEADER_BYTES || bytes[3] !== LINK_DATA_TYPE)
+    return false;
+  if (readerBusy) return false;
+  try {
+    checkHeader(bytes);
+  } catch {
+    return false;
+  }
+  if (hFlags !== 0) return false;
+  const r = sharedReader.reset(bytes, HEADER_BYTES, HEADER_BYTES + hBodyLength);
+  readerBusy = true;
+  try {
+    readLinkData(r, out.msg);
+    if (r.remaining !== 0) return false;
+  } catch {
+    return false;
+  } finally {
+    readerBusy = false;
+    sharedReader.reset(EMPTY);
+  }
+  out.type = LINK_DATA_TYPE;
+  out.flags = 0;
+  out.sender = hSender;
+  out.incarnation = hIncarnation;
+  return true;
 }
 
 function describe(e: unknown): string {

@@ -142,8 +142,49 @@ export const HelloSpec = defineMessage<Hello>({
   },
 });
 
+/** A LinkData message that can be filled in place (`readLinkData`, `decodeLinkDataInto`). */
+export type MutableLinkData = { -readonly [K in keyof LinkData]: LinkData[K] };
+
+/** The LinkData wire type. */
+export const LINK_DATA_TYPE = 0x12;
+
+/** Reads a LinkData body into `m` (the LinkData decoder, and `decodeLinkDataInto`'s). */
+export function readLinkData(r: Reader, m: MutableLinkData): void {
+  const peerIncarnation = r.u32();
+  const at = r.offset;
+  const channel = r.u8();
+  if (channel > 2)
+    throw new WireError(WireErrorCode.FieldOutOfRange, `LinkData: channel ${channel} unknown`, at);
+  const flags = flagsOk(r, LinkDataFlag.Retransmission, "LinkData");
+  const seq = r.u32();
+  const ts = r.u32();
+  const header = readOverlayHeader(r);
+  m.peerIncarnation = peerIncarnation;
+  m.channel = channel as LinkChannel;
+  m.flags = flags;
+  m.seq = seq;
+  m.ts = ts;
+  m.header = header;
+  m.payload = r.rest();
+}
+
+/** A LinkData message with every field zero (to be filled by `readLinkData`). */
+export function blankLinkData(): MutableLinkData {
+  return {
+    _tag: "LinkData",
+    peerIncarnation: 0,
+    channel: LinkType.BestEffort,
+    flags: 0,
+    seq: 0,
+    ts: 0,
+    header: { src: 0, srcPort: 0, dst: 0, dstPort: 0, dstKind: 0, ttl: 0 },
+    payload: EMPTY,
+  };
+}
+const EMPTY = new Uint8Array(0);
+
 export const LinkDataSpec = defineMessage<LinkData>({
-  type: 0x12,
+  type: LINK_DATA_TYPE,
   tag: "LinkData",
   encode(w: Writer, m: LinkData) {
     w.u32(m.peerIncarnation).u8(m.channel).u8(m.flags).u32(m.seq).u32(m.ts);
@@ -151,25 +192,9 @@ export const LinkDataSpec = defineMessage<LinkData>({
     w.bytes(m.payload);
   },
   decode(r: Reader): LinkData {
-    const peerIncarnation = r.u32();
-    const at = r.offset;
-    const channel = r.u8();
-    if (channel > 2)
-      throw new WireError(WireErrorCode.FieldOutOfRange, `LinkData: channel ${channel} unknown`, at);
-    const flags = flagsOk(r, LinkDataFlag.Retransmission, "LinkData");
-    const seq = r.u32();
-    const ts = r.u32();
-    const header = readOverlayHeader(r);
-    return {
-      _tag: "LinkData",
-      peerIncarnation,
-      channel: channel as LinkChannel,
-      flags,
-      seq,
-      ts,
-      header,
-      payload: r.rest(),
-    };
+    const m = blankLinkData();
+    readLinkData(r, m);
+    return m;
   },
 });
 
