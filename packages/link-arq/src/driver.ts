@@ -1,6 +1,14 @@
 import type { FlowKey } from "@spines-ts/congestion";
 import { CoreDriver, type Host, type NodeId } from "@spines-ts/primitives";
-import { decode, type Frame, type LinkChannel, type OverlayHeader, WireError } from "@spines-ts/wire";
+import {
+  blankLinkDataFrame,
+  decode,
+  decodeLinkDataInto,
+  type Frame,
+  type LinkChannel,
+  type OverlayHeader,
+  WireError,
+} from "@spines-ts/wire";
 import type { LinkConfig } from "./config.ts";
 import { Link } from "./link.ts";
 import { type Delivery, type LinkEvent, SendResult } from "./types.ts";
@@ -51,6 +59,11 @@ export class LinkDriver {
   /** Link timers that woke before their link's deadline (it had moved later) and only re-armed. */
   earlyWakeups = 0;
   #stopped = false;
+  /**
+   * The frame every received LinkData datagram is decoded into (`decodeLinkDataInto`): a link reads
+   * it during `handleFrame` and keeps none of it but the header and payload.
+   */
+  readonly #data = blankLinkDataFrame();
 
   constructor(host: Host, opts: LinkDriverOptions = {}) {
     this.host = host;
@@ -125,14 +138,17 @@ export class LinkDriver {
   receive(from: NodeId, data: Uint8Array): void {
     if (this.#stopped) return;
     let f: Frame;
-    try {
-      f = decode(data);
-    } catch (err) {
-      if (err instanceof WireError) {
-        this.decodeErrors++;
-        return;
+    if (decodeLinkDataInto(data, this.#data)) f = this.#data;
+    else {
+      try {
+        f = decode(data);
+      } catch (err) {
+        if (err instanceof WireError) {
+          this.decodeErrors++;
+          return;
+        }
+        throw err;
       }
-      throw err;
     }
     if (!LINK_TAGS.has(f.msg._tag)) {
       this.#opts.onOtherFrame?.(from, f);
@@ -189,9 +205,7 @@ export class LinkDriver {
     const tx = this.#opts.transmit;
     if (link.hasTransmits) {
       progress = true;
-      const out = link.takeTransmits();
-      for (let i = 0; i < out.length; i++) {
-        const b = out[i] as Uint8Array;
+      for (let b = link.takeTransmit(); b !== undefined; b = link.takeTransmit()) {
         if (tx) tx(peer, b);
         else this.host.send(peer, b);
       }

@@ -1,9 +1,13 @@
 import { type FlowKey, TokenBucket } from "@spines-ts/congestion";
-import { type NodeId, type Rng, RttEstimator } from "@spines-ts/primitives";
+import { Deque, type NodeId, type Rng, RttEstimator } from "@spines-ts/primitives";
 import {
+  blankLinkDataFrame,
   decode,
+  decodeLinkDataInto,
+  encodeAt,
   encodeInto,
   type Frame,
+  type FrameSource,
   type Hello,
   HelloFlag,
   LinkChannel,
@@ -68,32 +72,42 @@ const PATH_RTT_HALF_WINDOW_MS = 5000;
 const RETIRED_KEEP = 4;
 const NO_ECHO = 0xffffffff;
 
-/** Every link encodes its frames here (a link's `#emit` never runs inside another's encode). */
+/** Large frames are encoded here and copied (a link's `#emit` never runs inside another's encode). */
 const frameWriter = new Writer(2048);
 /**
- * Encoded frames are copied into a shared slab (a view each) instead of a fresh ArrayBuffer per
- * frame: an ArrayBuffer per datagram was the largest allocation cost of a transit daemon (issue 10).
- * A slab is never written again where a view was handed out (a new slab is started when it is
- * full), so a frame stays valid for as long as anyone holds it, like a fresh buffer; a slab is
- * freed with its last frame. Larger frames get a buffer of their own.
+ * Frames are encoded straight into a shared slab (a view each) instead of a fresh ArrayBuffer per
+ * frame: an ArrayBuffer per datagram was the largest allocation cost of a transit daemon (issue 10),
+ * and encoding elsewhere and copying in cost a second view and a copy per frame. A slab is never
+ * written again where a view was handed out (a new slab is started when it is full), so a frame
+ * stays valid for as long as anyone holds it, like a fresh buffer; a slab is freed with its last
+ * frame. Larger frames get a buffer of their own.
  */
 const SLAB_BYTES = 64 * 1024;
 const SLAB_MAX_FRAME = SLAB_BYTES / 16;
+/** Bytes beyond a data frame's payload, or of any other link frame, a frame takes at most (a bound). */
+const FRAME_BOUND_EXTRA = 512;
 let slab = new Uint8Array(SLAB_BYTES);
 let slabAt = 0;
+const slabWriter = new Writer(0);
 
-function ownedCopy(v: Uint8Array): Uint8Array {
-  const n = v.length;
-  if (n > SLAB_MAX_FRAME) return v.slice();
-  if (slabAt + n > SLAB_BYTES) {
+/** Encodes `msg` into a buffer the caller may keep (see `slab`). */
+function encodeOwned(src: FrameSource, msg: LinkMessage): Uint8Array {
+  const bound = (msg._tag === "LinkData" ? msg.payload.length : 0) + FRAME_BOUND_EXTRA;
+  if (bound > SLAB_MAX_FRAME) return encodeInto(frameWriter, src, msg).slice();
+  if (slabAt + bound > SLAB_BYTES) {
     slab = new Uint8Array(SLAB_BYTES);
     slabAt = 0;
   }
-  const out = slab.subarray(slabAt, slabAt + n);
-  out.set(v);
-  slabAt = (slabAt + n + 7) & ~7;
-  return out;
+  const start = encodeAt(slabWriter.target(slab, slabAt), src, msg);
+  const end = slabWriter.length;
+  // The bound was wrong and the writer grew into a buffer of its own: copy the frame out of it.
+  if (slabWriter.buffer !== slab) return slabWriter.buffer.slice(start, end);
+  slabAt = (end + 7) & ~7;
+  return slab.subarray(start, end);
 }
+
+/** `Link.receive` decodes LinkData frames into this one (read during `handleFrame`, never kept). */
+const receiveFrame = blankLinkDataFrame();
 
 interface Held extends Delivery {
   readonly reliable: boolean;
@@ -189,15 +203,18 @@ export class Link {
   #meterOriginals = 0;
   #nextMetricsAt: number;
   #now: number;
-  #transmits: Uint8Array[] = [];
+  /** Frames to send, oldest first (a ring: no array per drain). */
+  readonly #transmits = new Deque<Uint8Array>(64);
   #events: LinkEvent[] = [];
-  #held: Held[] = [];
+  /** Received packets not yet consumed, oldest first (a ring that keeps its room). */
+  readonly #held = new Deque<Held>(64);
+  #consuming = false;
   #relHeld = 0;
   #relHeldBytes = 0;
   #unrelHeld = 0;
   #unrelHeldBytes = 0;
   /** The frame source of everything this link sends. */
-  readonly #src: { readonly sender: NodeId; readonly incarnation: number };
+  readonly #src: FrameSource;
   /** `#emit` bound once, for the reliable sender's pump (not a closure per input). */
   readonly #emitData = (m: LinkMessage): void => this.#emit(m);
 
@@ -299,7 +316,7 @@ export class Link {
   }
 
   #emit(msg: LinkMessage): void {
-    this.#transmits.push(ownedCopy(encodeInto(frameWriter, this.#src, msg)));
+    this.#transmits.push(encodeOwned(this.#src, msg));
     this.stats.framesOut++;
   }
 
@@ -317,14 +334,17 @@ export class Link {
   /** Decodes and handles one datagram from the neighbour; malformed input is counted and dropped. */
   receive(bytes: Uint8Array, now: number): void {
     let f: Frame;
-    try {
-      f = decode(bytes);
-    } catch (e) {
-      if (e instanceof WireError) {
-        this.stats.decodeErrors++;
-        return;
+    if (decodeLinkDataInto(bytes, receiveFrame)) f = receiveFrame;
+    else {
+      try {
+        f = decode(bytes);
+      } catch (e) {
+        if (e instanceof WireError) {
+          this.stats.decodeErrors++;
+          return;
+        }
+        throw e;
       }
-      throw e;
     }
     this.handleFrame(f, now);
   }
@@ -699,37 +719,38 @@ export class Link {
    */
   consumeDeliveries(now: number, take: (d: Delivery) => boolean): number {
     this.#tick(now);
-    const n = this.#held.length;
-    if (n === 0) return 0;
-    // The held list is swapped for an empty one while `take` runs (it may send on this link, and
-    // packets arriving meanwhile go after those refused); when all were taken and none arrived,
-    // the old array is kept for reuse instead of allocating one per call.
-    const all = this.#held;
-    this.#held = [];
+    const held = this.#held;
+    const n = held.length;
+    // Not re-entered (from `take`): the outer call is offering these very packets.
+    if (n === 0 || this.#consuming) return 0;
+    // The n packets held now are taken off the front one by one while `take` runs (it may send on
+    // this link, and packets arriving meanwhile are pushed behind them); those refused go back to
+    // the front afterwards, in order, ahead of the arrivals.
+    this.#consuming = true;
     let keep: Held[] | undefined;
     let taken = 0;
     let relFreed = false;
-    for (let i = 0; i < n; i++) {
-      const d = all[i] as Held;
-      if (take(d)) {
-        taken++;
-        if (d.reliable) {
-          this.#relHeld--;
-          this.#relHeldBytes -= d.bytes;
-          relFreed = true;
-        } else {
-          this.#unrelHeld--;
-          this.#unrelHeldBytes -= d.bytes;
-        }
-      } else if (keep === undefined) keep = [d];
-      else keep.push(d);
-    }
-    // Anything that arrived while `take` ran (it may have sent on this link) goes after.
-    const arrived = this.#held;
-    if (keep !== undefined) this.#held = arrived.length === 0 ? keep : keep.concat(arrived);
-    else if (arrived.length === 0) {
-      all.length = 0;
-      this.#held = all;
+    try {
+      for (let i = 0; i < n; i++) {
+        const d = held.shift() as Held;
+        if (take(d)) {
+          taken++;
+          if (d.reliable) {
+            this.#relHeld--;
+            this.#relHeldBytes -= d.bytes;
+            relFreed = true;
+          } else {
+            this.#unrelHeld--;
+            this.#unrelHeldBytes -= d.bytes;
+          }
+        } else if (keep === undefined) keep = [d];
+        else keep.push(d);
+      }
+    } finally {
+      // Refused packets (and any not offered, if `take` threw) stay ahead of those that arrived
+      // while `take` ran.
+      if (keep !== undefined) for (let i = keep.length - 1; i >= 0; i--) held.unshift(keep[i] as Held);
+      this.#consuming = false;
     }
     if (relFreed && this.reliableIn.everReceived) {
       // A window update when the credit the sender knows of is nearly used up.
@@ -827,6 +848,7 @@ export class Link {
     const at = this.reliableIn.ackAt;
     if (at !== undefined && now >= at && this.#peerInc !== 0 && (timer || !this.config.ackCoalescing))
       this.#emit(this.reliableIn.makeAck(now, this.#peerInc, this.#relFree()));
+    if (!this.reliable.writablePending) return;
     const w = this.reliable.takeWritable();
     for (const flow of w.flows) this.#event({ type: "writable", at: now, flow });
     if (w.link) this.#event({ type: "writable", at: now });
@@ -868,9 +890,14 @@ export class Link {
 
   /** Frames to send to the neighbour, in order; the caller sends them all. */
   takeTransmits(): Uint8Array[] {
-    const t = this.#transmits;
-    this.#transmits = [];
+    const t: Uint8Array[] = [];
+    for (let b = this.#transmits.shift(); b !== undefined; b = this.#transmits.shift()) t.push(b);
     return t;
+  }
+
+  /** The next frame to send to the neighbour (`takeTransmits` one at a time, no array). */
+  takeTransmit(): Uint8Array | undefined {
+    return this.#transmits.shift();
   }
 
   takeEvents(): LinkEvent[] {

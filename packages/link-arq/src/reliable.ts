@@ -6,7 +6,7 @@ import {
   type FlowKey,
   TokenBucket,
 } from "@spines-ts/congestion";
-import { Deque, type RttEstimator, unwrap32, wrap32 } from "@spines-ts/primitives";
+import { Deque, type RtoBounds, type RttEstimator, unwrap32, wrap32 } from "@spines-ts/primitives";
 import {
   type LinkAck,
   LinkChannel,
@@ -23,8 +23,13 @@ const INFLIGHT = 0;
 const LOST = 1;
 const ACKED = 2;
 
+/**
+ * A packet from `accept` on: queued (DRR) with `seq` -1, then sent and unacknowledged. One record
+ * per packet for its whole life: the queue holds it as its item (issue 10: the queued record, the
+ * sent record and the transmission-order entry were three objects per forwarded packet).
+ */
 interface SentPacket {
-  readonly seq: number;
+  seq: number;
   readonly flow: FlowKey;
   readonly header: OverlayHeader;
   readonly payload: Uint8Array;
@@ -40,17 +45,18 @@ interface SentPacket {
   txCount: number;
   state: number;
   /** Declared lost by the ack-driven detector (not by a timeout) since its last transmission. */
-  fastLost?: boolean;
+  fastLost: boolean;
   /**
    * Resent by the loss probe: the send time of the transmission it presumed lost (the loss counts
    * for congestion only once the resend's ack shows the original never arrived).
    */
-  probedSentAt?: number | undefined;
+  probedSentAt: number | undefined;
 }
 
-interface Queued {
-  readonly header: OverlayHeader;
-  readonly payload: Uint8Array;
+/** Writable notifications, as `takeWritable` returns them. */
+export interface Writable {
+  link: boolean;
+  readonly flows: FlowKey[];
 }
 
 export interface ReliableSenderStats {
@@ -115,13 +121,44 @@ export class ReliableSender {
   readonly #cfg: LinkConfig;
   readonly #rtt: RttEstimator;
   readonly cc: CongestionController;
-  readonly #queue: DrrScheduler<Queued>;
+  readonly #queue: DrrScheduler<SentPacket>;
   /** Active-flow count for the N-flow (MulTCP) window; undefined when off (`maxEmulatedFlows` 1, not NewReno). */
   readonly #flowCounter: FlowCounter | undefined;
   /** A flow count set by the owner (`setFlowCount`), overriding the counted one. */
   #fixedFlows: number | undefined;
-  readonly #unacked = new Map<number, SentPacket>();
-  readonly #order = new Deque<{ p: SentPacket; tx: number }>();
+  /**
+   * Unacknowledged packets by sequence number: a ring of a power of two >= `recvWindowPackets`
+   * slots, slot `seq & mask` (everything unacknowledged lies in [sndUna, nextSeq), which `pump`
+   * keeps shorter than the receive window). Was a Map, whose growing and shrinking with the
+   * window (rehashes on set and delete) allocated about 200 bytes per forwarded packet (issue 10).
+   */
+  readonly #unacked: (SentPacket | undefined)[];
+  readonly #mask: number;
+  #unackedCount = 0;
+  /**
+   * Transmission order: each transmission's packet and its transmission number (`txNum` then), in
+   * two parallel rings (not an entry object per transmission); an entry is stale once its packet
+   * was acked, declared lost or sent again.
+   */
+  readonly #order = new Deque<SentPacket>(64);
+  readonly #orderTx = new Deque<number>(64);
+  /** The one LinkData message `pump` fills for each frame it emits (encoded at once by the link). */
+  readonly #out: {
+    _tag: "LinkData";
+    peerIncarnation: number;
+    channel: LinkChannel;
+    flags: number;
+    seq: number;
+    ts: number;
+    header: OverlayHeader;
+    payload: Uint8Array;
+  };
+  /** The RTO's bounds from the config (one object, not one per transmission). */
+  readonly #rtoBounds: RtoBounds;
+  /** `onAck`'s unwrapped SACK ranges: start, end, start, end... */
+  #rangeBuf = new Float64Array(2 * MAX_ACK_RANGES);
+  /** What `takeWritable` returns, reused. */
+  readonly #writable: Writable = { link: false, flows: [] };
   readonly #retx = new Deque<SentPacket>();
   readonly #pacer: TokenBucket | undefined;
   readonly #cap: TokenBucket | undefined;
@@ -184,13 +221,33 @@ export class ReliableSender {
     this.#cfg = cfg;
     this.#rtt = rtt;
     this.cc = createController(cfg.congestion, cfg.mtu);
-    this.#queue = new DrrScheduler<Queued>({
+    this.#queue = new DrrScheduler<SentPacket>({
       quantum: cfg.mtu,
       maxPackets: cfg.sendBufferPackets,
       maxBytes: cfg.sendBufferBytes,
       maxPacketsPerFlow: cfg.perFlowPackets,
       maxFlows: cfg.maxFlows,
     });
+    this.#rtoBounds = {
+      minMs: cfg.minRtoMs,
+      maxMs: cfg.maxRtoMs,
+      initialMs: cfg.initialRtoMs,
+      extraMs: cfg.maxAckDelayMs,
+    };
+    let slots = 16;
+    while (slots < cfg.recvWindowPackets) slots *= 2;
+    this.#unacked = new Array<SentPacket | undefined>(slots).fill(undefined);
+    this.#mask = slots - 1;
+    this.#out = {
+      _tag: "LinkData",
+      peerIncarnation: 0,
+      channel: LinkChannel.Reliable,
+      flags: 0,
+      seq: 0,
+      ts: 0,
+      header: { src: 0, srcPort: 0, dst: 0, dstPort: 0, dstKind: 0, ttl: 0 },
+      payload: new Uint8Array(0),
+    };
     // Until the first ack, assume the peer's receive buffer is like ours.
     this.#peerLimit = ReliableSender.#initialLimit(cfg);
     this.#loneAckDelay = cfg.maxAckDelayMs;
@@ -229,7 +286,7 @@ export class ReliableSender {
 
   /** Packets held (queued + unacknowledged). */
   get bufferedPackets(): number {
-    return this.#queue.packets + this.#unacked.size;
+    return this.#queue.packets + this.#unackedCount;
   }
   get bufferedBytes(): number {
     return this.#queue.bytes + this.#unackedBytes;
@@ -242,7 +299,7 @@ export class ReliableSender {
     return this.#queue.flowPackets(flow);
   }
   get unackedPackets(): number {
-    return this.#unacked.size;
+    return this.#unackedCount;
   }
   get bytesInFlight(): number {
     return this.#bytesInFlight;
@@ -255,16 +312,11 @@ export class ReliableSender {
   }
   /** True when nothing is queued or unacknowledged. */
   get idle(): boolean {
-    return this.#queue.packets === 0 && this.#unacked.size === 0;
+    return this.#queue.packets === 0 && this.#unackedCount === 0;
   }
 
   #rto(): number {
-    const base = this.#rtt.rto(0, {
-      minMs: this.#cfg.minRtoMs,
-      maxMs: this.#cfg.maxRtoMs,
-      initialMs: this.#cfg.initialRtoMs,
-      extraMs: this.#cfg.maxAckDelayMs,
-    });
+    const base = this.#rtt.rto(0, this.#rtoBounds);
     return Math.min(this.#cfg.maxRtoMs, base * this.#backoff);
   }
 
@@ -284,16 +336,50 @@ export class ReliableSender {
         this.#blockedFlows.add(flow);
       return false;
     }
-    this.#queue.enqueue(flow, { header, payload }, size);
+    this.#queue.enqueue(
+      flow,
+      {
+        seq: -1,
+        flow,
+        header,
+        payload,
+        size,
+        sentAt: 0,
+        lone: false,
+        txNum: 0,
+        txCount: 0,
+        state: INFLIGHT,
+        fastLost: false,
+        probedSentAt: undefined,
+      },
+      size,
+    );
     return true;
+  }
+
+  /** The unacknowledged packet `seq`, if any. */
+  #unackedAt(seq: number): SentPacket | undefined {
+    if (seq < this.#sndUna || seq >= this.#nextSeq) return undefined;
+    const p = this.#unacked[seq & this.#mask];
+    return p !== undefined && p.seq === seq ? p : undefined;
+  }
+
+  /** Whether `takeWritable` has anything to say (a cheap test before calling it). */
+  get writablePending(): boolean {
+    return this.#wantWritable || this.#blockedFlows.size > 0;
   }
 
   /**
    * Writable notifications due: the whole link when the buffer fell to 3/4 of its bounds after a
-   * refusal, and single flows whose per-flow queue has room again.
+   * refusal, and single flows whose per-flow queue has room again. The object returned is reused:
+   * read it before the next call.
    */
-  takeWritable(): { link: boolean; flows: FlowKey[] } {
-    const flows: FlowKey[] = [];
+  takeWritable(): Writable {
+    const w = this.#writable;
+    const flows = w.flows;
+    flows.length = 0;
+    w.link = false;
+    if (!this.writablePending) return w;
     for (const f of this.#blockedFlows) {
       if (this.#queue.flowPackets(f) < this.#cfg.perFlowPackets) {
         flows.push(f);
@@ -309,12 +395,14 @@ export class ReliableSender {
       this.#wantWritable = false;
       link = true;
     }
-    return { link, flows };
+    w.link = link;
+    return w;
   }
 
   /**
    * Sends what the window, the peer's credit, pacing and the rate cap allow. `emit` gets each
-   * LinkData message. Returns the number of frames produced.
+   * LinkData message, one reused object: encode it (or copy it) before returning. Returns the
+   * number of frames produced.
    */
   pump(now: number, peerIncarnation: number, emit: (m: LinkData) => void): number {
     let n = 0;
@@ -370,19 +458,10 @@ export class ReliableSender {
       if (p === undefined) {
         const q = this.#queue.dequeue();
         if (q === undefined) break;
-        p = {
-          seq: this.#nextSeq++,
-          flow: q.key,
-          header: q.item.header,
-          payload: q.item.payload,
-          size: q.bytes,
-          sentAt: now,
-          lone: false,
-          txNum: 0,
-          txCount: 0,
-          state: INFLIGHT,
-        };
-        this.#unacked.set(p.seq, p);
+        p = q.item;
+        p.seq = this.#nextSeq++;
+        this.#unacked[p.seq & this.#mask] = p;
+        this.#unackedCount++;
         this.#unackedBytes += p.size;
         if (this.#flowCounter?.record(now, q.key, q.bytes) && this.#fixedFlows === undefined)
           this.cc.setFlowCount(this.#flowCounter.count);
@@ -397,7 +476,8 @@ export class ReliableSender {
       p.txNum = ++this.#txCounter;
       p.txCount++;
       this.#bytesInFlight += p.size;
-      this.#order.push({ p, tx: p.txNum });
+      this.#order.push(p);
+      this.#orderTx.push(p.txNum);
       this.#pacer?.spend(now, p.size);
       this.#cap?.spend(now, p.size);
       // The timeout runs from the latest transmission (as QUIC's PTO, RFC 9002 §6.2.1, and the
@@ -410,16 +490,14 @@ export class ReliableSender {
       this.#rtoAt = Math.max(this.#rtoAt ?? 0, now + this.#rto());
       this.stats.sent++;
       n++;
-      emit({
-        _tag: "LinkData",
-        peerIncarnation,
-        channel: LinkChannel.Reliable,
-        flags: p.txCount > 1 ? LinkDataFlag.Retransmission : 0,
-        seq: wrap32(p.seq),
-        ts: tsUs(now),
-        header: p.header,
-        payload: p.payload,
-      });
+      const m = this.#out;
+      m.peerIncarnation = peerIncarnation;
+      m.flags = p.txCount > 1 ? LinkDataFlag.Retransmission : 0;
+      m.seq = wrap32(p.seq);
+      m.ts = tsUs(now);
+      m.header = p.header;
+      m.payload = p.payload;
+      emit(m);
     }
     this.#armProbe();
     return n;
@@ -444,13 +522,14 @@ export class ReliableSender {
     this.#probeAt = undefined;
     if (this.#reorderSeen || this.#probeSpent || !this.#outOfData || !this.#rtt.hasSample) return;
     for (;;) {
-      const e = this.#order.peek();
-      if (e === undefined) return;
-      if (e.p.state !== INFLIGHT || e.p.txNum !== e.tx) {
+      const p = this.#order.peek();
+      if (p === undefined) return;
+      if (p.state !== INFLIGHT || p.txNum !== this.#orderTx.peek()) {
         this.#order.shift();
+        this.#orderTx.shift();
         continue;
       }
-      this.#probeAt = e.p.sentAt + this.#probeDelay(e.p);
+      this.#probeAt = p.sentAt + this.#probeDelay(p);
       return;
     }
   }
@@ -470,9 +549,9 @@ export class ReliableSender {
   #fireProbe(now: number): void {
     this.#probeAt = undefined;
     if (this.#probeSpent) return;
-    for (const e of this.#order) {
-      const p = e.p;
-      if (p.state !== INFLIGHT || p.txNum !== e.tx) continue;
+    for (let i = 0; i < this.#order.length; i++) {
+      const p = this.#order.at(i) as SentPacket;
+      if (p.state !== INFLIGHT || p.txNum !== this.#orderTx.at(i)) continue;
       if (p.sentAt + this.#probeDelay(p) > now + TS_SLACK_MS) return;
       this.#probeSpent = true;
       this.stats.probes++;
@@ -525,7 +604,8 @@ export class ReliableSender {
         : p.size;
     this.cc.onAck(now, credit, p.sentAt, this.#rtt.srttOr(this.#cfg.initialRtoMs), !this.#appLimited);
     p.state = ACKED;
-    this.#unacked.delete(p.seq);
+    this.#unacked[p.seq & this.#mask] = undefined;
+    this.#unackedCount--;
     this.#unackedBytes -= p.size;
     this.stats.acked++;
   }
@@ -538,15 +618,20 @@ export class ReliableSender {
       this.stats.badAcks++;
       return false;
     }
-    const ranges: [number, number][] = [];
-    for (const g of ack.ranges) {
+    // The SACK ranges unwrapped, as start/end pairs in a reused buffer.
+    const nr = ack.ranges.length;
+    if (2 * nr > this.#rangeBuf.length) this.#rangeBuf = new Float64Array(2 * nr);
+    const rb = this.#rangeBuf;
+    for (let i = 0; i < nr; i++) {
+      const g = ack.ranges[i] as SackRange;
       const s = unwrap32(g.start, cum);
       const e = unwrap32(g.end, s);
       if (s < cum || e <= s || e > this.#nextSeq) {
         this.stats.badAcks++;
         return false;
       }
-      ranges.push([s, e]);
+      rb[2 * i] = s;
+      rb[2 * i + 1] = e;
     }
     const limit = unwrap32(ack.limit, this.#nextSeq);
     if (limit > this.#peerLimit) this.#peerLimit = limit;
@@ -555,7 +640,7 @@ export class ReliableSender {
     const sample = elapsedMs(now, ack.echoTs) - ack.ackDelay / 1000;
     // When the frame that triggered this ack was sent (our clock, echoed back).
     const triggerSentAt = now - elapsedMs(now, ack.echoTs);
-    if (this.#rtoUndoAt !== undefined && this.#acksNew(cum, ranges)) {
+    if (this.#rtoUndoAt !== undefined && this.#acksNew(cum, nr)) {
       // The first ack of new data after a timeout: if the frame that triggered it was sent before
       // the timeout, the data was not lost, only late (event-loop or scheduling lag): undo the
       // timeout (RFC 4015 Eifel response) instead of collapsing the window and resending it all.
@@ -565,16 +650,17 @@ export class ReliableSender {
     const before = this.stats.acked;
     this.#triggerLone = false;
     for (let s = this.#sndUna; s < cum; s++) {
-      const p = this.#unacked.get(s);
+      const p = this.#unackedAt(s);
       if (p) this.#ackOne(now, p, triggerSentAt);
     }
-    for (const [s, e] of ranges) {
-      for (let q = Math.max(s, this.#sndUna); q < e; q++) {
-        const p = this.#unacked.get(q);
+    for (let i = 0; i < nr; i++) {
+      const e = rb[2 * i + 1] as number;
+      for (let q = Math.max(rb[2 * i] as number, this.#sndUna); q < e; q++) {
+        const p = this.#unackedAt(q);
         if (p) this.#ackOne(now, p, triggerSentAt);
       }
     }
-    while (this.#sndUna < this.#nextSeq && !this.#unacked.has(this.#sndUna)) this.#sndUna++;
+    while (this.#sndUna < this.#nextSeq && this.#unackedAt(this.#sndUna) === undefined) this.#sndUna++;
     // An ack that acknowledges nothing new (a periodic refresh, a window update, a duplicate)
     // echoes the frame that triggered an earlier ack: its round trip mixes that frame's old forward
     // delay with this ack's return delay, and read low after the delay grew (issue 11: 50 ms each
@@ -595,10 +681,14 @@ export class ReliableSender {
     return true;
   }
 
-  #acksNew(cum: number, ranges: readonly [number, number][]): boolean {
+  /** Whether the ack (cumulative `cum`, the first `nr` ranges of `#rangeBuf`) acks anything new. */
+  #acksNew(cum: number, nr: number): boolean {
     if (cum > this.#sndUna) return true;
-    for (const [s, e] of ranges) {
-      for (let q = Math.max(s, this.#sndUna); q < e; q++) if (this.#unacked.has(q)) return true;
+    const rb = this.#rangeBuf;
+    for (let i = 0; i < nr; i++) {
+      const e = rb[2 * i + 1] as number;
+      for (let q = Math.max(rb[2 * i] as number, this.#sndUna); q < e; q++)
+        if (this.#unackedAt(q) !== undefined) return true;
     }
     return false;
   }
@@ -610,9 +700,9 @@ export class ReliableSender {
   #undoRto(): void {
     this.stats.rtoUndone++;
     this.cc.undo();
-    for (const e of this.#order) {
-      const p = e.p;
-      if (p.state === LOST && p.txNum === e.tx) {
+    for (let i = 0; i < this.#order.length; i++) {
+      const p = this.#order.at(i) as SentPacket;
+      if (p.state === LOST && p.txNum === this.#orderTx.at(i)) {
         p.state = INFLIGHT;
         this.#bytesInFlight += p.size;
       }
@@ -654,20 +744,22 @@ export class ReliableSender {
     const fast = !this.#reorderSeen;
     this.#lossAt = undefined;
     for (;;) {
-      const e = this.#order.peek();
-      if (e === undefined) break;
-      const p = e.p;
-      if (p.state !== INFLIGHT || p.txNum !== e.tx) {
+      const p = this.#order.peek();
+      if (p === undefined) break;
+      const tx = this.#orderTx.peek() as number;
+      if (p.state !== INFLIGHT || p.txNum !== tx) {
         this.#order.shift();
+        this.#orderTx.shift();
         continue;
       }
-      if (e.tx >= this.#largestAckedTx) break;
+      if (tx >= this.#largestAckedTx) break;
       if (
-        this.#largestAckedTx - e.tx >= this.#cfg.packetThreshold ||
+        this.#largestAckedTx - tx >= this.#cfg.packetThreshold ||
         now >= p.sentAt + lossDelay ||
         (fast && now >= p.sentAt + minRtt)
       ) {
         this.#order.shift();
+        this.#orderTx.shift();
         this.#markLost(now, p, true);
         continue;
       }
@@ -698,8 +790,9 @@ export class ReliableSender {
         // Every unacknowledged packet in flight is presumed lost (SACK scoreboard, RFC 6675 §5.1).
         // Their entries stay in the transmission order (now stale) so that `#undoRto` can find
         // them again; loss detection skips and drops stale entries.
-        for (const e of this.#order) {
-          if (e.p.state === INFLIGHT && e.p.txNum === e.tx) this.#markLost(now, e.p, false);
+        for (let i = 0; i < this.#order.length; i++) {
+          const p = this.#order.at(i) as SentPacket;
+          if (p.state === INFLIGHT && p.txNum === this.#orderTx.at(i)) this.#markLost(now, p, false);
         }
         this.#lossAt = undefined;
         // Back-to-back timeouts (no ack since) are undone together, judged from the first.
@@ -715,10 +808,12 @@ export class ReliableSender {
    * sent gets it); returns how many packets were discarded.
    */
   reset(isn = 0): number {
-    const n = this.#queue.packets + this.#unacked.size;
+    const n = this.#queue.packets + this.#unackedCount;
     this.#queue.clear();
-    this.#unacked.clear();
+    this.#unacked.fill(undefined);
+    this.#unackedCount = 0;
     this.#order.clear();
+    this.#orderTx.clear();
     this.#retx.clear();
     this.#unackedBytes = 0;
     this.#nextSeq = isn;
