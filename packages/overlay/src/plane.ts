@@ -155,6 +155,22 @@ function withTtl(h: OverlayHeader, ttl: number): OverlayHeader {
   return { src: h.src, srcPort: h.srcPort, dst: h.dst, dstPort: h.dstPort, dstKind: h.dstKind, ttl };
 }
 
+/** The last header passed on and its copy with the hop limit one less (headers are immutable). */
+let lastIn: OverlayHeader | undefined;
+let lastOut: OverlayHeader | undefined;
+
+/**
+ * `withTtl(h, h.ttl - 1)`, the same object for consecutive packets with the same header (a flow's:
+ * the decoder returns one header object for them), not one per forwarded packet (issue 10).
+ */
+function decremented(h: OverlayHeader): OverlayHeader {
+  if (h !== lastIn || lastOut === undefined) {
+    lastIn = h;
+    lastOut = withTtl(h, h.ttl - 1);
+  }
+  return lastOut;
+}
+
 /** Big-endian u32 at `i` (the caller checked the length). */
 function peekU32(b: Uint8Array, i: number): number {
   return (
@@ -441,7 +457,7 @@ export class OverlayPlane {
         return false;
       }
     }
-    const r = this.driver.send(next, d.channel, withTtl(h, h.ttl - 1), d.payload, flow);
+    const r = this.driver.send(next, d.channel, decremented(h), d.payload, flow);
     if (r === SendResult.Ok) {
       this.counters.forwarded++;
       return true;
@@ -713,7 +729,7 @@ export class OverlayPlane {
       this.counters.ttlExpired++;
       return;
     }
-    const out = transit ? withTtl(h, h.ttl - 1) : h;
+    const out = transit ? decremented(h) : h;
     const flow = this.#flowKey(h);
     for (const next of hops.nextHops) {
       const r = this.driver.send(next, channel, out, payload, flow);
