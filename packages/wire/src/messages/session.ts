@@ -429,13 +429,27 @@ const bodyByTag: ReadonlyMap<string, SessionBody<SessionMessage>> = new Map(bodi
 /** Bytes the payload form adds in front of the body (the type byte). */
 export const SESSION_PAYLOAD_TYPE_BYTES = 1;
 
-const payloadWriter = new Writer(2048);
+const payloadWriter = new Writer(0);
 const payloadReader = new Reader(new Uint8Array(0));
+
+/**
+ * Payloads are encoded straight into a shared slab and returned as views of it, instead of
+ * encoded and then copied into a fresh ArrayBuffer each (a copy and an ArrayBuffer per segment a
+ * sending daemon sends, issue 10). A slab is never written again where a view was handed out: a
+ * new one is started when less than `PAYLOAD_SLAB_ROOM` is left, and a payload that outgrows the
+ * room gets a buffer of its own. So a payload stays valid for as long as anyone holds it, like a
+ * fresh buffer; its `buffer` is shared, though (`byteOffset` is not 0).
+ */
+const PAYLOAD_SLAB_BYTES = 64 * 1024;
+const PAYLOAD_SLAB_ROOM = 4096;
+let payloadSlab = new Uint8Array(PAYLOAD_SLAB_BYTES);
+let payloadSlabAt = 0;
 
 /**
  * Encodes a session message in the payload form: its type byte (0x30-0x36) and its body, without
  * the overlay header (the enclosing overlay packet carries `msg.header`) and without a frame header.
- * Returns a fresh Uint8Array. Throws WireError for a message that cannot be encoded.
+ * Returns a Uint8Array of its own, never written again (a view of a shared buffer, see
+ * `payloadSlab`). Throws WireError for a message that cannot be encoded.
  */
 export function encodeSessionPayload(msg: SessionMessage): Uint8Array {
   const b = typeof msg === "object" && msg !== null ? bodyByTag.get(msg._tag) : undefined;
@@ -445,10 +459,20 @@ export function encodeSessionPayload(msg: SessionMessage): Uint8Array {
       `not a session message: ${String((msg as { _tag?: unknown })?._tag)}`,
     );
   }
-  const w = payloadWriter.reset();
+  if (payloadSlabAt + PAYLOAD_SLAB_ROOM > PAYLOAD_SLAB_BYTES) {
+    payloadSlab = new Uint8Array(PAYLOAD_SLAB_BYTES);
+    payloadSlabAt = 0;
+  }
+  const slab = payloadSlab;
+  const start = payloadSlabAt;
+  const w = payloadWriter.target(slab, start);
   w.u8(b.type);
   b.encode(w, msg);
-  return w.finish();
+  const end = w.length;
+  // Outgrew the slab: the writer copied it into a buffer of its own; copy the payload out of that.
+  if (w.buffer !== slab) return w.buffer.slice(start, end);
+  payloadSlabAt = (end + 7) & ~7;
+  return slab.subarray(start, end);
 }
 
 /**
