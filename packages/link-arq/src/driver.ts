@@ -138,6 +138,7 @@ export class LinkDriver {
   receive(from: NodeId, data: Uint8Array): void {
     if (this.#stopped) return;
     let f: Frame;
+    // A LinkData frame (most datagrams) is a link message: no tag lookup.
     if (decodeLinkDataInto(data, this.#data)) f = this.#data;
     else {
       try {
@@ -149,10 +150,10 @@ export class LinkDriver {
         }
         throw err;
       }
-    }
-    if (!LINK_TAGS.has(f.msg._tag)) {
-      this.#opts.onOtherFrame?.(from, f);
-      return;
+      if (!LINK_TAGS.has(f.msg._tag)) {
+        this.#opts.onOtherFrame?.(from, f);
+        return;
+      }
     }
     const e = this.#links.get(f.sender);
     if (!e) {

@@ -30,7 +30,6 @@ const ACKED = 2;
  */
 interface SentPacket {
   seq: number;
-  readonly flow: FlowKey;
   readonly header: OverlayHeader;
   readonly payload: Uint8Array;
   /** Frame bytes on the wire. */
@@ -330,30 +329,33 @@ export class ReliableSender {
   /** Queues a packet; false (would-block) when a bound is reached. */
   accept(flow: FlowKey, header: OverlayHeader, payload: Uint8Array): boolean {
     const size = DATA_OVERHEAD_BYTES + payload.length;
-    if (!this.canAccept(flow, size)) {
+    // `canAccept`, with the queue's own check done by `enqueue` (not twice per packet).
+    if (
+      this.bufferedPackets >= this.#cfg.sendBufferPackets ||
+      this.bufferedBytes + size > this.#cfg.sendBufferBytes ||
+      !this.#queue.enqueue(
+        flow,
+        {
+          seq: -1,
+          header,
+          payload,
+          size,
+          sentAt: 0,
+          lone: false,
+          txNum: 0,
+          txCount: 0,
+          state: INFLIGHT,
+          fastLost: false,
+          probedSentAt: undefined,
+        },
+        size,
+      )
+    ) {
       this.#wantWritable = true;
       if (this.#queue.refusal(flow, size) === "flow-packets" && this.#blockedFlows.size < this.#cfg.maxFlows)
         this.#blockedFlows.add(flow);
       return false;
     }
-    this.#queue.enqueue(
-      flow,
-      {
-        seq: -1,
-        flow,
-        header,
-        payload,
-        size,
-        sentAt: 0,
-        lone: false,
-        txNum: 0,
-        txCount: 0,
-        state: INFLIGHT,
-        fastLost: false,
-        probedSentAt: undefined,
-      },
-      size,
-    );
     return true;
   }
 
