@@ -56,11 +56,19 @@ export const registry = new Registry<Message>(allMessageSpecs);
 const shared = new Writer(4096);
 let sharedBusy = false;
 
+let lastTag = "";
+let lastSpec: ReturnType<typeof registry.byTag>;
+
 function writeFrame(w: Writer, src: FrameSource, msg: Message, auth?: AuthTrailer): void {
   if (typeof src !== "object" || src === null)
     throw new TypeError("encode: src must be an object { sender, incarnation }");
   if (typeof msg !== "object" || msg === null) throw new TypeError("encode: msg must be a message object");
-  const spec = registry.byTag(msg._tag);
+  // The spec of the previous frame's tag, if the same (a run of LinkData frames): no Map lookup.
+  const spec = msg._tag === lastTag ? lastSpec : registry.byTag(msg._tag);
+  if (spec !== undefined) {
+    lastTag = msg._tag;
+    lastSpec = spec;
+  }
   if (spec === undefined)
     throw new WireError(WireErrorCode.UnknownType, `no wire type for message ${msg._tag}`);
   w.u16(MAGIC)
