@@ -490,6 +490,20 @@ export class OverlayPlane {
     return key;
   }
 
+  /** The key of the local flow `srcPort` to `dst:dstPort` (`#flowKey` of its packets' header). */
+  #localFlowKey(dst: NodeId, srcPort: number, dstPort: number): FlowKey {
+    const m = this.#lastFlow;
+    if (
+      m !== undefined &&
+      m.src === this.host.id &&
+      m.srcPort === srcPort &&
+      m.dst === dst &&
+      m.dstPort === dstPort
+    )
+      return m.key;
+    return this.#flowKey({ src: this.host.id, srcPort, dst, dstPort, dstKind: DestKind.Node, ttl: 0 });
+  }
+
   // ------------------------------------------------------------------ send path
 
   hasRoute(node: NodeId): boolean {
@@ -534,7 +548,7 @@ export class OverlayPlane {
    * without dropping any (0: a sender must wait, or report would-block).
    */
   localRoom(dst: NodeId, srcPort: number, dstPort: number): number {
-    const key = flowKeyOf({ src: this.host.id, srcPort, dst, dstPort, dstKind: DestKind.Node, ttl: 0 });
+    const key = this.#localFlowKey(dst, srcPort, dstPort);
     const f = this.#flows.get(key);
     const flowLen = f === undefined ? 0 : f.items.length - f.head;
     return Math.max(
@@ -554,7 +568,7 @@ export class OverlayPlane {
    * woken through `onWritable` once the link sends again.
    */
   sendRoom(to: NodeId, linkType: LinkType | number, srcPort: number, dstPort: number): number {
-    const key = flowKeyOf({ src: this.host.id, srcPort, dst: to, dstPort, dstKind: DestKind.Node, ttl: 0 });
+    const key = this.#localFlowKey(to, srcPort, dstPort);
     const f = this.#flows.get(key);
     let room = Number.POSITIVE_INFINITY;
     if (f !== undefined && f.head < f.items.length) room = 0;
