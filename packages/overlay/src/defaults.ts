@@ -31,7 +31,12 @@ export interface OverlayDefaults {
  * twice end to end and 250 ms none), hence `minRtoMs: 250`. End-to-end acks every 4 segments (or
  * 5 ms) instead of 2 (or 10 ms): each ack crosses every reliable link of the path back, and the
  * links already recover losses hop by hop. Under load (issue 10, `pnpm bench throughput`) acks
- * every 16 segments (or 5 ms): at 1,000 segments/s the 5 ms timer sends them (was 4 ms).
+ * every 16 segments, or 20 ms after the first unacknowledged one: at 1,000 segments/s the count
+ * sends them (62 acks/s), where a 5 ms timer sent about 200/s, each a packet and a link ack on every
+ * hop back; on loopback (`pnpm bench overlay-latency`) the five daemons spent 909 instead of 1,071
+ * µs of CPU per message of a stream (datagrams: 902 and 936), and on the 2-core machine, saturated
+ * in the netns latency bench, CPU is latency (issue 13). The send buffer (256 KiB) still holds
+ * 2.5 round trips of data at 1,000 messages/s; above 3,200 segments/s the count acts as before.
  *
  * Links: an ack every 8 data frames (or `maxAckDelayMs`, 2 ms) instead of every 2, still one per
  * event-loop turn at most (`ackCoalescing`) and at once on a hole or a duplicate. Each ack is a
@@ -49,7 +54,7 @@ export interface OverlayDefaults {
  * a `setImmediate` on the daemon's UDP host, the next event at the same instant in netsim).
  */
 export const DAEMON_DEFAULTS: OverlayDefaults = Object.freeze({
-  session: Object.freeze({ minRtoMs: 250, ackEvery: 16, ackDelayMs: 5, mss: 1300 }),
+  session: Object.freeze({ minRtoMs: 250, ackEvery: 16, ackDelayMs: 20, mss: 1300 }),
   link: Object.freeze({ ackEvery: 8 }),
   metric: Metric.ExpectedLatency,
   maxLocalQueue: DEFAULT_MAX_LOCAL_QUEUE,

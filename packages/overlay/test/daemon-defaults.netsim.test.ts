@@ -115,7 +115,7 @@ function run(seed: number): Result {
 
 describe("DAEMON_DEFAULTS: the daemon's exact settings in netsim", () => {
   it("are the settings the daemon documents (session and link ack frequency, RTO floor, mss)", () => {
-    expect(DAEMON_DEFAULTS.session).toEqual({ minRtoMs: 250, ackEvery: 16, ackDelayMs: 5, mss: 1300 });
+    expect(DAEMON_DEFAULTS.session).toEqual({ minRtoMs: 250, ackEvery: 16, ackDelayMs: 20, mss: 1300 });
     expect(DAEMON_DEFAULTS.coalesceWrites).toBe(true);
     expect(DAEMON_DEFAULTS.link).toEqual({ ackEvery: 8 });
     expect(Object.isFrozen(DAEMON_DEFAULTS)).toBe(true);

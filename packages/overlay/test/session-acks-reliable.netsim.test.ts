@@ -9,6 +9,7 @@
  * retransmission, far fewer packets back along the path, and the same one-way latency.
  */
 import { forEachSeed, Simulator } from "@spines-ts/netsim";
+import type { SessionConfig } from "@spines-ts/session";
 import { describe, expect, it } from "vitest";
 import { DAEMON_DEFAULTS, OverlayNode } from "../src/index.ts";
 import { RecordReader } from "./harness.ts";
@@ -31,9 +32,9 @@ interface Run {
   forwardRetransmissions: number;
 }
 
-function run(seed: number, sackAtOnce: boolean): Run {
+function run(seed: number, sessionOverrides: Partial<SessionConfig>, loss = 0.05, seconds = SECONDS): Run {
   const sim = new Simulator({ seed, traceCapacity: 0 });
-  const total = RATE * SECONDS;
+  const total = RATE * seconds;
   const sentAt = new Float64Array(total);
   const lat: number[] = [];
   let next = 0;
@@ -41,7 +42,7 @@ function run(seed: number, sackAtOnce: boolean): Run {
   let rxSid: number | undefined;
   const rx = new RecordReader(SIZE);
   const link = { ...DAEMON_DEFAULTS.link, congestion: { kind: "rate" as const, rateBytesPerMs: 2500 } };
-  const session = { ...DAEMON_DEFAULTS.session, reliableSackAtOnce: sackAtOnce };
+  const session = { ...DAEMON_DEFAULTS.session, ...sessionOverrides };
   for (const id of IDS) {
     sim.addNode(
       id,
@@ -71,7 +72,7 @@ function run(seed: number, sackAtOnce: boolean): Run {
     );
   }
   for (let i = 0; i + 1 < IDS.length; i++)
-    sim.connect(IDS[i] as number, IDS[i + 1] as number, { delayMs: 10, loss: 0.05 });
+    sim.connect(IDS[i] as number, IDS[i + 1] as number, { delayMs: 10, loss });
   const node = (id: number) => sim.program<OverlayNode>(id) as OverlayNode;
   if (!sim.runUntil(() => node(1).route(5)?.path.length === 5, 30_000))
     throw new Error(`seed ${seed}: no route`);
@@ -115,7 +116,7 @@ function run(seed: number, sackAtOnce: boolean): Run {
     if (e.type === "writable") push();
     prev?.(e, n);
   };
-  sim.runUntil(() => lat.length >= total, SECONDS * 1000 + 30_000);
+  sim.runUntil(() => lat.length >= total, seconds * 1000 + 30_000);
   const s = [...lat].sort((a, b) => a - b);
   return {
     delivered: lat.length,
@@ -133,8 +134,8 @@ describe("session acks over reliable links (issue 10)", () => {
     const lazy: Run[] = [];
     const eager: Run[] = [];
     forEachSeed(Number(process.env.SESSION_ACK_SEEDS ?? 8), (seed) => {
-      const l = run(seed, false);
-      const e = run(seed, true);
+      const l = run(seed, {});
+      const e = run(seed, { reliableSackAtOnce: true });
       for (const r of [l, e]) {
         expect(r.delivered).toBe(RATE * SECONDS);
         expect(r.inOrder).toBe(true);
@@ -154,5 +155,39 @@ describe("session acks over reliable links (issue 10)", () => {
     const avg = (rs: Run[], k: "meanMs" | "p99Ms") => rs.reduce((a, r) => a + r[k], 0) / rs.length;
     expect(avg(lazy, "meanMs")).toBeLessThan(avg(eager, "meanMs") * 1.02);
     expect(avg(lazy, "p99Ms")).toBeLessThan(avg(eager, "p99Ms") * 1.05);
+  });
+
+  it("at 1,000 segments/s the ack goes after 16 segments, not on the 5 ms timer: under half the acks, same latency", () => {
+    // issue 13: each session ack is a packet on every link of the path back (and a link ack for it
+    // on each); with `ackDelayMs` 5 the timer sent one about every 5 segments at 1,000 segments/s
+    const seconds = 2;
+    const total = RATE * seconds;
+    const now: Run[] = [];
+    const old: Run[] = [];
+    forEachSeed(Number(process.env.SESSION_ACK_SEEDS ?? 4), (seed) => {
+      for (const loss of [0, 0.05]) {
+        const d = run(seed, {}, loss, seconds);
+        const o = run(seed, { ackDelayMs: 5 }, loss, seconds);
+        for (const r of [d, o]) {
+          expect(r.delivered).toBe(total);
+          expect(r.inOrder).toBe(true);
+          expect(r.e2eRetransmissions).toBe(0);
+        }
+        // DAEMON_DEFAULTS: one ack per 16 segments (plus the few a link resends); 5 ms: one per ~6
+        expect(d.backPackets * 12, `seed ${seed} loss ${loss}`).toBeLessThan(total);
+        expect(d.backPackets * 2, `seed ${seed} loss ${loss}`).toBeLessThan(o.backPackets);
+        console.log(
+          `seed ${seed} loss ${loss}: packets back ${d.backPackets} vs ${o.backPackets} (5 ms); mean ${d.meanMs.toFixed(2)} vs ${o.meanMs.toFixed(2)} ms; p99 ${d.p99Ms.toFixed(1)} vs ${o.p99Ms.toFixed(1)} ms`,
+        );
+        if (loss > 0) {
+          now.push(d);
+          old.push(o);
+        }
+      }
+    });
+    // the acks never held data back (the send buffer and window are far larger than a round trip's)
+    const avg = (rs: Run[], k: "meanMs" | "p99Ms") => rs.reduce((a, r) => a + r[k], 0) / rs.length;
+    expect(avg(now, "meanMs")).toBeLessThan(avg(old, "meanMs") * 1.02);
+    expect(avg(now, "p99Ms")).toBeLessThan(avg(old, "p99Ms") * 1.05);
   });
 });
