@@ -277,9 +277,21 @@ class ClientConnection {
    * Handles the frames read so far, at most {@link FRAMES_PER_TURN} per event-loop turn: a chunk
    * of pipelined requests (a 64 KiB read holds thousands of PINGs) is answered in slices, with the
    * socket paused in between, so the daemon's UDP sockets and timers keep running — handled in one
-   * go they stalled it for seconds, long enough for its peers to declare it dead.
+   * go they stalled it for seconds, long enough for its peers to declare it dead. The stream writes
+   * of one slice go out together, in full segments, when it ends (`SessionService.cork`): no host
+   * callback per read for it (issue 13).
    */
   #drain(): void {
+    const service = this.#srv.opts.service;
+    service.cork?.();
+    try {
+      this.#drainSlice();
+    } finally {
+      service.uncork?.();
+    }
+  }
+
+  #drainSlice(): void {
     let n = 0;
     while (this.#next < this.#backlog.length) {
       if (this.#closed) {

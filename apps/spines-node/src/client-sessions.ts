@@ -333,6 +333,14 @@ export class ClientSessions implements SessionService {
     node.onWritable = () => this.wake();
   }
 
+  cork(): void {
+    this.node.cork();
+  }
+
+  uncork(): void {
+    this.node.uncork();
+  }
+
   /** Wraps a session the endpoint accepted; it rides the link type its initiator chose. */
   adopt(sid: number): CoreStream {
     const i = this.node.info(sid);

@@ -96,4 +96,11 @@ export interface SessionService {
   sessions(): SessionInfo[];
   /** Closes every session and listener (SIGTERM); resolves when the peers have been told. */
   shutdown(): Promise<void>;
+  /**
+   * The client server hands over a batch of frames (one client-socket read): stream writes until
+   * `uncork` may be held and sent together, in full segments (`OverlayNode.cork`).
+   */
+  cork?(): void;
+  /** The batch is over: send what the writes since `cork` left unsent. */
+  uncork?(): void;
 }

@@ -200,13 +200,26 @@ export class OverlayNode implements NodeProgram {
   /** `coalesceWrites`: streams hold new segments until the uncork at the end of the turn. */
   readonly #coalesce: boolean;
   #corked = false;
-  /** Turns whose stream writes were held to the end of the turn (`coalesceWrites`). */
+  /** `cork()` depth: streams hold new segments until the matching `uncork()`. */
+  #held = 0;
+  /** A stream was written while held (`uncork` has segments to send). */
+  #heldWrites = false;
+  /** Batches of stream writes released together (end of a turn with `coalesceWrites`, or `uncork`). */
   uncorks = 0;
   readonly #uncork = (): void => {
     this.#corked = false;
+    if (this.#held > 0) {
+      this.#heldWrites = true; // the outer `uncork()` sends them
+      return;
+    }
+    this.#release();
+  };
+
+  #release(): void {
+    this.#heldWrites = false;
     this.uncorks++;
     this.sessions.transportWritable();
-  };
+  }
 
   constructor(host: Host, opts: OverlayNodeOptions) {
     if (typeof opts !== "object" || opts === null) throw new TypeError("OverlayNode: options required");
@@ -244,7 +257,7 @@ export class OverlayNode implements NodeProgram {
       sendRoom: (to, linkType, srcPort, dstPort) =>
         to === self
           ? Number.POSITIVE_INFINITY
-          : this.#corked
+          : this.#corked || this.#held > 0
             ? 0
             : this.plane.sendRoom(to, linkType, srcPort, dstPort),
       onEvent: (e) => this.onEvent?.(e, this),
@@ -408,8 +421,29 @@ export class OverlayNode implements NodeProgram {
   accept(port: number): number | undefined {
     return this.sessions.accept(port);
   }
+  /**
+   * Holds every stream's new segments (their transport room reads 0) until the matching `uncork`,
+   * which sends them at once, cut into full `mss` segments: `coalesceWrites` for a caller that knows
+   * where its batch of writes ends (the daemon: the DATA frames of one client-socket read), without
+   * the host callback per turn (in the daemon a `setImmediate` and two moves of the precise timer's
+   * deadline, a futex wake of its thread each: issue 13). Calls nest; writes inside schedule nothing.
+   */
+  cork(): void {
+    this.#held++;
+  }
+
+  /** Ends a `cork`: the outermost one sends what the writes since left unsent (same instant). */
+  uncork(): void {
+    if (this.#held === 0) return;
+    this.#held--;
+    // A turn's scheduled uncork still pending (writes before the cork) sends them all then.
+    if (this.#held > 0 || this.#corked || !this.#heldWrites) return;
+    this.#release();
+  }
+
   write(sid: number, bytes: Uint8Array): number {
-    if (this.#coalesce && !this.#corked) {
+    if (this.#held > 0) this.#heldWrites = true;
+    else if (this.#coalesce && !this.#corked) {
       // Held until the end of this turn (`coalesceWrites`); the stream merges later writes into
       // its unsent tail segment meanwhile.
       this.#corked = true;
