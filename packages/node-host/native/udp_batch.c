@@ -45,6 +45,8 @@
 #define RX_BUF 65536          /* bytes per record (a GRO record can be 64 KiB) */
 #define RX_BUDGET_RECORDS 64  /* records per JS callback */
 #define RX_BUDGET_CALLS 8     /* JS callbacks per readable event, then back to the loop */
+#define RX_BUDGET_DATAGRAMS 512 /* about this many datagrams per readable event (a GRO record holds up to 64),
+                                   so timers and other sockets wait at most that much work */
 #define META_COLS 5           /* offset, length, segment size, port, address index */
 #define MAX_ADDRS 8           /* distinct source addresses per batch (more: the batch ends) */
 #define TX_MAX 1024           /* datagrams per send call */
@@ -203,11 +205,15 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     if (s->closing) return;
   }
   if (!(events & UV_READABLE)) return;
-  for (int calls = 0; calls < RX_BUDGET_CALLS && !s->closing; calls++) {
+  uint32_t datagrams = 0;
+  for (int calls = 0; calls < RX_BUDGET_CALLS && datagrams < RX_BUDGET_DATAGRAMS && !s->closing; calls++) {
     int empty = 0;
-    while (s->stage_count < RX_BUDGET_RECORDS) {
+    while (s->stage_count < RX_BUDGET_RECORDS && datagrams < RX_BUDGET_DATAGRAMS) {
       unsigned want = RX_BUDGET_RECORDS - s->stage_count;
       if (want > RX_VLEN) want = RX_VLEN;
+      /* a GRO record holds up to 64 datagrams: read no more records than the budget has room for */
+      unsigned room = s->gro ? (RX_BUDGET_DATAGRAMS - datagrams + 63) / 64 : RX_BUDGET_DATAGRAMS - datagrams;
+      if (want > room) want = room;
       for (unsigned i = 0; i < want; i++) {
         s->rx_msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
         s->rx_msgs[i].msg_hdr.msg_controllen = s->gro ? sizeof s->rx_ctl[i] : 0;
@@ -252,6 +258,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         memcpy(s->stage + s->stage_len, s->rx + (size_t)i * RX_BUF, len);
         s->stage_len += len;
         s->stage_count++;
+        datagrams += seg > 0 && len > seg ? (len + seg - 1) / seg : 1;
       }
       if ((unsigned)n < want) {
         empty = 1;
