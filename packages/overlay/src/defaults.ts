@@ -33,9 +33,10 @@ export interface OverlayDefaults {
  * links already recover losses hop by hop. Under load (issue 10, `pnpm bench throughput`) acks
  * every 16 segments, or 20 ms after the first unacknowledged one: at 1,000 segments/s the count
  * sends them (62 acks/s), where a 5 ms timer sent about 200/s, each a packet and a link ack on every
- * hop back; on loopback (`pnpm bench overlay-latency`) the five daemons spent 909 instead of 1,071
- * µs of CPU per message of a stream (datagrams: 902 and 936), and on the 2-core machine, saturated
- * in the netns latency bench, CPU is latency (issue 13). The send buffer (256 KiB) still holds
+ * hop back; on loopback (`pnpm bench overlay-latency`, 0 % loss) the stream's extra CPU over
+ * datagrams, summed over the five daemons, fell from 128–135 to 61–66 µs per message with this and
+ * the client server's cork together (docs/sessions.md), and on the 2-core machine, saturated in the
+ * netns latency bench, CPU is latency (issue 13). The send buffer (256 KiB) still holds
  * 2.5 round trips of data at 1,000 messages/s; above 3,200 segments/s the count acts as before.
  *
  * Links: an ack every 8 data frames (or `maxAckDelayMs`, 2 ms) instead of every 2, still one per
