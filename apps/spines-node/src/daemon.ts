@@ -223,6 +223,7 @@ export class SpinesDaemon {
       {
         id: cfg.id,
         udp: d.bound.udp,
+        udpIo: d.host.io,
         neighbors: cfg.neighbors.length,
         control: cfg.control,
         clients: cfg.clientSocket,
@@ -346,6 +347,8 @@ export class SpinesDaemon {
       pid: process.pid,
       uptimeMs: Math.round(now - this.startedAt),
       udp: this.bound.udp,
+      /** "batch" (node-host's batched recvmmsg/sendmmsg/GSO addon) or "dgram" (node:dgram). */
+      udpIo: this.host.io,
       neighbors: this.#config.neighbors.length,
       clients: this.clients.stats.connections,
       sessions: this.sessions.sessions().length,

@@ -2,6 +2,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ControlClient } from "@spines-ts/daemon-kit";
+import { BatchSocket } from "@spines-ts/node-host";
 import { Rng } from "@spines-ts/primitives";
 import { allMessageSpecs, DestKind, encode, HEADER_BYTES, MAGIC, VERSION } from "@spines-ts/wire";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -60,9 +61,11 @@ describe("spines-node daemon (spawned)", () => {
   });
 
   it("answers every control command", async () => {
-    const status = await ctl.call<{ id: number; udp: string }>("status");
+    const status = await ctl.call<{ id: number; udp: string; udpIo: string }>("status");
     expect(status.id).toBe(1);
     expect(status.udp).toBe(`127.0.0.1:${udpPort}`);
+    // the batched socket whenever node-host's addon is built (CI builds it)
+    expect(status.udpIo).toBe(BatchSocket.available ? "batch" : "dgram");
     const neighbors = await ctl.call<{ id: number; endpoint: string }[]>("neighbors");
     expect(neighbors.map((n) => [n.id, n.endpoint])).toEqual([[2, `127.0.0.1:${rawPort}`]]);
     const links = await ctl.call<{ neighbor: number }[]>("links");
