@@ -79,9 +79,17 @@ describe("the compliance suite catches a broken host", () => {
   });
 
   it("a loop of immediates for a sub-millisecond wait fails the no-spinning case", async () => {
-    await expect(runComplianceCase(byName("waiting for a sub-millisecond"), legacyPair)).rejects.toThrow(
-      /wakeups for one deadline 0.9 ms away/,
-    );
+    // The spinning host wakes once per event-loop turn for 0.9 ms; on a loaded machine (the full
+    // suite runs files in parallel) a turn can take 0.3 ms, and then it stays under the case's 3.
+    // So: up to 5 attempts, at least one must be caught (a correct host is never caught).
+    const errors: string[] = [];
+    for (let i = 0; i < 5 && errors.length === 0; i++) {
+      await runComplianceCase(byName("waiting for a sub-millisecond"), legacyPair).catch((e: Error) =>
+        errors.push(e.message),
+      );
+    }
+    expect(errors.length).toBe(1);
+    expect(errors[0]).toMatch(/wakeups for one deadline 0.9 ms away/);
   });
 
   it("the legacy host still passes the ordering case (the suite is not just failing everything)", async () => {
